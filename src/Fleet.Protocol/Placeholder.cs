@@ -1,0 +1,1 @@
+namespace Fleet.Protocol; internal static class Placeholder {}
