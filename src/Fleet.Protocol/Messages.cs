@@ -1,0 +1,277 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Fleet.Protocol;
+
+/// <summary>Any frame of the WiFiDogX protocol. <see cref="Type"/> is the wire "type".</summary>
+public interface IWireMessage
+{
+    string Type { get; }
+}
+
+/// <summary>A frame a device sends to the controller.</summary>
+public interface IDeviceMessage : IWireMessage;
+
+/// <summary>A frame the controller sends to a device.</summary>
+public interface IServerMessage : IWireMessage;
+
+/// <summary>A device's answer to a request; upstream firmware echoes the request's req_id.</summary>
+public interface IDeviceResponse : IDeviceMessage
+{
+    ReqId? ReqId { get; }
+    /// <summary>The device's error text when this is an error answer, else null.</summary>
+    string? ErrorText { get; }
+}
+
+/// <summary>A request from the controller to a device.</summary>
+public interface IServerRequest : IServerMessage
+{
+    ReqId? ReqId { get; init; }
+}
+
+// ---------------------------------------------------------------- shared shapes
+
+public sealed record DeviceInfo
+{
+    [JsonPropertyName("ap_device_id")] public string? ApDeviceId { get; init; }
+    [JsonPropertyName("ap_mac_address")] public string? ApMacAddress { get; init; }
+    [JsonPropertyName("ap_longitude")] public string? ApLongitude { get; init; }
+    [JsonPropertyName("ap_latitude")] public string? ApLatitude { get; init; }
+    [JsonPropertyName("location_id")] public string? LocationId { get; init; }
+}
+
+public sealed record GatewayReport
+{
+    [JsonPropertyName("gw_id")] public string? GwId { get; init; }
+    [JsonPropertyName("gw_channel")] public string? GwChannel { get; init; }
+    [JsonPropertyName("gw_address_v4")] public string? GwAddressV4 { get; init; }
+    [JsonPropertyName("gw_address_v6")] public string? GwAddressV6 { get; init; }
+    [JsonPropertyName("auth_mode")] public int? AuthMode { get; init; }
+    [JsonPropertyName("gw_interface")] public string? GwInterface { get; init; }
+}
+
+/// <summary>System figures newer firmware adds to heartbeats (EXTENSIONS.md); numbers may come as strings.</summary>
+public sealed record SystemFigures
+{
+    [JsonPropertyName("sys_uptime"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? SysUptime { get; init; }
+    [JsonPropertyName("sys_memfree"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? SysMemfree { get; init; }
+    [JsonPropertyName("sys_load"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public double? SysLoad { get; init; }
+    [JsonPropertyName("nf_conntrack_count"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? NfConntrackCount { get; init; }
+    [JsonPropertyName("cpu_usage"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public double? CpuUsage { get; init; }
+    [JsonPropertyName("cpu_temp"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public double? CpuTemp { get; init; }
+    [JsonPropertyName("wifidog_uptime"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? WifidogUptime { get; init; }
+    [JsonPropertyName("online_clients"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? OnlineClients { get; init; }
+    [JsonPropertyName("offline_clients"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? OfflineClients { get; init; }
+}
+
+// ---------------------------------------------------------------- device → server
+
+/// <summary>connect and heartbeat carry the same report (seed 1.1 and 1.2).</summary>
+public abstract record DeviceReport : IDeviceMessage
+{
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public abstract string Type { get; }
+    [JsonPropertyName("device_id")] public string? DeviceId { get; init; }
+    [JsonPropertyName("device_info")] public DeviceInfo? DeviceInfo { get; init; }
+    [JsonPropertyName("gateway")] public IReadOnlyList<GatewayReport>? Gateway { get; init; }
+    /// <summary>0 cloud, 1 bypass, 2 local (newer firmware).</summary>
+    [JsonPropertyName("mode")] public int? Mode { get; init; }
+
+    // Newer firmware puts these at the top level of a heartbeat.
+    [JsonPropertyName("sys_uptime"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? SysUptime { get; init; }
+    [JsonPropertyName("sys_memfree"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? SysMemfree { get; init; }
+    [JsonPropertyName("sys_load"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public double? SysLoad { get; init; }
+    [JsonPropertyName("nf_conntrack_count"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? NfConntrackCount { get; init; }
+    [JsonPropertyName("cpu_usage"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public double? CpuUsage { get; init; }
+    [JsonPropertyName("cpu_temp"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public double? CpuTemp { get; init; }
+    [JsonPropertyName("wifidog_uptime"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? WifidogUptime { get; init; }
+    [JsonPropertyName("online_clients"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? OnlineClients { get; init; }
+    [JsonPropertyName("offline_clients"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? OfflineClients { get; init; }
+
+    public SystemFigures Figures() => new()
+    {
+        SysUptime = SysUptime, SysMemfree = SysMemfree, SysLoad = SysLoad, NfConntrackCount = NfConntrackCount,
+        CpuUsage = CpuUsage, CpuTemp = CpuTemp, WifidogUptime = WifidogUptime,
+        OnlineClients = OnlineClients, OfflineClients = OfflineClients,
+    };
+}
+
+public sealed record ConnectMessage : DeviceReport
+{
+    public const string TypeName = "connect";
+    public override string Type => TypeName;
+}
+
+public sealed record HeartbeatMessage : DeviceReport
+{
+    public const string TypeName = "heartbeat";
+    public override string Type => TypeName;
+}
+
+public sealed record KickoffResponse : IDeviceResponse
+{
+    public const string TypeName = "kickoff_response";
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
+    [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
+    [JsonPropertyName("status")] public string? Status { get; init; }
+    [JsonPropertyName("client_ip")] public string? ClientIp { get; init; }
+    [JsonPropertyName("client_mac")] public string? ClientMac { get; init; }
+    [JsonPropertyName("message")] public string? Message { get; init; }
+    [JsonIgnore] public string? ErrorText => null;
+}
+
+/// <summary>All four kickoff_error forms of the seed in one shape; absent fields stay null.</summary>
+public sealed record KickoffError : IDeviceResponse
+{
+    public const string TypeName = "kickoff_error";
+    public const string MissingFields = "Missing required fields in request";
+    public const string ClientNotFound = "Client not found";
+    public const string DeviceIdMismatch = "Device ID mismatch";
+    public const string GatewayIdMismatch = "Gateway ID mismatch";
+
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
+    [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
+    [JsonPropertyName("error")] public string? Error { get; init; }
+    [JsonPropertyName("client_ip")] public string? ClientIp { get; init; }
+    [JsonPropertyName("client_mac")] public string? ClientMac { get; init; }
+    [JsonPropertyName("expected_device_id")] public string? ExpectedDeviceId { get; init; }
+    [JsonPropertyName("actual_device_id")] public string? ActualDeviceId { get; init; }
+    [JsonPropertyName("expected_gw_id")] public string? ExpectedGwId { get; init; }
+    [JsonPropertyName("actual_gw_id")] public string? ActualGwId { get; init; }
+    [JsonIgnore] public string? ErrorText => Error ?? "kickoff_error";
+}
+
+public sealed record FirmwareInfoResponse : IDeviceResponse
+{
+    public const string TypeName = "firmware_info_response";
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
+    [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
+    /// <summary>Key/values of /etc/openwrt_release.</summary>
+    [JsonPropertyName("data")] public IReadOnlyDictionary<string, JsonElement>? Data { get; init; }
+    [JsonIgnore] public string? ErrorText => null;
+
+    /// <summary>The data as strings (numbers and other values keep their JSON text).</summary>
+    public IReadOnlyDictionary<string, string> DataAsStrings() =>
+        Data is null
+            ? new Dictionary<string, string>()
+            : Data.ToDictionary(kv => kv.Key, kv => kv.Value.ValueKind == JsonValueKind.String ? kv.Value.GetString()! : kv.Value.GetRawText());
+}
+
+/// <summary>
+/// Every other device answer: the seed's firmware_info_error, firmware_upgrade_response/_error and
+/// the answers of EXTENSIONS.md. They differ only in which of these optional fields they carry.
+/// </summary>
+public sealed record GenericResponse : IDeviceResponse
+{
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type { get; init; } = "";
+    [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
+    [JsonPropertyName("status")] public string? Status { get; init; }
+    [JsonPropertyName("message")] public string? Message { get; init; }
+    [JsonPropertyName("error")] public string? Error { get; init; }
+    [JsonPropertyName("data")] public JsonElement? Data { get; init; }
+    [JsonPropertyName("domains")] public IReadOnlyList<string>? Domains { get; init; }
+    [JsonIgnore] public bool IsError => Type.EndsWith("_error", StringComparison.Ordinal);
+    [JsonIgnore] public string? ErrorText => IsError ? Error ?? Type : null;
+}
+
+// ---------------------------------------------------------------- server → device
+
+public sealed record GatewayAuthMode
+{
+    [JsonPropertyName("gw_id")] public string? GwId { get; init; }
+    [JsonPropertyName("auth_mode")] public int? AuthMode { get; init; }
+}
+
+/// <summary>The controller's heartbeat reply: each gateway's auth_mode.</summary>
+public sealed record HeartbeatReply : IServerMessage
+{
+    public const string TypeName = "heartbeat";
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
+    [JsonPropertyName("gateway")] public IReadOnlyList<GatewayAuthMode>? Gateway { get; init; }
+}
+
+public sealed record AuthRequest : IServerRequest
+{
+    public const string TypeName = "auth";
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
+    [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
+    [JsonPropertyName("token")] public string? Token { get; init; }
+    [JsonPropertyName("client_ip")] public string? ClientIp { get; init; }
+    [JsonPropertyName("client_mac")] public string? ClientMac { get; init; }
+    [JsonPropertyName("client_name")] public string? ClientName { get; init; }
+    [JsonPropertyName("gw_id")] public string? GwId { get; init; }
+    [JsonPropertyName("once_auth")] public bool? OnceAuth { get; init; }
+}
+
+public sealed record KickoffRequest : IServerRequest
+{
+    public const string TypeName = "kickoff";
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
+    [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
+    [JsonPropertyName("client_ip")] public string? ClientIp { get; init; }
+    [JsonPropertyName("client_mac")] public string? ClientMac { get; init; }
+    [JsonPropertyName("device_id")] public string? DeviceId { get; init; }
+    [JsonPropertyName("gw_id")] public string? GwId { get; init; }
+}
+
+public sealed record TmpPassRequest : IServerRequest
+{
+    public const string TypeName = "tmp_pass";
+    public const int DefaultTimeoutSeconds = 300;
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
+    [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
+    [JsonPropertyName("client_mac")] public string? ClientMac { get; init; }
+    [JsonPropertyName("timeout")] public int? Timeout { get; init; }
+}
+
+public sealed record FirmwareUpgradeRequest : IServerRequest
+{
+    public const string TypeName = "firmware_upgrade";
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
+    [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
+    [JsonPropertyName("url")] public string? Url { get; init; }
+    [JsonPropertyName("force")] public bool? Force { get; init; }
+}
+
+public sealed record UpdateDeviceInfoRequest : IServerRequest
+{
+    public const string TypeName = "update_device_info";
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
+    [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
+    [JsonPropertyName("device_info")] public DeviceInfo? DeviceInfo { get; init; }
+}
+
+public sealed record SetWifiInfoRequest : IServerRequest
+{
+    public const string TypeName = "set_wifi_info";
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
+    [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
+    /// <summary>Per radio: channel, htmode, cell_density, interfaces[] — passed through as given.</summary>
+    [JsonPropertyName("data")] public JsonElement? Data { get; init; }
+}
+
+public sealed record SyncDomainsRequest : IServerRequest
+{
+    public const string TrustedTypeName = "sync_trusted_domain";
+    public const string WildcardTypeName = "sync_trusted_wildcard_domains";
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type { get; init; } = TrustedTypeName;
+    [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
+    [JsonPropertyName("domains")] public IReadOnlyList<string>? Domains { get; init; }
+}
+
+public sealed record GetClientInfoRequest : IServerRequest
+{
+    public const string TypeName = "get_client_info";
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
+    [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
+    [JsonPropertyName("mac")] public string? Mac { get; init; }
+}
+
+/// <summary>
+/// The requests that carry nothing but their type: get_firmware_info (seed) and get_status,
+/// reboot_device, get_wifi_info, get_sys_info, get_trusted_domains, get_trusted_wildcard_domains.
+/// </summary>
+public sealed record SimpleRequest : IServerRequest
+{
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type { get; init; } = "";
+    [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
+}

@@ -1,1 +1,0 @@
-namespace Fleet.Protocol; internal static class Placeholder {}

@@ -1,0 +1,55 @@
+namespace Fleet.Protocol;
+
+/// <summary>
+/// What a server→device request expects back: the type of its success answer, of its error answer,
+/// and whether it is one-way (no answer on success). One table for the seed and EXTENSIONS.md.
+/// </summary>
+public sealed record RequestKind(string Type, string? SuccessType, string? ErrorType)
+{
+    /// <summary>One-way requests (auth, tmp_pass, reboot_device) complete as delivered once sent.</summary>
+    public bool OneWay => SuccessType is null;
+}
+
+public static class RequestKinds
+{
+    public static readonly RequestKind Auth = new("auth", null, null);
+    public static readonly RequestKind Kickoff = new("kickoff", "kickoff_response", "kickoff_error");
+    public static readonly RequestKind TmpPass = new("tmp_pass", null, null);
+    public static readonly RequestKind GetFirmwareInfo = new("get_firmware_info", "firmware_info_response", "firmware_info_error");
+    public static readonly RequestKind FirmwareUpgrade = new("firmware_upgrade", "firmware_upgrade_response", "firmware_upgrade_error");
+    public static readonly RequestKind GetStatus = new("get_status", "get_status_response", "get_status_error");
+    public static readonly RequestKind RebootDevice = new("reboot_device", null, "reboot_device_error");
+    public static readonly RequestKind UpdateDeviceInfo = new("update_device_info", "update_device_info_response", "update_device_info_error");
+    public static readonly RequestKind GetWifiInfo = new("get_wifi_info", "get_wifi_info_response", "get_wifi_info_error");
+    public static readonly RequestKind SetWifiInfo = new("set_wifi_info", "set_wifi_info_response", "set_wifi_info_error");
+    public static readonly RequestKind GetSysInfo = new("get_sys_info", "get_sys_info_response", "get_sys_info_error");
+    public static readonly RequestKind SyncTrustedDomain = new("sync_trusted_domain", "sync_trusted_domain_response", "sync_trusted_domain_error");
+    public static readonly RequestKind GetTrustedDomains = new("get_trusted_domains", "get_trusted_domains_response", "get_trusted_domains_error");
+    public static readonly RequestKind SyncTrustedWildcardDomains = new("sync_trusted_wildcard_domains", "sync_trusted_wildcard_domains_response", "sync_trusted_wildcard_domains_error");
+    public static readonly RequestKind GetTrustedWildcardDomains = new("get_trusted_wildcard_domains", "get_trusted_wildcard_domains_response", "get_trusted_wildcard_domains_error");
+    public static readonly RequestKind GetClientInfo = new("get_client_info", "get_client_info_response", "get_client_info_error");
+
+    public static readonly IReadOnlyList<RequestKind> All =
+    [
+        Auth, Kickoff, TmpPass, GetFirmwareInfo, FirmwareUpgrade, GetStatus, RebootDevice, UpdateDeviceInfo,
+        GetWifiInfo, SetWifiInfo, GetSysInfo, SyncTrustedDomain, GetTrustedDomains, SyncTrustedWildcardDomains,
+        GetTrustedWildcardDomains, GetClientInfo,
+    ];
+
+    private static readonly Dictionary<string, RequestKind> ByType = All.ToDictionary(k => k.Type, StringComparer.Ordinal);
+    private static readonly Dictionary<string, RequestKind> ByAnswer = All
+        .SelectMany(k => new[] { (k.SuccessType, k), (k.ErrorType, k) })
+        .Where(p => p.Item1 is not null)
+        .ToDictionary(p => p.Item1!, p => p.k, StringComparer.Ordinal);
+
+    public static RequestKind? Find(string type) => ByType.GetValueOrDefault(type);
+
+    /// <summary>The request kind an answer type belongs to (kickoff_error → kickoff), or null.</summary>
+    public static RequestKind? ForAnswer(string answerType) => ByAnswer.GetValueOrDefault(answerType);
+
+    /// <summary>Answer types a device may send: every success and error type, plus request_error.</summary>
+    public static bool IsAnswerType(string type) => ByAnswer.ContainsKey(type) || type == RequestError;
+
+    /// <summary>Upstream firmware's answer to a request with a missing or unsupported type.</summary>
+    public const string RequestError = "request_error";
+}

@@ -1,0 +1,145 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Fleet.Protocol;
+
+/// <summary>
+/// The one set of value rules the controller, the admin API and the edge agent share.
+/// Each Check* returns null when the value is good, else a sentence naming the field and the value.
+/// Values that pass these rules are safe to put into an nft script or a process argument list.
+/// </summary>
+public static class Rules
+{
+    public const int MaxIdLength = 64;
+    public const int MaxDeviceIdLength = 128;
+    public const int MaxUrlLength = 2048;
+
+    /// <summary>aa:bb:cc:dd:ee:ff (or with '-'), any case. See <see cref="NormalizeMac"/>.</summary>
+    public static bool IsMac(string? value)
+    {
+        if (value is null || value.Length != 17) return false;
+        var sep = value[2];
+        if (sep is not (':' or '-')) return false;
+        for (var i = 0; i < 17; i++)
+        {
+            var c = value[i];
+            if (i % 3 == 2) { if (c != sep) return false; }
+            else if (!char.IsAsciiHexDigit(c)) return false;
+        }
+        return true;
+    }
+
+    /// <summary>The canonical form: lower case, colon separated.</summary>
+    public static string NormalizeMac(string mac) => mac.ToLowerInvariant().Replace('-', ':');
+
+    /// <summary>Dotted quad, four decimal parts 0–255, nothing else (IPAddress.TryParse accepts "1" and "0x1").</summary>
+    public static bool IsIPv4(string? value)
+    {
+        if (string.IsNullOrEmpty(value) || value.Length > 15) return false;
+        var parts = value.Split('.');
+        if (parts.Length != 4) return false;
+        foreach (var p in parts)
+        {
+            if (p.Length is 0 or > 3 || !p.All(char.IsAsciiDigit)) return false;
+            if (p.Length > 1 && p[0] == '0') return false;
+            if (int.Parse(p, CultureInfo.InvariantCulture) > 255) return false;
+        }
+        return true;
+    }
+
+    public static bool IsIPv6(string? value) =>
+        !string.IsNullOrEmpty(value) && value.Length <= 45 && value.Contains(':') && !value.Contains('%')
+        && value.All(c => char.IsAsciiHexDigit(c) || c is ':' or '.')
+        && IPAddress.TryParse(value, out var a) && a.AddressFamily == AddressFamily.InterNetworkV6;
+
+    public static bool IsIp(string? value) => IsIPv4(value) || IsIPv6(value);
+
+    /// <summary>Identifiers (gw_id, device_id): letters, digits and - _ . : @, no spaces or quotes.</summary>
+    public static bool IsIdentifier(string? value, int maxLength = MaxIdLength) =>
+        !string.IsNullOrEmpty(value) && value.Length <= maxLength
+        && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':' or '@');
+
+    public static bool IsGwId(string? value) => IsIdentifier(value);
+    public static bool IsDeviceId(string? value) => IsIdentifier(value, MaxDeviceIdLength);
+
+    /// <summary>
+    /// An absolute http(s) URL with a host, made only of characters that mean nothing to a shell:
+    /// letters, digits and - . _ ~ : / % + = , @ [ ]. No whitespace, quotes, ; | &amp; $ ` ? # etc.
+    /// </summary>
+    public static bool IsFirmwareUrl(string? value) =>
+        !string.IsNullOrEmpty(value) && value.Length <= MaxUrlLength
+        && value.All(c => char.IsAsciiLetterOrDigit(c) || "-._~:/%+=,@[]".Contains(c))
+        && Uri.TryCreate(value, UriKind.Absolute, out var uri)
+        && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps)
+        && !string.IsNullOrEmpty(uri.Host);
+
+    /// <summary>A trusted domain: host name labels, optionally "*." in front when wildcards are allowed.</summary>
+    public static bool IsDomain(string? value, bool allowWildcard)
+    {
+        if (string.IsNullOrEmpty(value) || value.Length > 253) return false;
+        var v = allowWildcard && value.StartsWith("*.", StringComparison.Ordinal) ? value[2..] : value;
+        var labels = v.Split('.');
+        return labels.Length >= 1 && labels.All(l =>
+            l.Length is > 0 and <= 63 && l[0] != '-' && l[^1] != '-' && l.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'));
+    }
+
+    public static string? CheckMac(string field, string? value) =>
+        IsMac(value) ? null : $"{field} '{value}' is not a MAC address (expected aa:bb:cc:dd:ee:ff)";
+
+    public static string? CheckIp(string field, string? value) =>
+        IsIp(value) ? null : $"{field} '{value}' is not an IPv4 or IPv6 address";
+
+    public static string? CheckIPv4(string field, string? value) =>
+        IsIPv4(value) ? null : $"{field} '{value}' is not an IPv4 address";
+
+    public static string? CheckIPv6(string field, string? value) =>
+        IsIPv6(value) ? null : $"{field} '{value}' is not an IPv6 address";
+
+    public static string? CheckGwId(string field, string? value) =>
+        IsGwId(value) ? null : $"{field} '{value}' is not a gateway id (1–{MaxIdLength} letters, digits or - _ . : @)";
+
+    public static string? CheckDeviceId(string field, string? value) =>
+        IsDeviceId(value) ? null : $"{field} '{value}' is not a device id (1–{MaxDeviceIdLength} letters, digits or - _ . : @)";
+
+    public static string? CheckFirmwareUrl(string field, string? value) =>
+        IsFirmwareUrl(value) ? null
+            : $"{field} '{value}' is not an absolute http(s) URL without whitespace or shell metacharacters";
+
+    public static string? CheckDomain(string field, string? value, bool allowWildcard) =>
+        IsDomain(value, allowWildcard) ? null
+            : $"{field} '{value}' is not a {(allowWildcard ? "wildcard domain (*.example.com) or " : "")}domain name";
+
+    public static string? CheckPositive(string field, long? value) =>
+        value is > 0 ? null : $"{field} must be a positive integer, got {value?.ToString(CultureInfo.InvariantCulture) ?? "null"}";
+
+    /// <summary>
+    /// Validates a server→device request the way the device would need it: every field it carries.
+    /// Returns the first problem, or null. <paramref name="knownGateways"/>, when non-empty, limits gw_id.
+    /// </summary>
+    public static string? CheckRequest(IServerRequest request, IReadOnlyCollection<string>? knownGateways = null)
+    {
+        string? Gw(string? gw) =>
+            CheckGwId("gw_id", gw)
+            ?? (knownGateways is { Count: > 0 } && !knownGateways.Contains(gw!)
+                ? $"gw_id '{gw}' is not a gateway of this device (known: {string.Join(", ", knownGateways)})" : null);
+
+        return request switch
+        {
+            AuthRequest a => CheckIp("client_ip", a.ClientIp) ?? CheckMac("client_mac", a.ClientMac) ?? Gw(a.GwId)
+                ?? (string.IsNullOrWhiteSpace(a.Token) || a.Token.Length > 256 ? "token must be a non-empty string of at most 256 characters" : null)
+                ?? (a.ClientName is { Length: > 128 } ? "client_name is longer than 128 characters" : null),
+            KickoffRequest k => CheckIp("client_ip", k.ClientIp) ?? CheckMac("client_mac", k.ClientMac)
+                ?? CheckDeviceId("device_id", k.DeviceId) ?? Gw(k.GwId),
+            TmpPassRequest t => CheckMac("client_mac", t.ClientMac)
+                ?? (t.Timeout is null ? null : CheckPositive("timeout", t.Timeout)),
+            FirmwareUpgradeRequest f => CheckFirmwareUrl("url", f.Url),
+            GetClientInfoRequest g => CheckMac("mac", g.Mac),
+            SyncDomainsRequest s => s.Domains!.Select((d, i) => CheckDomain($"domains[{i}]", d,
+                s.Type == SyncDomainsRequest.WildcardTypeName)).FirstOrDefault(e => e is not null),
+            UpdateDeviceInfoRequest u => u.DeviceInfo!.ApMacAddress is { } m ? CheckMac("device_info.ap_mac_address", m) : null,
+            SetWifiInfoRequest w => w.Data!.Value.ValueKind == System.Text.Json.JsonValueKind.Object ? null : "data must be an object keyed by radio",
+            _ => null,
+        };
+    }
+}
