@@ -1,0 +1,131 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Fleet.Protocol;
+
+namespace Fleet.Edge.Config;
+
+/// <summary>Reads and validates edge.json. Every problem names the key and says what is wrong.</summary>
+public static partial class ConfigLoader
+{
+    public sealed record Result(EdgeConfig? Config, IReadOnlyList<string> Errors)
+    {
+        public bool IsOk => Config is not null && Errors.Count == 0;
+    }
+
+    public static Result Load(string path)
+    {
+        string text;
+        try { text = File.ReadAllText(path); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return new(null, [$"config file '{path}' cannot be read: {ex.Message}"]);
+        }
+        return Parse(text);
+    }
+
+    public static Result Parse(string json)
+    {
+        EdgeConfig? config;
+        try
+        {
+            config = JsonSerializer.Deserialize(json, ConfigJsonContext.Default.EdgeConfig);
+        }
+        catch (JsonException ex)
+        {
+            return new(null, [Describe(ex)]);
+        }
+        if (config is null) return new(null, ["config file is empty (null), expected a JSON object"]);
+        var errors = Validate(config);
+        return new(errors.Count == 0 ? config : null, errors);
+    }
+
+    public static List<string> Validate(EdgeConfig c)
+    {
+        var errors = new List<string>();
+        void Check(string? problem) { if (problem is not null) errors.Add(problem); }
+
+        if (c.ControllerUrl is null) errors.Add("controller_url: missing (expected ws:// or wss:// URL of the controller)");
+        else if (!Uri.TryCreate(c.ControllerUrl, UriKind.Absolute, out var u) || (u.Scheme != "ws" && u.Scheme != "wss"))
+            errors.Add($"controller_url: '{c.ControllerUrl}' is not a ws:// or wss:// URL");
+
+        if (c.DeviceId is null) errors.Add("device_id: missing");
+        else Check(Rules.CheckDeviceId("device_id", c.DeviceId));
+
+        if (c.DeviceInfo?.ApMacAddress is { } apMac) Check(Rules.CheckMac("device_info.ap_mac_address", apMac));
+
+        if (c.Gateways is null || c.Gateways.Count == 0) errors.Add("gateways: missing or empty (expected at least one gateway)");
+        else
+        {
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            for (var i = 0; i < c.Gateways.Count; i++)
+            {
+                var g = c.Gateways[i];
+                var key = $"gateways[{i}]";
+                if (g is null) { errors.Add($"{key}: is null, expected an object"); continue; }
+                if (g.GwId is null) errors.Add($"{key}.gw_id: missing");
+                else if (Rules.CheckGwId($"{key}.gw_id", g.GwId) is { } bad) errors.Add(bad);
+                else if (!seen.Add(g.GwId)) errors.Add($"{key}.gw_id: '{g.GwId}' appears twice");
+                if (g.GwInterface is null) errors.Add($"{key}.gw_interface: missing (the client-facing interface, e.g. br-lan)");
+                else if (!IsInterfaceName(g.GwInterface))
+                    errors.Add($"{key}.gw_interface: '{g.GwInterface}' is not an interface name (1–15 letters, digits, - _ .)");
+                if (g.GwAddressV4 is not null) Check(Rules.CheckIPv4($"{key}.gw_address_v4", g.GwAddressV4));
+                if (g.GwAddressV6 is not null) Check(Rules.CheckIPv6($"{key}.gw_address_v6", g.GwAddressV6));
+                if (g.AuthMode < 0) errors.Add($"{key}.auth_mode: must be 0 or more, got {g.AuthMode}");
+            }
+        }
+
+        Check(Rules.CheckPositive("heartbeat_interval_seconds", c.HeartbeatIntervalSeconds));
+        Check(Rules.CheckPositive("reconnect_max_backoff_seconds", c.ReconnectMaxBackoffSeconds));
+
+        if (c.Firewall is null) errors.Add("firewall: is null, expected an object");
+        else
+        {
+            if (c.Firewall.Backend is not ("nftables" or "memory"))
+                errors.Add($"firewall.backend: '{c.Firewall.Backend}' is not one of nftables, memory");
+            if (c.Firewall.Table is null || !TableName().IsMatch(c.Firewall.Table))
+                errors.Add($"firewall.table: '{c.Firewall.Table}' is not an nft table name (letter or _, then letters, digits, _; at most 32)");
+            Check(Rules.CheckPositive("firewall.check_interval_seconds", c.Firewall.CheckIntervalSeconds));
+            if (string.IsNullOrWhiteSpace(c.Firewall.NftCommand)) errors.Add("firewall.nft_command: is empty");
+        }
+
+        CheckAbsolute(errors, "state_directory", c.StateDirectory);
+        CheckAbsolute(errors, "sysupgrade_command", c.SysupgradeCommand);
+        CheckAbsolute(errors, "reboot_command", c.RebootCommand);
+        CheckAbsolute(errors, "release_file", c.ReleaseFile);
+        return errors;
+    }
+
+    /// <summary>Linux IFNAMSIZ is 16 with the NUL; the character set keeps it safe inside an nft string.</summary>
+    public static bool IsInterfaceName(string? name) => name is not null && InterfaceName().IsMatch(name);
+
+    private static void CheckAbsolute(List<string> errors, string key, string? path)
+    {
+        if (string.IsNullOrEmpty(path)) errors.Add($"{key}: is empty, expected an absolute path");
+        else if (!Path.IsPathFullyQualified(path)) errors.Add($"{key}: '{path}' is not an absolute path");
+    }
+
+    private static string Describe(JsonException ex)
+    {
+        var key = ex.Path is null or "$" ? null : ex.Path.StartsWith("$.", StringComparison.Ordinal) ? ex.Path[2..] : ex.Path.TrimStart('$');
+        var m = ex.Message;
+        // STJ's texts name CLR types; say it in the file's terms instead.
+        var what = m.Contains("could not be mapped", StringComparison.Ordinal) ? "unknown key (misspelt?)"
+            : m.Contains("Int32", StringComparison.Ordinal) ? "expected an integer"
+            : m.Contains("Boolean", StringComparison.Ordinal) ? "expected true or false"
+            : m.Contains("System.String", StringComparison.Ordinal) ? "expected a string"
+            : m.Contains("IReadOnlyList", StringComparison.Ordinal) ? "expected an array"
+            : m.Contains("Fleet.", StringComparison.Ordinal) ? "expected an object"
+            : $"not valid JSON ({m})";
+        if (what.StartsWith("unknown key", StringComparison.Ordinal))
+        {
+            // For an unmapped member STJ's path stops at the parent; the message names the property.
+            var name = UnmappedName().Match(m);
+            if (name.Success) key = key is null ? name.Groups[1].Value : $"{key}.{name.Groups[1].Value}";
+        }
+        return key is null ? $"config file: {what}" : $"{key}: {what}";
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9_.-]{1,15}$")] private static partial Regex InterfaceName();
+    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]{0,31}$")] private static partial Regex TableName();
+    [GeneratedRegex("property '([^']+)'")] private static partial Regex UnmappedName();
+}

@@ -1,0 +1,71 @@
+using Akka.Actor;
+using Fleet.Edge.Config;
+using Fleet.Edge.Firewall;
+using Fleet.Edge.Link;
+using Fleet.Edge.Portal;
+using Fleet.Edge.Router;
+using Fleet.Protocol;
+
+namespace Fleet.Edge;
+
+/// <summary>What tests (and only tests) change about an agent: clocks, delays, where nft runs, /proc.</summary>
+public sealed record EdgeOverrides
+{
+    public IFirewallBackend? Backend { get; init; }
+    public LinkTimings? Timings { get; init; }
+    public TimeProvider? Time { get; init; }
+    /// <summary>Put before the nft command, e.g. ["ip", "netns", "exec", "ns1"].</summary>
+    public IReadOnlyList<string> NftPrefix { get; init; } = [];
+    public string ProcRoot { get; init; } = "/proc";
+    public TimeSpan? FirewallCheckInterval { get; init; }
+}
+
+/// <summary>
+/// The agent: one local ActorSystem (no remoting, no cluster) with three actors —
+/// firewall (portal state + nftables), router (firmware, reboot, /proc) and link (the WebSocket).
+/// </summary>
+public sealed class EdgeAgent : IAsyncDisposable
+{
+    public ActorSystem System { get; }
+    public IActorRef Firewall { get; }
+    public IActorRef Router { get; }
+    public IActorRef Link { get; }
+
+    private EdgeAgent(ActorSystem system, IActorRef firewall, IActorRef router, IActorRef link)
+    {
+        System = system;
+        Firewall = firewall;
+        Router = router;
+        Link = link;
+    }
+
+    /// <param name="config">A config <see cref="ConfigLoader"/> accepted.</param>
+    public static EdgeAgent Start(EdgeConfig config, EdgeOverrides? overrides = null)
+    {
+        overrides ??= new EdgeOverrides();
+        // Defaults only: nothing to configure for a single local actor system.
+        var system = ActorSystem.Create("fleet-edge", BootstrapSetup.Create());
+        var gateways = config.GatewayList.Select(g => (g.GwId!, g.GwInterface!, g.AuthMode)).ToList();
+        IFirewallBackend backend = overrides.Backend ?? (config.Firewall.Backend == "memory"
+            ? new MemoryFirewallBackend()
+            : new NftablesBackend(config.Firewall.Table, [.. overrides.NftPrefix, config.Firewall.NftCommand]));
+
+        var firewall = system.ActorOf(FirewallActor.Props(config.Id, gateways, backend, new StateStore(config.StateDirectory),
+            overrides.Time ?? TimeProvider.System,
+            overrides.FirewallCheckInterval ?? TimeSpan.FromSeconds(config.Firewall.CheckIntervalSeconds)), "firewall");
+        var router = system.ActorOf(RouterActor.Props(new RouterOptions(config.SysupgradeCommand, config.RebootCommand,
+            config.ReleaseFile, overrides.ProcRoot)), "router");
+
+        var identity = new DeviceIdentity(config.Id, config.DeviceInfo, config.GatewayList.Select(g => new GatewayReport
+        {
+            GwId = g.GwId, GwChannel = g.GwChannel, GwAddressV4 = g.GwAddressV4, GwAddressV6 = g.GwAddressV6,
+            AuthMode = g.AuthMode, GwInterface = g.GwInterface,
+        }).ToList());
+        var timings = overrides.Timings ?? LinkTimings.Default(TimeSpan.FromSeconds(config.HeartbeatIntervalSeconds),
+            TimeSpan.FromSeconds(config.ReconnectMaxBackoffSeconds));
+        var link = system.ActorOf(LinkActor.Props(new Uri(config.ControllerUrl!), identity, timings, firewall, router), "link");
+        return new EdgeAgent(system, firewall, router, link);
+    }
+
+    public async ValueTask DisposeAsync() => await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClrExitReason.Instance);
+}

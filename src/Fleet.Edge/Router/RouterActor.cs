@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Akka.Actor;
+using Akka.Event;
+using Fleet.Edge.Link;
+using Fleet.Protocol;
+
+namespace Fleet.Edge.Router;
+
+/// <summary>Where the router actor finds the system: executables, files, and how long a launch may fail fast.</summary>
+public sealed record RouterOptions(
+    string SysupgradeCommand,
+    string RebootCommand,
+    string ReleaseFile,
+    string ProcRoot = "/proc",
+    double LaunchGraceSeconds = 1.0);
+
+/// <summary>
+/// Answers the requests about the router itself: get_firmware_info, firmware_upgrade,
+/// reboot_device and get_sys_info. Executables are started with argument lists only; a URL reaches
+/// sysupgrade only after <see cref="Rules.IsFirmwareUrl"/> accepted it.
+/// </summary>
+public sealed class RouterActor : ReceiveActor
+{
+    public const string FirmwareInfoFailed = "Failed to execute command";
+    public const string UpgradeStarted = "Firmware upgrade initiated successfully";
+    public const string SysupgradeFailed = "Failed to execute sysupgrade command";
+    public const string RebootFailed = "Failed to execute reboot command";
+    public const string SysInfoFailed = "Failed to read system information";
+
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly RouterOptions _options;
+    private readonly Stopwatch _uptime = Stopwatch.StartNew();
+
+    public RouterActor(RouterOptions options)
+    {
+        _options = options;
+        Receive<SimpleRequest>(r => r.Type == RequestKinds.GetFirmwareInfo.Type, r => Reply(FirmwareInfo(r.ReqId)));
+        Receive<SimpleRequest>(r => r.Type == RequestKinds.GetSysInfo.Type, r => Reply(SysInfo(r.ReqId)));
+        ReceiveAsync<SimpleRequest>(r => r.Type == RequestKinds.RebootDevice.Type, async r =>
+        {
+            _log.Warning("Reboot requested by the controller");
+            // Success has no answer: the router goes down (EXTENSIONS.md).
+            if (!await Launch([_options.RebootCommand], []))
+                Reply(Error(RequestKinds.RebootDevice, r.ReqId, RebootFailed));
+        });
+        ReceiveAsync<FirmwareUpgradeRequest>(async r => Reply(await Upgrade(r)));
+    }
+
+    private void Reply(IDeviceMessage m) => Sender.Tell(new Outbound(m));
+
+    private IDeviceMessage FirmwareInfo(ReqId? reqId) =>
+        RouterInfo.ReadRelease(_options.ReleaseFile) is { } data
+            ? new FirmwareInfoResponse { ReqId = reqId, Data = data }
+            : Error(RequestKinds.GetFirmwareInfo, reqId, FirmwareInfoFailed);
+
+    private IDeviceMessage SysInfo(ReqId? reqId)
+    {
+        var info = RouterInfo.ReadSysInfo(_options.ProcRoot, _uptime.Elapsed);
+        if (info.SysUptime is null && info.SysMemfree is null && info.SysLoad is null)
+            return Error(RequestKinds.GetSysInfo, reqId, SysInfoFailed);
+        return new GenericResponse
+        {
+            Type = RequestKinds.GetSysInfo.SuccessType!, ReqId = reqId,
+            Data = JsonSerializer.SerializeToElement(info, RouterJsonContext.Default.SysInfo),
+        };
+    }
+
+    private async Task<IDeviceMessage> Upgrade(FirmwareUpgradeRequest r)
+    {
+        if (!Rules.IsFirmwareUrl(r.Url)) return Error(RequestKinds.FirmwareUpgrade, r.ReqId, Requests.FirmwareUrlInvalid);
+        string[] args = r.Force == true ? ["-F", r.Url!] : [r.Url!];
+        _log.Warning("Firmware upgrade from {0} (force: {1})", r.Url, r.Force == true);
+        // Answered as soon as sysupgrade runs: it reboots the router, and the seed answers before that.
+        return await Launch([_options.SysupgradeCommand], args)
+            ? new GenericResponse { Type = RequestKinds.FirmwareUpgrade.SuccessType!, ReqId = r.ReqId, Status = "success", Message = UpgradeStarted }
+            : Error(RequestKinds.FirmwareUpgrade, r.ReqId, SysupgradeFailed);
+    }
+
+    /// <summary>
+    /// Starts a command and leaves it running. It counts as failed when it cannot be started or
+    /// exits non-zero within the grace period (a missing image, a bad option): those the controller
+    /// should hear about, while a long download must not hold the answer back.
+    /// </summary>
+    private async Task<bool> Launch(IReadOnlyList<string> command, IEnumerable<string> args)
+    {
+        Process? p;
+        try
+        {
+            var psi = ProcessRunner.StartInfo(command, args, redirectStdin: false);
+            // Its output goes where ours goes (syslog under procd); a pipe nobody reads would block it.
+            psi.RedirectStandardOutput = false;
+            psi.RedirectStandardError = false;
+            p = Process.Start(psi);
+        }
+        catch (Exception ex) when (ex is System.ComponentModel.Win32Exception or InvalidOperationException or IOException)
+        {
+            _log.Error(ex, "Cannot start {0}", command[0]);
+            return false;
+        }
+        if (p is null) return false;
+        using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(_options.LaunchGraceSeconds));
+        try
+        {
+            await p.WaitForExitAsync(grace.Token);
+            var ok = p.ExitCode == 0;
+            if (!ok) _log.Error("{0} exited with {1}", command[0], p.ExitCode);
+            p.Dispose();
+            return ok;
+        }
+        catch (OperationCanceledException)
+        {
+            _ = p.WaitForExitAsync().ContinueWith(_ => p.Dispose(), TaskScheduler.Default);
+            return true;
+        }
+    }
+
+    private static GenericResponse Error(RequestKind kind, ReqId? reqId, string error) =>
+        new() { Type = kind.ErrorType!, ReqId = reqId, Error = error };
+
+    public static Props Props(RouterOptions options) => Akka.Actor.Props.Create(() => new RouterActor(options));
+}
