@@ -1,1 +1,34 @@
-Console.WriteLine("Fleet.Simulator");
+using Fleet.Simulator;
+
+var (options, error) = SimulatorOptions.Parse(args);
+if (args.Contains("--help") || args.Contains("-h"))
+{
+    Console.WriteLine(SimulatorOptions.Usage);
+    return 0;
+}
+if (options is null)
+{
+    Console.Error.WriteLine($"error: {error}");
+    Console.Error.WriteLine(SimulatorOptions.Usage);
+    return 2;
+}
+
+using var cts = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
+using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(
+    System.Runtime.InteropServices.PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; cts.Cancel(); });
+
+using var runner = new SimulatorRunner(options, Console.Out);
+var cpu = new CpuMeter();
+runner.MeasurementStarted += () => cpu = new CpuMeter();
+Console.WriteLine($"Fleet.Simulator: {options.Devices} devices → {options.Url} (heartbeat {options.HeartbeatSeconds}s, ramp {options.Ramp}/s, " +
+                  $"{(options.SeedEra ? "seed-era" : "req_id-echoing")} firmware, source addresses: " +
+                  $"{(runner.SourceAddresses.Count == 0 ? "OS default" : string.Join(",", runner.SourceAddresses))})");
+await runner.RunAsync(cts.Token);
+var pct = cpu.PercentSinceStart();
+Console.WriteLine("final: " + runner.Stats.Line(pct));
+foreach (var (reason, n) in runner.Stats.Errors.OrderByDescending(p => p.Value).Take(10))
+    Console.WriteLine($"  {n,8} × {reason}");
+if (options.StatsJson is { } path)
+    await File.WriteAllTextAsync(path, runner.Stats.ToJson(pct, cpu.CpuSecondsSinceStart()));
+return 0;

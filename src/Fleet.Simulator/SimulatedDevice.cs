@@ -1,0 +1,358 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Fleet.Protocol;
+
+namespace Fleet.Simulator;
+
+/// <summary>What a device does with one frame from the controller.</summary>
+public sealed record DeviceAction(IDeviceMessage? Reply, bool Reboot = false, bool StateChanged = false)
+{
+    public static readonly DeviceAction None = new((IDeviceMessage?)null);
+}
+
+/// <summary>A client the device lets through (fed by auth and tmp_pass).</summary>
+public sealed record SimulatedClient(string Mac, string? Ip, string? GwId, string? Token, DateTimeOffset? ExpiresAt);
+
+/// <summary>One gateway of a simulated device.</summary>
+public sealed record SimulatedGateway(string GwId, string Channel, string AddressV4, string Interface, int AuthMode);
+
+/// <summary>
+/// The pure decide-the-answer logic of one simulated router: what it reports in connect and
+/// heartbeat, and how it answers each controller request, following the seed protocol
+/// (WEBSOCKET_API.md) and, unless <see cref="SeedEra"/>, the upstream additions (EXTENSIONS.md:
+/// req_id echo, request_error, the extra request types). No I/O: the socket loop lives in
+/// <see cref="DeviceSession"/>.
+/// </summary>
+public sealed class SimulatedDevice
+{
+    public const string FirmwareRelease = "24.10-SNAPSHOT";
+    public const string FirmwareRevision = "r28790-abc123";
+
+    private readonly TimeProvider _time;
+    private readonly DateTimeOffset _bootedAt;
+    private readonly Dictionary<string, SimulatedClient> _clients = new(StringComparer.Ordinal);
+    private readonly List<string> _trustedDomains = [];
+    private readonly List<string> _wildcardDomains = [];
+    private SimulatedGateway[] _gateways;
+    private DeviceInfo _deviceInfo;
+
+    public SimulatedDevice(string deviceId, int gateways = 1, bool seedEra = false, int index = 0, TimeProvider? time = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(gateways, 1);
+        DeviceId = deviceId;
+        SeedEra = seedEra;
+        _time = time ?? TimeProvider.System;
+        _bootedAt = _time.GetUtcNow();
+        var mac = MacOf(index, 0x02);
+        _deviceInfo = new DeviceInfo
+        {
+            ApDeviceId = deviceId,
+            ApMacAddress = mac,
+            ApLongitude = (116.0 + index % 1000 / 1000.0).ToString("0.000", CultureInfo.InvariantCulture),
+            ApLatitude = (39.0 + index % 997 / 1000.0).ToString("0.000", CultureInfo.InvariantCulture),
+            LocationId = $"loc-{index % 100}",
+        };
+        _gateways = Enumerable.Range(0, gateways)
+            .Select(g => new SimulatedGateway($"gw-{g + 1}", $"ch{g + 1}", $"192.168.{g + 1}.1", g == 0 ? "br-lan" : $"br-lan{g}", 1))
+            .ToArray();
+    }
+
+    public string DeviceId { get; }
+
+    /// <summary>Seed-era firmware: no req_id echo, no request_error, only the seed's request types.</summary>
+    public bool SeedEra { get; }
+
+    /// <summary>Bumped whenever what the device reports changes (so a cached heartbeat frame can be rebuilt).</summary>
+    public int ReportVersion { get; private set; }
+
+    public IReadOnlyList<SimulatedGateway> Gateways => _gateways;
+    public DeviceInfo DeviceInfo => _deviceInfo;
+    public IReadOnlyDictionary<string, SimulatedClient> Clients => _clients;
+
+    public ConnectMessage Connect() => new() { DeviceId = DeviceId, DeviceInfo = _deviceInfo, Gateway = Reports() };
+
+    public HeartbeatMessage Heartbeat()
+    {
+        if (SeedEra) return new HeartbeatMessage { DeviceId = DeviceId, DeviceInfo = _deviceInfo, Gateway = Reports() };
+        PurgeExpired();
+        return new HeartbeatMessage
+        {
+            DeviceId = DeviceId, DeviceInfo = _deviceInfo, Gateway = Reports(), Mode = 0,
+            SysUptime = UptimeSeconds(), SysMemfree = 61_440, SysLoad = 0.08, NfConntrackCount = 120,
+            CpuUsage = 3.5, CpuTemp = 48.0, WifidogUptime = UptimeSeconds(),
+            OnlineClients = _clients.Count, OfflineClients = 0,
+        };
+    }
+
+    private List<GatewayReport> Reports() =>
+        _gateways.Select(g => new GatewayReport
+        {
+            GwId = g.GwId, GwChannel = g.Channel, GwAddressV4 = g.AddressV4, AuthMode = g.AuthMode, GwInterface = g.Interface,
+        }).ToList();
+
+    /// <summary>Decides what the device does with a decoded controller frame.</summary>
+    public DeviceAction Handle(IServerMessage message) => message switch
+    {
+        HeartbeatReply r => ApplyHeartbeatReply(r),
+        AuthRequest a => Auth(a),
+        TmpPassRequest t => TmpPass(t),
+        KickoffRequest k => Kickoff(k),
+        FirmwareUpgradeRequest f => Reply(FirmwareUpgrade(f), f.ReqId),
+        SimpleRequest { Type: "get_firmware_info" } s => Reply(FirmwareInfo(), s.ReqId),
+        _ when SeedEra => DeviceAction.None, // seed firmware logs unknown types and answers nothing
+        SimpleRequest { Type: "reboot_device" } => new DeviceAction(null, Reboot: true),
+        SimpleRequest s => Reply(Simple(s.Type), s.ReqId),
+        UpdateDeviceInfoRequest u => UpdateDeviceInfo(u),
+        SetWifiInfoRequest w => Reply(new GenericResponse { Type = "set_wifi_info_response", Status = "success", Message = "Wireless configuration updated" }, w.ReqId),
+        SyncDomainsRequest d => SyncDomains(d),
+        GetClientInfoRequest c => Reply(ClientInfo(c.Mac!), c.ReqId),
+        _ => DeviceAction.None,
+    };
+
+    /// <summary>
+    /// Decides what the device does with a frame it could not decode: a request with missing fields
+    /// gets that request's error answer; a missing or unknown type gets request_error from upstream
+    /// firmware and nothing from seed-era firmware; unparseable JSON gets nothing.
+    /// </summary>
+    public DeviceAction HandleUndecodable(DecodeError error)
+    {
+        switch (error.Kind)
+        {
+            case DecodeErrorKind.NotJson or DecodeErrorKind.NotObject:
+                return DeviceAction.None;
+            case DecodeErrorKind.MissingType or DecodeErrorKind.UnknownType:
+                return SeedEra ? DeviceAction.None : Reply(new GenericResponse
+                {
+                    Type = RequestKinds.RequestError,
+                    Error = error.Kind == DecodeErrorKind.MissingType ? "Missing 'type' field" : $"Unknown message type: {error.Type}",
+                }, error.ReqId);
+        }
+        // MissingField / WrongKind of a known request type.
+        return error.Type switch
+        {
+            KickoffRequest.TypeName => Reply(new KickoffError { Error = KickoffError.MissingFields }, error.ReqId),
+            FirmwareUpgradeRequest.TypeName => Reply(new GenericResponse { Type = "firmware_upgrade_error", Error = "Missing or invalid 'url' field" }, error.ReqId),
+            AuthRequest.TypeName or TmpPassRequest.TypeName => DeviceAction.None,
+            { } t when !SeedEra && RequestKinds.Find(t)?.ErrorType is { } errorType =>
+                Reply(new GenericResponse { Type = errorType, Error = $"Missing or invalid '{error.Field}' field" }, error.ReqId),
+            _ => DeviceAction.None,
+        };
+    }
+
+    // ------------------------------------------------------------------ requests
+
+    private DeviceAction ApplyHeartbeatReply(HeartbeatReply reply)
+    {
+        var changed = false;
+        foreach (var g in reply.Gateway ?? [])
+        {
+            if (g.GwId is null || g.AuthMode is not { } mode) continue;
+            var i = Array.FindIndex(_gateways, x => x.GwId == g.GwId);
+            if (i < 0 || _gateways[i].AuthMode == mode) continue;
+            _gateways[i] = _gateways[i] with { AuthMode = mode };
+            changed = true;
+        }
+        return changed ? Changed() : DeviceAction.None;
+    }
+
+    private DeviceAction Auth(AuthRequest a)
+    {
+        if (a.OnceAuth == true)
+        {
+            // Seed: once_auth sets the gateway's auth mode to 0 (and reloads the firewall).
+            var i = Array.FindIndex(_gateways, x => x.GwId == a.GwId);
+            if (i >= 0 && _gateways[i].AuthMode != 0) { _gateways[i] = _gateways[i] with { AuthMode = 0 }; return Changed(); }
+            return DeviceAction.None;
+        }
+        var mac = Rules.NormalizeMac(a.ClientMac!);
+        _clients[mac] = new SimulatedClient(mac, a.ClientIp, a.GwId, a.Token, null);
+        return Changed();
+    }
+
+    private DeviceAction TmpPass(TmpPassRequest t)
+    {
+        var mac = Rules.NormalizeMac(t.ClientMac!);
+        var expires = _time.GetUtcNow().AddSeconds(t.Timeout ?? TmpPassRequest.DefaultTimeoutSeconds);
+        _clients[mac] = new SimulatedClient(mac, null, _gateways[0].GwId, null, expires);
+        return Changed();
+    }
+
+    private DeviceAction Kickoff(KickoffRequest k)
+    {
+        if (k.DeviceId != DeviceId)
+            return Reply(new KickoffError { Error = KickoffError.DeviceIdMismatch, ExpectedDeviceId = DeviceId, ActualDeviceId = k.DeviceId }, k.ReqId);
+        PurgeExpired();
+        var mac = Rules.IsMac(k.ClientMac) ? Rules.NormalizeMac(k.ClientMac!) : k.ClientMac!;
+        if (!_clients.TryGetValue(mac, out var client))
+            return Reply(new KickoffError { Error = KickoffError.ClientNotFound, ClientIp = k.ClientIp, ClientMac = k.ClientMac }, k.ReqId);
+        if (client.GwId is not null && client.GwId != k.GwId)
+            return Reply(new KickoffError { Error = KickoffError.GatewayIdMismatch, ClientMac = k.ClientMac, ExpectedGwId = client.GwId, ActualGwId = k.GwId }, k.ReqId);
+        _clients.Remove(mac);
+        ReportVersion++;
+        return Reply(new KickoffResponse { Status = "success", ClientIp = k.ClientIp, ClientMac = k.ClientMac, Message = "Client kicked off successfully" }, k.ReqId) with { StateChanged = true };
+    }
+
+    private static IDeviceResponse FirmwareUpgrade(FirmwareUpgradeRequest f) =>
+        Rules.IsFirmwareUrl(f.Url)
+            ? new GenericResponse { Type = "firmware_upgrade_response", Status = "success", Message = "Firmware upgrade initiated successfully" }
+            : new GenericResponse { Type = "firmware_upgrade_error", Error = "Missing or invalid 'url' field" };
+
+    private FirmwareInfoResponse FirmwareInfo() => new()
+    {
+        Data = new Dictionary<string, JsonElement>
+        {
+            ["DISTRIB_ID"] = Str("ChaWrt"),
+            ["DISTRIB_RELEASE"] = Str(FirmwareRelease),
+            ["DISTRIB_REVISION"] = Str(FirmwareRevision),
+            ["DISTRIB_CODENAME"] = Str("snapshot"),
+            ["DISTRIB_TARGET"] = Str("ramips/mt7621"),
+            ["DISTRIB_ARCH"] = Str("mipsel_24kc"),
+            ["DISTRIB_DESCRIPTION"] = Str($"ChaWrt {FirmwareRelease} {FirmwareRevision}"),
+        },
+    };
+
+    private IDeviceResponse Simple(string type)
+    {
+        switch (type)
+        {
+            case "get_sys_info":
+                return Data("get_sys_info_response", w =>
+                {
+                    w.WriteNumber("sys_uptime", UptimeSeconds());
+                    w.WriteNumber("sys_memfree", 61_440);
+                    w.WriteNumber("sys_load", 0.08);
+                    w.WriteNumber("nf_conntrack_count", 120);
+                    w.WriteNumber("cpu_usage", 3.5);
+                    w.WriteNumber("cpu_temp", 48.0);
+                    w.WriteNumber("wifidog_uptime", UptimeSeconds());
+                    w.WriteNumber("online_clients", _clients.Count);
+                    w.WriteNumber("offline_clients", 0);
+                });
+            case "get_status":
+                return Data("get_status_response", w =>
+                {
+                    w.WriteString("device_id", DeviceId);
+                    w.WriteNumber("uptime", UptimeSeconds());
+                    w.WriteNumber("clients", _clients.Count);
+                    w.WriteNumber("gateways", _gateways.Length);
+                });
+            case "get_wifi_info":
+                return Data("get_wifi_info_response", w =>
+                {
+                    w.WriteStartObject("radio0");
+                    w.WriteString("channel", "6"); w.WriteString("htmode", "HT20"); w.WriteString("ssid", $"{DeviceId}-2g");
+                    w.WriteEndObject();
+                    w.WriteStartObject("radio1");
+                    w.WriteString("channel", "36"); w.WriteString("htmode", "VHT80"); w.WriteString("ssid", $"{DeviceId}-5g");
+                    w.WriteEndObject();
+                });
+            case "get_trusted_domains":
+                return new GenericResponse { Type = "get_trusted_domains_response", Domains = _trustedDomains.ToArray() };
+            case "get_trusted_wildcard_domains":
+                return new GenericResponse { Type = "get_trusted_wildcard_domains_response", Domains = _wildcardDomains.ToArray() };
+            default:
+                var kind = RequestKinds.Find(type);
+                return kind?.SuccessType is { } ok
+                    ? new GenericResponse { Type = ok, Status = "success" }
+                    : new GenericResponse { Type = RequestKinds.RequestError, Error = $"Unknown message type: {type}" };
+        }
+    }
+
+    private DeviceAction UpdateDeviceInfo(UpdateDeviceInfoRequest u)
+    {
+        var d = u.DeviceInfo!;
+        _deviceInfo = _deviceInfo with
+        {
+            ApDeviceId = d.ApDeviceId ?? _deviceInfo.ApDeviceId,
+            ApMacAddress = d.ApMacAddress ?? _deviceInfo.ApMacAddress,
+            ApLongitude = d.ApLongitude ?? _deviceInfo.ApLongitude,
+            ApLatitude = d.ApLatitude ?? _deviceInfo.ApLatitude,
+            LocationId = d.LocationId ?? _deviceInfo.LocationId,
+        };
+        ReportVersion++;
+        return Reply(new GenericResponse { Type = "update_device_info_response", Status = "success", Message = "Device info updated successfully" }, u.ReqId)
+            with { StateChanged = true };
+    }
+
+    private DeviceAction SyncDomains(SyncDomainsRequest d)
+    {
+        var target = d.Type == SyncDomainsRequest.WildcardTypeName ? _wildcardDomains : _trustedDomains;
+        target.Clear();
+        target.AddRange(d.Domains!);
+        return Reply(new GenericResponse { Type = d.Type + "_response", Status = "success", Message = "Domains synchronized successfully" }, d.ReqId);
+    }
+
+    private IDeviceResponse ClientInfo(string mac)
+    {
+        var key = Rules.IsMac(mac) ? Rules.NormalizeMac(mac) : mac;
+        if (!_clients.TryGetValue(key, out var c))
+            return new GenericResponse { Type = "get_client_info_error", Error = "Client not found" };
+        return Data("get_client_info_response", w =>
+        {
+            w.WriteString("mac", c.Mac);
+            if (c.Ip is not null) w.WriteString("ip", c.Ip);
+            if (c.Token is not null) w.WriteString("token", c.Token);
+            if (c.GwId is not null) w.WriteString("gw_id", c.GwId);
+            w.WriteStartObject("counters");
+            w.WriteNumber("incoming_bytes", 0); w.WriteNumber("outgoing_bytes", 0);
+            w.WriteEndObject();
+        });
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    private DeviceAction Reply(IDeviceResponse response, ReqId? reqId) =>
+        new(SeedEra || reqId is null ? response : WithReqId(response, reqId.Value));
+
+    private DeviceAction Changed() { ReportVersion++; return new DeviceAction(null, StateChanged: true); }
+
+    private static IDeviceMessage WithReqId(IDeviceResponse r, ReqId id) => r switch
+    {
+        KickoffResponse k => k with { ReqId = id },
+        KickoffError k => k with { ReqId = id },
+        FirmwareInfoResponse f => f with { ReqId = id },
+        GenericResponse g => g with { ReqId = id },
+        _ => r,
+    };
+
+    private void PurgeExpired()
+    {
+        var now = _time.GetUtcNow();
+        List<string>? expired = null;
+        foreach (var (mac, c) in _clients)
+            if (c.ExpiresAt is { } e && e <= now) (expired ??= []).Add(mac);
+        if (expired is null) return;
+        foreach (var mac in expired) _clients.Remove(mac);
+        ReportVersion++;
+    }
+
+    private long UptimeSeconds() => 3600 + (long)(_time.GetUtcNow() - _bootedAt).TotalSeconds;
+
+    private static JsonElement Str(string value) => JsonSerializer.SerializeToElement(value, ProtocolJsonContext.Default.String);
+
+    private static GenericResponse Data(string type, Action<Utf8JsonWriter> body)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(256);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            body(w);
+            w.WriteEndObject();
+        }
+        using var doc = JsonDocument.Parse(buffer.WrittenMemory);
+        return new GenericResponse { Type = type, Data = doc.RootElement.Clone() };
+    }
+
+    /// <summary>A locally administered MAC derived from the device index.</summary>
+    public static string MacOf(int index, byte first) =>
+        string.Create(17, (index, first), static (span, s) =>
+        {
+            Span<byte> b = [s.first, 0x00, (byte)(s.index >> 24), (byte)(s.index >> 16), (byte)(s.index >> 8), (byte)s.index];
+            for (var i = 0; i < 6; i++)
+            {
+                b[i].TryFormat(span[(i * 3)..], out _, "x2", CultureInfo.InvariantCulture);
+                if (i < 5) span[i * 3 + 2] = ':';
+            }
+        });
+}

@@ -1,0 +1,199 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Fleet.Simulator;
+
+/// <summary>
+/// Runs a fleet of simulated routers in-process: ramps connections up at the configured rate,
+/// keeps them heartbeating and answering, prints progress, and closes them all at the end.
+/// Drive it from a test with <see cref="RunAsync"/> and read <see cref="Stats"/>.
+/// </summary>
+public sealed class SimulatorRunner : IDisposable
+{
+    /// <summary>Linux IP_BIND_ADDRESS_NO_PORT: bind the source address now, pick the port at connect.</summary>
+    private const int IpBindAddressNoPort = 24;
+    private const int DevicesPerSourceAddress = 20_000;
+
+    private readonly SimulatorOptions _options;
+    private readonly TextWriter? _log;
+    private readonly List<SocketsHttpHandler> _handlers = [];
+    private readonly HttpMessageInvoker[] _invokers;
+    private readonly SimulatedDevice[] _devices;
+
+    public SimulatorRunner(SimulatorOptions options, TextWriter? log = null)
+    {
+        _options = options;
+        _log = log;
+        _devices = Enumerable.Range(options.FirstIndex, options.Devices)
+            .Select(i => new SimulatedDevice(options.DeviceId(i), options.Gateways, options.SeedEra, i))
+            .ToArray();
+        SourceAddresses = ChooseSourceAddresses(options);
+        _invokers = (SourceAddresses.Count == 0 ? [null] : SourceAddresses.Cast<IPAddress?>())
+            .Select(a => new HttpMessageInvoker(Handler(a), disposeHandler: false))
+            .ToArray();
+    }
+
+    public SimulatorStats Stats { get; } = new();
+    /// <summary>Raised when the measured window starts (after ramp and warm-up).</summary>
+    public event Action? MeasurementStarted;
+    public IReadOnlyList<SimulatedDevice> Devices => _devices;
+    /// <summary>The 127.0.0.x addresses connections are bound to; empty when the OS picks.</summary>
+    public IReadOnlyList<IPAddress> SourceAddresses { get; }
+
+    private static List<IPAddress> ChooseSourceAddresses(SimulatorOptions o)
+    {
+        var host = o.Url.IdnHost;
+        var loopback = IPAddress.TryParse(host, out var ip) ? IPAddress.IsLoopback(ip) && ip.AddressFamily == AddressFamily.InterNetwork
+            : host == "localhost";
+        var count = o.SourceAddresses > 0 ? o.SourceAddresses : (o.Devices + DevicesPerSourceAddress - 1) / DevicesPerSourceAddress;
+        if (!loopback || count <= 1 && o.SourceAddresses == 0) return [];
+        return Enumerable.Range(1, Math.Min(count, 254)).Select(i => new IPAddress(new byte[] { 127, 0, 0, (byte)i })).ToList();
+    }
+
+    private SocketsHttpHandler Handler(IPAddress? source)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            UseProxy = false,
+            UseCookies = false,
+            PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
+            ConnectTimeout = _options.ConnectTimeout,
+            ConnectCallback = async (context, ct) =>
+            {
+                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                try
+                {
+                    if (source is not null)
+                    {
+                        socket.SetSocketOption(SocketOptionLevel.IP, (SocketOptionName)IpBindAddressNoPort, 1);
+                        socket.Bind(new IPEndPoint(source, 0));
+                    }
+                    var ep = context.DnsEndPoint;
+                    if (IPAddress.TryParse(ep.Host, out var target)) await socket.ConnectAsync(target, ep.Port, ct).ConfigureAwait(false);
+                    else await socket.ConnectAsync(ep, ct).ConfigureAwait(false);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+        };
+        _handlers.Add(handler);
+        return handler;
+    }
+
+    /// <summary>
+    /// Runs until <see cref="SimulatorOptions.Duration"/> has passed (from the start of the ramp) or
+    /// <paramref name="ct"/> is cancelled; then closes every connection and returns.
+    /// </summary>
+    public async Task RunAsync(CancellationToken ct = default)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        if (_options.Duration is { } d) stop.CancelAfter(d);
+        var token = stop.Token;
+        var random = new Random(_options.Seed);
+        var sessions = new Task[_devices.Length];
+        var progress = _options.StatsSeconds > 0 && _log is not null ? ProgressAsync(token) : Task.CompletedTask;
+        var started = Stopwatch.GetTimestamp();
+        var launched = 0;
+        try
+        {
+            while (launched < _devices.Length && !token.IsCancellationRequested)
+            {
+                var due = Math.Min(_devices.Length, (int)(Stopwatch.GetElapsedTime(started).TotalSeconds * _options.Ramp) + 1);
+                for (; launched < due; launched++)
+                {
+                    var session = new DeviceSession(_devices[launched], _options, Stats, _invokers[launched % _invokers.Length], random.NextDouble());
+                    sessions[launched] = Task.Run(() => session.RunAsync(token), CancellationToken.None);
+                }
+                if (launched < _devices.Length) await Task.Delay(10, token).ConfigureAwait(false);
+            }
+            if (launched == _devices.Length) _log?.WriteLine($"ramp done: {launched} devices launched in {Stopwatch.GetElapsedTime(started).TotalSeconds:0.0}s");
+            if (_options.WarmupSeconds > 0) await Task.Delay(TimeSpan.FromSeconds(_options.WarmupSeconds), token).ConfigureAwait(false);
+            Stats.StartMeasurement();
+            MeasurementStarted?.Invoke();
+            _log?.WriteLine($"measuring from t={Stats.Elapsed.TotalSeconds:0.0}s ({Stats.Connected} connected)");
+            await Task.Delay(Timeout.Infinite, token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested) { }
+        await Task.WhenAll(sessions.Take(launched)).ConfigureAwait(false);
+        await progress.ConfigureAwait(false);
+    }
+
+    /// <summary>Waits until <paramref name="count"/> devices are connected at once, or throws at the deadline.</summary>
+    public async Task WaitConnectedAsync(int count, TimeSpan timeout, CancellationToken ct = default)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        while (Stats.Connected < count)
+        {
+            if (Stopwatch.GetTimestamp() > deadline)
+                throw new TimeoutException($"{Stats.Connected} of {count} devices connected after {timeout.TotalSeconds}s");
+            await Task.Delay(20, ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task ProgressAsync(CancellationToken ct)
+    {
+        var cpu = new CpuMeter();
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(_options.StatsSeconds), ct).ConfigureAwait(false);
+                _log!.WriteLine(Stats.Line(cpu.PercentSinceLast()));
+            }
+        }
+        catch (OperationCanceledException) { }
+    }
+
+    public void Dispose()
+    {
+        foreach (var i in _invokers) i.Dispose();
+        foreach (var h in _handlers) h.Dispose();
+    }
+}
+
+/// <summary>This process's CPU use (all cores: 200% = both of two cores busy).</summary>
+public sealed class CpuMeter
+{
+    private readonly Process _self = Process.GetCurrentProcess();
+    private readonly TimeSpan _startCpu;
+    private readonly long _startWall;
+    private TimeSpan _lastCpu;
+    private long _lastWall;
+
+    public CpuMeter()
+    {
+        _self.Refresh();
+        _startCpu = _lastCpu = _self.TotalProcessorTime;
+        _startWall = _lastWall = Stopwatch.GetTimestamp();
+    }
+
+    public double PercentSinceLast()
+    {
+        _self.Refresh();
+        var cpu = _self.TotalProcessorTime;
+        var now = Stopwatch.GetTimestamp();
+        var wall = Stopwatch.GetElapsedTime(_lastWall, now).TotalSeconds;
+        var pct = wall <= 0 ? 0 : (cpu - _lastCpu).TotalSeconds / wall * 100;
+        _lastCpu = cpu;
+        _lastWall = now;
+        return pct;
+    }
+
+    public double PercentSinceStart()
+    {
+        _self.Refresh();
+        var wall = Stopwatch.GetElapsedTime(_startWall).TotalSeconds;
+        return wall <= 0 ? 0 : CpuSecondsSinceStart() / wall * 100;
+    }
+
+    public double CpuSecondsSinceStart()
+    {
+        _self.Refresh();
+        return (_self.TotalProcessorTime - _startCpu).TotalSeconds;
+    }
+}

@@ -1,0 +1,122 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+
+namespace Fleet.Simulator;
+
+/// <summary>Counters of a simulator run; updated from every device task, read at any time.</summary>
+public sealed class SimulatorStats
+{
+    private long _connected, _connects, _connectFailures, _disconnects, _heartbeatsSent, _repliesReceived,
+        _unsolicitedReplies, _commandsReceived, _commandsAnswered, _oneWay, _decodeErrors, _sendErrors, _reboots;
+    private readonly ConcurrentDictionary<string, long> _byType = new(StringComparer.Ordinal);
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+
+    public LatencyHistogram ReplyLatency { get; } = new();
+
+    public long Connected => Interlocked.Read(ref _connected);
+    public long Connects => Interlocked.Read(ref _connects);
+    public long ConnectFailures => Interlocked.Read(ref _connectFailures);
+    public long Disconnects => Interlocked.Read(ref _disconnects);
+    public long HeartbeatsSent => Interlocked.Read(ref _heartbeatsSent);
+    public long RepliesReceived => Interlocked.Read(ref _repliesReceived);
+    public long UnsolicitedReplies => Interlocked.Read(ref _unsolicitedReplies);
+    public long CommandsReceived => Interlocked.Read(ref _commandsReceived);
+    public long CommandsAnswered => Interlocked.Read(ref _commandsAnswered);
+    public long OneWayReceived => Interlocked.Read(ref _oneWay);
+    public long DecodeErrors => Interlocked.Read(ref _decodeErrors);
+    public long SendErrors => Interlocked.Read(ref _sendErrors);
+    public long Reboots => Interlocked.Read(ref _reboots);
+    public IReadOnlyDictionary<string, long> CommandsByType => _byType;
+    /// <summary>Connection failures and drops by reason (first line of the exception).</summary>
+    public ConcurrentDictionary<string, long> Errors { get; } = new(StringComparer.Ordinal);
+
+    internal void OnConnected() { Interlocked.Increment(ref _connects); Interlocked.Increment(ref _connected); }
+    internal void OnDisconnected() { Interlocked.Decrement(ref _connected); Interlocked.Increment(ref _disconnects); }
+    internal void OnConnectFailed(string reason) { Interlocked.Increment(ref _connectFailures); Error(reason); }
+    internal void OnHeartbeatSent() => Interlocked.Increment(ref _heartbeatsSent);
+    internal void OnReply(long? micros)
+    {
+        Interlocked.Increment(ref _repliesReceived);
+        if (micros is { } m) ReplyLatency.RecordMicros(m); else Interlocked.Increment(ref _unsolicitedReplies);
+    }
+    internal void OnCommand(string type, bool answered, bool oneWay)
+    {
+        Interlocked.Increment(ref _commandsReceived);
+        _byType.AddOrUpdate(type, 1, static (_, n) => n + 1);
+        if (answered) Interlocked.Increment(ref _commandsAnswered);
+        if (oneWay) Interlocked.Increment(ref _oneWay);
+    }
+    internal void OnDecodeError() => Interlocked.Increment(ref _decodeErrors);
+    internal void OnSendError(string reason) { Interlocked.Increment(ref _sendErrors); Error(reason); }
+    internal void OnReboot() => Interlocked.Increment(ref _reboots);
+    internal void Error(string reason) => Errors.AddOrUpdate(reason, 1, static (_, n) => n + 1);
+
+    public TimeSpan Elapsed => _clock.Elapsed;
+
+    private long _measureStart = -1, _hbAtMeasure, _repliesAtMeasure, _cmdsAtMeasure;
+
+    /// <summary>Starts the measured window: clears the latency histogram and remembers the counters (after ramp and warm-up).</summary>
+    public void StartMeasurement()
+    {
+        _hbAtMeasure = HeartbeatsSent;
+        _repliesAtMeasure = RepliesReceived;
+        _cmdsAtMeasure = CommandsReceived;
+        ReplyLatency.Reset();
+        Interlocked.Exchange(ref _measureStart, _clock.ElapsedTicks);
+    }
+
+    /// <summary>Seconds since <see cref="StartMeasurement"/> (0 if never started).</summary>
+    public double MeasuredSeconds => Interlocked.Read(ref _measureStart) is var m and >= 0
+        ? (double)(_clock.ElapsedTicks - m) / Stopwatch.Frequency : 0;
+
+    /// <summary>One progress line.</summary>
+    public string Line(double cpuPercent) => string.Create(CultureInfo.InvariantCulture,
+        $"t={Elapsed.TotalSeconds,6:0.0}s connected={Connected} hb_sent={HeartbeatsSent} replies={RepliesReceived} " +
+        $"p50={ReplyLatency.PercentileMicros(50) / 1000:0.00}ms p99={ReplyLatency.PercentileMicros(99) / 1000:0.00}ms " +
+        $"p99.9={ReplyLatency.PercentileMicros(99.9) / 1000:0.00}ms cmds={CommandsReceived} answered={CommandsAnswered} " +
+        $"connect_fail={ConnectFailures} drops={Disconnects} send_err={SendErrors} decode_err={DecodeErrors} sim_cpu={cpuPercent:0}%");
+
+    public string ToJson(double cpuPercent, double cpuSeconds)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteNumber("elapsed_s", Math.Round(Elapsed.TotalSeconds, 3));
+            w.WriteNumber("connected", Connected);
+            w.WriteNumber("connects", Connects);
+            w.WriteNumber("connect_failures", ConnectFailures);
+            w.WriteNumber("disconnects", Disconnects);
+            w.WriteNumber("heartbeats_sent", HeartbeatsSent);
+            w.WriteNumber("replies_received", RepliesReceived);
+            w.WriteNumber("unsolicited_replies", UnsolicitedReplies);
+            w.WriteNumber("reply_p50_ms", Math.Round(ReplyLatency.PercentileMicros(50) / 1000, 3));
+            w.WriteNumber("reply_p99_ms", Math.Round(ReplyLatency.PercentileMicros(99) / 1000, 3));
+            w.WriteNumber("reply_p999_ms", Math.Round(ReplyLatency.PercentileMicros(99.9) / 1000, 3));
+            w.WriteNumber("reply_max_ms", Math.Round(ReplyLatency.MaxMicros / 1000, 3));
+            w.WriteNumber("commands_received", CommandsReceived);
+            w.WriteNumber("commands_answered", CommandsAnswered);
+            w.WriteNumber("one_way_received", OneWayReceived);
+            w.WriteNumber("decode_errors", DecodeErrors);
+            w.WriteNumber("send_errors", SendErrors);
+            w.WriteNumber("reboots", Reboots);
+            var ms = MeasuredSeconds;
+            w.WriteNumber("measured_s", Math.Round(ms, 3));
+            w.WriteNumber("heartbeats_per_s", ms > 0 ? Math.Round((HeartbeatsSent - _hbAtMeasure) / ms, 1) : 0);
+            w.WriteNumber("replies_per_s", ms > 0 ? Math.Round((RepliesReceived - _repliesAtMeasure) / ms, 1) : 0);
+            w.WriteNumber("commands_per_s", ms > 0 ? Math.Round((CommandsReceived - _cmdsAtMeasure) / ms, 1) : 0);
+            w.WriteNumber("sim_cpu_percent", Math.Round(cpuPercent, 1));
+            w.WriteNumber("sim_cpu_seconds", Math.Round(cpuSeconds, 3));
+            w.WriteStartObject("commands_by_type");
+            foreach (var (k, v) in _byType.OrderBy(p => p.Key, StringComparer.Ordinal)) w.WriteNumber(k, v);
+            w.WriteEndObject();
+            w.WriteStartObject("errors");
+            foreach (var (k, v) in Errors.OrderBy(p => p.Key, StringComparer.Ordinal)) w.WriteNumber(k, v);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+    }
+}

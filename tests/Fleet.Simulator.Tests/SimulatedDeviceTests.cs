@@ -1,0 +1,270 @@
+using System.Text.Json;
+using Fleet.Protocol;
+using Xunit;
+
+namespace Fleet.Simulator.Tests;
+
+public sealed class SimulatedDeviceTests
+{
+    private sealed class ManualClock(DateTimeOffset start) : TimeProvider
+    {
+        public DateTimeOffset Now { get; set; } = start;
+        public override DateTimeOffset GetUtcNow() => Now;
+    }
+
+    private static readonly ReqId Req = new("42", true);
+    private const string Mac = "aa:bb:cc:dd:ee:01";
+
+    private static SimulatedDevice Device(bool seedEra = false, int gateways = 1, TimeProvider? time = null) =>
+        new("sim-000007", gateways, seedEra, index: 7, time: time);
+
+    private static IServerMessage FromServer(string json)
+    {
+        var decoded = ProtocolCodec.DecodeFromServer(json);
+        Assert.True(decoded.IsOk, decoded.Error?.Message);
+        return decoded.Message!;
+    }
+
+    /// <summary>Encodes the device's reply and decodes it as the controller would: proves it is valid wire.</summary>
+    private static IDeviceMessage OnTheWire(DeviceAction action)
+    {
+        Assert.NotNull(action.Reply);
+        var decoded = ProtocolCodec.DecodeFromDevice(ProtocolCodec.Encode(action.Reply!));
+        Assert.True(decoded.IsOk, decoded.Error?.Message);
+        return decoded.Message!;
+    }
+
+    private static void Authorise(SimulatedDevice d, string mac = Mac, string gw = "gw-1") =>
+        Assert.Null(d.Handle(new AuthRequest { Token = "t", ClientIp = "192.168.1.23", ClientMac = mac, GwId = gw, OnceAuth = false }).Reply);
+
+    [Fact]
+    public void Connect_reports_the_device_id_info_and_every_gateway()
+    {
+        var c = Device(gateways: 3).Connect();
+        Assert.Equal("sim-000007", c.DeviceId);
+        Assert.Equal(["gw-1", "gw-2", "gw-3"], c.Gateway!.Select(g => g.GwId));
+        Assert.True(Rules.IsMac(c.DeviceInfo!.ApMacAddress));
+        Assert.True(ProtocolCodec.DecodeFromDevice(ProtocolCodec.Encode(c)).IsOk);
+    }
+
+    [Fact]
+    public void Upstream_heartbeat_carries_system_figures_and_seed_heartbeat_does_not()
+    {
+        Assert.NotNull(Device().Heartbeat().SysUptime);
+        Assert.Null(Device(seedEra: true).Heartbeat().SysUptime);
+    }
+
+    [Fact]
+    public void Kickoff_of_a_client_the_device_does_not_have_answers_client_not_found_with_ip_and_mac()
+    {
+        var reply = OnTheWire(Device().Handle(new KickoffRequest { ReqId = Req, ClientIp = "192.168.1.23", ClientMac = Mac, DeviceId = "sim-000007", GwId = "gw-1" }));
+        var e = Assert.IsType<KickoffError>(reply);
+        Assert.Equal(KickoffError.ClientNotFound, e.Error);
+        Assert.Equal(Mac, e.ClientMac);
+        Assert.Equal("192.168.1.23", e.ClientIp);
+        Assert.Equal(Req, e.ReqId);
+    }
+
+    [Fact]
+    public void Kickoff_of_an_authorised_client_succeeds_once_and_removes_it()
+    {
+        var d = Device();
+        Authorise(d);
+        var kick = new KickoffRequest { ReqId = Req, ClientIp = "192.168.1.23", ClientMac = Mac.ToUpperInvariant(), DeviceId = "sim-000007", GwId = "gw-1" };
+        var ok = Assert.IsType<KickoffResponse>(OnTheWire(d.Handle(kick)));
+        Assert.Equal("success", ok.Status);
+        Assert.Equal("Client kicked off successfully", ok.Message);
+        Assert.Equal(Req, ok.ReqId);
+        Assert.Empty(d.Clients);
+        Assert.Equal(KickoffError.ClientNotFound, Assert.IsType<KickoffError>(OnTheWire(d.Handle(kick))).Error);
+    }
+
+    [Fact]
+    public void Kickoff_naming_another_device_answers_device_id_mismatch_with_both_ids()
+    {
+        var e = Assert.IsType<KickoffError>(OnTheWire(Device().Handle(new KickoffRequest { ClientIp = "192.168.1.23", ClientMac = Mac, DeviceId = "other", GwId = "gw-1" })));
+        Assert.Equal(KickoffError.DeviceIdMismatch, e.Error);
+        Assert.Equal("sim-000007", e.ExpectedDeviceId);
+        Assert.Equal("other", e.ActualDeviceId);
+    }
+
+    [Fact]
+    public void Kickoff_on_the_wrong_gateway_answers_gateway_id_mismatch()
+    {
+        var d = Device(gateways: 2);
+        Authorise(d, gw: "gw-2");
+        var e = Assert.IsType<KickoffError>(OnTheWire(d.Handle(new KickoffRequest { ClientIp = "192.168.1.23", ClientMac = Mac, DeviceId = "sim-000007", GwId = "gw-1" })));
+        Assert.Equal(KickoffError.GatewayIdMismatch, e.Error);
+        Assert.Equal("gw-2", e.ExpectedGwId);
+        Assert.Equal("gw-1", e.ActualGwId);
+        Assert.Single(d.Clients);
+    }
+
+    [Fact]
+    public void Kickoff_missing_fields_answers_missing_required_fields_and_echoes_req_id()
+    {
+        var decoded = ProtocolCodec.DecodeFromServer("""{"type":"kickoff","req_id":"r-1","client_mac":"aa:bb:cc:dd:ee:01"}""");
+        Assert.False(decoded.IsOk);
+        var e = Assert.IsType<KickoffError>(OnTheWire(Device().HandleUndecodable(decoded.Error!)));
+        Assert.Equal(KickoffError.MissingFields, e.Error);
+        Assert.Equal(ReqId.Of("r-1"), e.ReqId);
+    }
+
+    [Fact]
+    public void Seed_era_device_answers_without_req_id()
+    {
+        var reply = OnTheWire(Device(seedEra: true).Handle(FromServer("""{"type":"get_firmware_info","req_id":7}""")));
+        Assert.Null(Assert.IsType<FirmwareInfoResponse>(reply).ReqId);
+    }
+
+    [Fact]
+    public void Get_firmware_info_answers_the_openwrt_release_keys_with_a_number_req_id_echoed_as_a_number()
+    {
+        var action = Device().Handle(FromServer("""{"type":"get_firmware_info","req_id":7}"""));
+        Assert.Contains("\"req_id\":7", ProtocolCodec.EncodeToString(action.Reply!));
+        var info = Assert.IsType<FirmwareInfoResponse>(OnTheWire(action)).DataAsStrings();
+        Assert.Equal(SimulatedDevice.FirmwareRelease, info["DISTRIB_RELEASE"]);
+        Assert.Equal("ChaWrt", info["DISTRIB_ID"]);
+    }
+
+    [Fact]
+    public void Firmware_upgrade_with_a_valid_url_answers_success_and_a_bad_url_answers_error()
+    {
+        var ok = Assert.IsType<GenericResponse>(OnTheWire(Device().Handle(new FirmwareUpgradeRequest { Url = "http://fw.example.com/x.bin" })));
+        Assert.Equal("firmware_upgrade_response", ok.Type);
+        Assert.Equal("success", ok.Status);
+        var bad = Assert.IsType<GenericResponse>(OnTheWire(Device().Handle(new FirmwareUpgradeRequest { Url = "http://x/;reboot" })));
+        Assert.Equal("firmware_upgrade_error", bad.Type);
+        var missing = ProtocolCodec.DecodeFromServer("""{"type":"firmware_upgrade"}""").Error!;
+        Assert.Equal("firmware_upgrade_error", Assert.IsType<GenericResponse>(OnTheWire(Device().HandleUndecodable(missing))).Type);
+    }
+
+    [Fact]
+    public void Auth_and_tmp_pass_are_one_way_and_fill_the_client_table()
+    {
+        var d = Device();
+        Authorise(d);
+        Assert.Null(d.Handle(new TmpPassRequest { ClientMac = "aa:bb:cc:dd:ee:02", Timeout = 60 }).Reply);
+        Assert.Equal(2, d.Clients.Count);
+        Assert.Null(d.Clients[Mac].ExpiresAt);
+        Assert.NotNull(d.Clients["aa:bb:cc:dd:ee:02"].ExpiresAt);
+    }
+
+    [Fact]
+    public void Tmp_pass_client_is_gone_after_its_timeout()
+    {
+        var clock = new ManualClock(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
+        var d = Device(time: clock);
+        d.Handle(new TmpPassRequest { ClientMac = Mac, Timeout = 60 });
+        var kick = new KickoffRequest { ClientIp = "192.168.1.23", ClientMac = Mac, DeviceId = "sim-000007", GwId = "gw-1" };
+        clock.Now = clock.Now.AddSeconds(61);
+        Assert.Equal(KickoffError.ClientNotFound, Assert.IsType<KickoffError>(d.Handle(kick).Reply).Error);
+    }
+
+    [Fact]
+    public void Once_auth_sets_the_gateway_auth_mode_to_zero_and_heartbeats_report_it()
+    {
+        var d = Device();
+        var before = d.ReportVersion;
+        d.Handle(new AuthRequest { Token = "t", ClientIp = "192.168.1.23", ClientMac = Mac, GwId = "gw-1", OnceAuth = true });
+        Assert.Equal(0, d.Heartbeat().Gateway![0].AuthMode);
+        Assert.True(d.ReportVersion > before);
+        Assert.Empty(d.Clients);
+    }
+
+    [Fact]
+    public void Heartbeat_reply_applies_the_controller_auth_mode_to_known_gateways_only()
+    {
+        var d = Device(gateways: 2);
+        var action = d.Handle(new HeartbeatReply { Gateway = [new GatewayAuthMode { GwId = "gw-2", AuthMode = 0 }, new GatewayAuthMode { GwId = "nope", AuthMode = 0 }] });
+        Assert.Null(action.Reply);
+        Assert.Equal([1, 0], d.Heartbeat().Gateway!.Select(g => g.AuthMode!.Value));
+        Assert.False(d.Handle(new HeartbeatReply { Gateway = [new GatewayAuthMode { GwId = "gw-2", AuthMode = 0 }] }).StateChanged);
+    }
+
+    [Fact]
+    public void Unknown_type_gets_request_error_from_upstream_firmware_and_nothing_from_seed_firmware()
+    {
+        var error = ProtocolCodec.DecodeFromServer("""{"type":"make_coffee","req_id":"r-9"}""").Error!;
+        var e = Assert.IsType<GenericResponse>(OnTheWire(Device().HandleUndecodable(error)));
+        Assert.Equal(RequestKinds.RequestError, e.Type);
+        Assert.Equal(ReqId.Of("r-9"), e.ReqId);
+        Assert.Null(Device(seedEra: true).HandleUndecodable(error).Reply);
+        Assert.Null(Device().HandleUndecodable(ProtocolCodec.DecodeFromServer("not json").Error!).Reply);
+    }
+
+    [Fact]
+    public void Seed_era_device_ignores_upstream_only_requests()
+    {
+        Assert.Null(Device(seedEra: true).Handle(FromServer("""{"type":"get_sys_info","req_id":1}""")).Reply);
+    }
+
+    [Theory]
+    [InlineData("get_sys_info", "get_sys_info_response")]
+    [InlineData("get_status", "get_status_response")]
+    [InlineData("get_wifi_info", "get_wifi_info_response")]
+    [InlineData("get_trusted_domains", "get_trusted_domains_response")]
+    [InlineData("get_trusted_wildcard_domains", "get_trusted_wildcard_domains_response")]
+    public void Upstream_get_requests_answer_their_response_type_with_req_id(string request, string answer)
+    {
+        var r = Assert.IsType<GenericResponse>(OnTheWire(Device().Handle(FromServer($$"""{"type":"{{request}}","req_id":"x"}"""))));
+        Assert.Equal(answer, r.Type);
+        Assert.Equal(ReqId.Of("x"), r.ReqId);
+        Assert.False(r.IsError);
+    }
+
+    [Fact]
+    public void Get_sys_info_reports_uptime_and_client_count()
+    {
+        var d = Device();
+        Authorise(d);
+        var r = Assert.IsType<GenericResponse>(OnTheWire(d.Handle(FromServer("""{"type":"get_sys_info"}"""))));
+        Assert.True(r.Data!.Value.GetProperty("sys_uptime").GetInt64() > 0);
+        Assert.Equal(1, r.Data!.Value.GetProperty("online_clients").GetInt32());
+    }
+
+    [Fact]
+    public void Synced_trusted_domains_are_returned_by_get_trusted_domains()
+    {
+        var d = Device();
+        var sync = OnTheWire(d.Handle(new SyncDomainsRequest { Domains = ["a.example.com", "b.example.com"] }));
+        Assert.Equal("sync_trusted_domain_response", sync.Type);
+        var got = Assert.IsType<GenericResponse>(OnTheWire(d.Handle(new SimpleRequest { Type = "get_trusted_domains" })));
+        Assert.Equal(["a.example.com", "b.example.com"], got.Domains);
+    }
+
+    [Fact]
+    public void Get_client_info_answers_the_client_or_an_error()
+    {
+        var d = Device();
+        Assert.Equal("get_client_info_error", OnTheWire(d.Handle(new GetClientInfoRequest { Mac = Mac })).Type);
+        Authorise(d);
+        var r = Assert.IsType<GenericResponse>(OnTheWire(d.Handle(new GetClientInfoRequest { Mac = Mac })));
+        Assert.Equal("192.168.1.23", r.Data!.Value.GetProperty("ip").GetString());
+    }
+
+    [Fact]
+    public void Update_device_info_changes_what_heartbeats_report()
+    {
+        var d = Device();
+        var r = OnTheWire(d.Handle(new UpdateDeviceInfoRequest { DeviceInfo = new DeviceInfo { LocationId = "hall-2" } }));
+        Assert.Equal("update_device_info_response", r.Type);
+        Assert.Equal("hall-2", d.Heartbeat().DeviceInfo!.LocationId);
+    }
+
+    [Fact]
+    public void Reboot_device_sends_nothing_and_reboots()
+    {
+        var a = Device().Handle(new SimpleRequest { Type = "reboot_device" });
+        Assert.Null(a.Reply);
+        Assert.True(a.Reboot);
+    }
+
+    [Fact]
+    public void Device_macs_are_distinct_valid_macs()
+    {
+        Assert.Equal("02:00:00:00:01:00", SimulatedDevice.MacOf(256, 0x02));
+        Assert.NotEqual(SimulatedDevice.MacOf(1, 2), SimulatedDevice.MacOf(2, 2));
+        Assert.True(Rules.IsMac(SimulatedDevice.MacOf(int.MaxValue, 0x02)));
+    }
+}
