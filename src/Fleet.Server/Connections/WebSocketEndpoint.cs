@@ -1,0 +1,56 @@
+using Akka.Actor;
+using Akka.Hosting;
+using Fleet.Server.Devices;
+using Fleet.Server.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace Fleet.Server.Connections;
+
+/// <summary>/ws/wifidogx (the real client's default path) and /ws: one DeviceConnection per socket.</summary>
+public static class WebSocketEndpoint
+{
+    public static readonly string[] Paths = ["/ws/wifidogx", "/ws"];
+
+    public static IEndpointRouteBuilder MapDeviceSockets(this IEndpointRouteBuilder app)
+    {
+        foreach (var path in Paths) app.Map(path, Accept).ExcludeFromDescription();
+        return app;
+    }
+
+    private static async Task Accept(HttpContext ctx, ActorSystem system, IRequiredActor<DeviceEntity> region,
+        ConnectionGate gate, ConnectionMetrics metrics, NodeIdentity node, IOptions<FleetSettings> settings)
+    {
+        if (!ctx.WebSockets.IsWebSocketRequest)
+        {
+            await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status400BadRequest, "Not a WebSocket upgrade",
+                "this endpoint only takes WebSocket upgrades (GET with Upgrade: websocket)");
+            return;
+        }
+        if (!gate.TryEnter())
+        {
+            metrics.RejectedAtCap();
+            ctx.Response.Headers.RetryAfter = "30";
+            await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status503ServiceUnavailable, "Node at its connection cap",
+                $"this node holds its maximum of {gate.Capacity} device connections; retry or connect to another node");
+            return;
+        }
+        try
+        {
+            using var socket = await ctx.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
+            {
+                KeepAliveInterval = TimeSpan.FromSeconds(settings.Value.WebSocket.KeepAliveSeconds),
+            });
+            metrics.Opened();
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var remote = $"{ctx.Connection.RemoteIpAddress}:{ctx.Connection.RemotePort}";
+            system.ActorOf(DeviceConnection.Props(socket, region.ActorRef, node.Id, metrics,
+                settings.Value.WebSocket.MaxMessageBytes, done, remote));
+            await done.Task;
+        }
+        finally
+        {
+            if (ctx.WebSockets.IsWebSocketRequest && ctx.Response.StatusCode == StatusCodes.Status101SwitchingProtocols) metrics.Closed();
+            gate.Exit();
+        }
+    }
+}

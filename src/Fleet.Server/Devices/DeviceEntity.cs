@@ -1,0 +1,294 @@
+using System.Collections.Immutable;
+using System.Text;
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using Akka.Event;
+using Akka.Persistence;
+using Akka.Persistence.Journal;
+using Fleet.Protocol;
+using Fleet.Server.Hosting;
+
+namespace Fleet.Server.Devices;
+
+/// <summary>
+/// One router: the only writer of its state. Persists changes (never plain heartbeats), keeps its
+/// commands' lifecycle, knows its current connection by reference and watches it. Passivates when
+/// offline and idle; recovers everything but the socket.
+/// </summary>
+public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
+{
+    public static Props Props(string deviceId, FleetSettings settings, TimeProvider clock) =>
+        Akka.Actor.Props.Create(() => new DeviceEntity(deviceId, settings, clock));
+
+    private sealed class DeadlineTick : INotInfluenceReceiveTimeout
+    {
+        public static readonly DeadlineTick Instance = new();
+    }
+
+    private sealed class AfterRecovery
+    {
+        public static readonly AfterRecovery Instance = new();
+    }
+
+    private static readonly ImmutableHashSet<string> Tags = [FleetNames.DeviceTag];
+
+    private readonly string _deviceId;
+    private readonly FleetSettings _settings;
+    private readonly TimeProvider _clock;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<string, List<IActorRef>> _waiters = new();
+    private DeviceState _state;
+    private IActorRef? _connection;
+    private DateTimeOffset? _lastSeen;
+    private DeviceReport? _lastReport;
+    private byte[]? _heartbeatReply;
+    private int _sinceSnapshot;
+
+    public override string PersistenceId { get; }
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public DeviceEntity(string deviceId, FleetSettings settings, TimeProvider clock)
+    {
+        _deviceId = deviceId;
+        _settings = settings;
+        _clock = clock;
+        _state = DeviceState.Empty with { HistoryLimit = settings.Devices.CommandHistory };
+        PersistenceId = FleetNames.PersistenceIdPrefix + deviceId;
+
+        Recover<IDeviceEvent>(e => _state = _state.Apply(e));
+        Recover<SnapshotOffer>(o =>
+        {
+            if (o.Snapshot is DeviceState s) _state = s with { HistoryLimit = settings.Devices.CommandHistory };
+        });
+        Recover<RecoveryCompleted>(_ => Self.Tell(AfterRecovery.Instance));
+
+        Command<AfterRecovery>(_ =>
+        {
+            // The socket does not survive a restart: record that the device is offline until it reconnects.
+            if (_state.Online && _connection is null) PersistThen([new DeviceDisconnected(Now)]);
+            else AfterChange();
+        });
+        Command<DeviceConnect>(OnConnect);
+        Command<DeviceHeartbeat>(OnHeartbeat);
+        Command<DeviceAnswer>(OnAnswer);
+        Command<ConnectionClosed>(c => OnConnectionGone(c.Connection));
+        Command<Terminated>(t => OnConnectionGone(t.ActorRef));
+        Command<FrameWritten>(w => PersistThen(DeviceLogic.OnWritten(_state, w.CommandId, Now)));
+        Command<FrameNotWritten>(w =>
+        {
+            if (_state.FindCommand(w.CommandId) is { Status: CommandStatus.Sent })
+                PersistThen([new CommandRequeued(w.CommandId)]);
+        });
+        Command<DeadlineTick>(_ => PersistThen(DeviceLogic.OnTick(_state, Now)));
+
+        Command<GetDevice>(_ => Sender.Tell(_state.Exists
+            ? new DeviceFound(Views.Of(_state, _deviceId, _lastSeen, _lastReport?.Mode, _lastReport?.Figures()))
+            : new DeviceNotFound(_deviceId)));
+        Command<SetDesiredAuthMode>(OnSetAuthMode);
+        Command<SubmitCommand>(OnSubmit);
+        Command<GetCommands>(_ => Sender.Tell(_state.Exists
+            ? new CommandList(_state.Commands.Reverse().Select(c => Views.Of(c, _deviceId)).ToList())
+            : new DeviceNotFound(_deviceId)));
+        Command<GetCommand>(g => Sender.Tell(!_state.Exists ? new DeviceNotFound(_deviceId)
+            : _state.FindCommand(g.CommandId) is { } c ? new CommandFound(Views.Of(c, _deviceId))
+            : new CommandNotFound(g.CommandId)));
+        Command<AwaitCommand>(OnAwait);
+        Command<CancelCommand>(OnCancel);
+
+        Command<SaveSnapshotSuccess>(s =>
+            DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
+        Command<SaveSnapshotFailure>(f => _log.Warning(f.Cause, "snapshot of {0} failed", _deviceId));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(f => _log.Warning(f.Cause, "deleting old snapshots of {0} failed", _deviceId));
+        Command<ReceiveTimeout>(_ =>
+        {
+            if (_connection is null && _waiters.Count == 0) Context.Parent.Tell(new Passivate(PoisonPill.Instance));
+        });
+    }
+
+    private DateTimeOffset Now => _clock.GetUtcNow();
+
+    private void OnConnect(DeviceConnect c)
+    {
+        if (_connection is not null && !_connection.Equals(c.Connection))
+        {
+            _log.Info("device {0}: a newer connection replaces {1}", _deviceId, _connection.Path);
+            Context.Unwatch(_connection);
+            _connection.Tell(new CloseConnection("replaced by a newer connection for the same device"));
+        }
+        Attach(c.Connection);
+        _lastSeen = Now;
+        _lastReport = c.Message;
+        var reply = c.Connection;
+        PersistThen(DeviceLogic.OnReport(_state, c.Message, newConnection: true, Now, c.Node),
+            () => reply.Tell(new SendFrame(_deviceId, HeartbeatReplyBytes(), null)));
+    }
+
+    private void OnHeartbeat(DeviceHeartbeat h)
+    {
+        var adopt = _connection is null;
+        if (adopt) Attach(h.Connection); // the entity restarted or moved while the socket stayed up
+        _lastSeen = Now;
+        _lastReport = h.Message;
+        var events = DeviceLogic.OnReport(_state, h.Message, adopt, Now, h.Node);
+        var reply = h.Connection;
+        if (events.IsEmpty)
+            reply.Tell(new SendFrame(_deviceId, HeartbeatReplyBytes(), null));
+        else
+            PersistThen(events, () => reply.Tell(new SendFrame(_deviceId, HeartbeatReplyBytes(), null)));
+    }
+
+    private void Attach(IActorRef connection)
+    {
+        _connection = connection;
+        Context.Watch(connection);
+        SetReceiveTimeout(null);
+    }
+
+    private void OnConnectionGone(IActorRef connection)
+    {
+        if (!connection.Equals(_connection)) return;
+        Context.Unwatch(connection);
+        _connection = null;
+        PersistThen([new DeviceDisconnected(Now)]);
+    }
+
+    private void OnAnswer(DeviceAnswer a)
+    {
+        _lastSeen = Now;
+        var decoded = ProtocolCodec.DecodeFromDevice(Encoding.UTF8.GetBytes(a.Json));
+        if (decoded.Message is not IDeviceResponse response)
+        {
+            _log.Warning("device {0}: answer refused: {1}", _deviceId, decoded.Error);
+            return;
+        }
+        var result = DeviceLogic.OnAnswer(_state, response, a.Json, Now);
+        if (result.Dropped is not null)
+        {
+            _log.Info("device {0}: {1} dropped: {2}", _deviceId, response.Type, result.Dropped);
+            return;
+        }
+        PersistThen(result.Events);
+    }
+
+    private void OnSetAuthMode(SetDesiredAuthMode m)
+    {
+        if (!_state.Exists) { Sender.Tell(new DeviceNotFound(_deviceId)); return; }
+        if (_state.Gateways.All(g => g.GwId != m.GwId)) { Sender.Tell(new GatewayNotFound(_deviceId, m.GwId)); return; }
+        var sender = Sender;
+        PersistThen([new DesiredAuthModeSet(m.GwId, m.AuthMode)], () =>
+        {
+            // Tell the device now rather than at its next heartbeat.
+            _connection?.Tell(new SendFrame(_deviceId, HeartbeatReplyBytes(), null));
+            sender.Tell(new GatewayUpdated(Views.Of(_state.Gateways.First(g => g.GwId == m.GwId), _state)));
+        });
+    }
+
+    private void OnSubmit(SubmitCommand s)
+    {
+        if (!_state.Exists) { Sender.Tell(new DeviceNotFound(_deviceId)); return; }
+        if (s.Problem is not null) { Sender.Tell(new CommandInvalid(s.Problem)); return; }
+        var decoded = ProtocolCodec.DecodeFromServer(s.RequestJson ?? "");
+        if (decoded.Message is not IServerRequest request)
+        {
+            Sender.Tell(new CommandInvalid(decoded.Error?.Message ?? "not a request"));
+            return;
+        }
+        var id = "c" + Guid.CreateVersion7().ToString("N");
+        var result = DeviceLogic.Submit(_state, id, request, s.TtlSeconds, s.TimeoutSeconds, Now);
+        if (result.Queued is null) { Sender.Tell(new CommandInvalid(result.Problem!)); return; }
+        var sender = Sender;
+        // Reply after persist: an accepted command survives a crash.
+        PersistThen([result.Queued], () => sender.Tell(new CommandFound(Views.Of(_state.FindCommand(id)!, _deviceId))));
+    }
+
+    private void OnAwait(AwaitCommand a)
+    {
+        if (!_state.Exists) { Sender.Tell(new DeviceNotFound(_deviceId)); return; }
+        var c = _state.FindCommand(a.CommandId);
+        if (c is null) { Sender.Tell(new CommandNotFound(a.CommandId)); return; }
+        if (c.Status.IsFinal()) { Sender.Tell(new CommandFound(Views.Of(c, _deviceId))); return; }
+        if (!_waiters.TryGetValue(a.CommandId, out var list)) _waiters[a.CommandId] = list = [];
+        list.Add(Sender);
+    }
+
+    private void OnCancel(CancelCommand c)
+    {
+        if (!_state.Exists) { Sender.Tell(new DeviceNotFound(_deviceId)); return; }
+        var (outcome, ev) = DeviceLogic.Cancel(_state, c.CommandId, Now);
+        switch (outcome)
+        {
+            case DeviceLogic.CancelOutcome.NotFound:
+                Sender.Tell(new CommandNotFound(c.CommandId));
+                break;
+            case DeviceLogic.CancelOutcome.NotQueued:
+                var view = Views.Of(_state.FindCommand(c.CommandId)!, _deviceId);
+                Sender.Tell(new CommandConflict($"command {c.CommandId} is {view.Status}, only a queued command can be cancelled", view));
+                break;
+            default:
+                var sender = Sender;
+                PersistThen([ev!], () => sender.Tell(new CommandFound(Views.Of(_state.FindCommand(c.CommandId)!, _deviceId))));
+                break;
+        }
+    }
+
+    /// <summary>Persists events (tagged for the directory), applies each, then runs the follow-ups once.</summary>
+    private void PersistThen(IReadOnlyList<IDeviceEvent> events, Action? then = null)
+    {
+        if (events.Count == 0)
+        {
+            then?.Invoke();
+            return;
+        }
+        var remaining = events.Count;
+        PersistAll(events.Select(e => new Tagged(e, Tags)), tagged =>
+        {
+            _state = _state.Apply((IDeviceEvent)tagged.Payload);
+            _sinceSnapshot++;
+            if (--remaining > 0) return;
+            AfterChange();
+            then?.Invoke();
+        });
+    }
+
+    /// <summary>After any change: refresh caches, snapshot, wake waiters, reschedule, send what can go.</summary>
+    private void AfterChange()
+    {
+        _heartbeatReply = null;
+        if (_sinceSnapshot >= _settings.Devices.SnapshotEvery)
+        {
+            SaveSnapshot(_state);
+            _sinceSnapshot = 0;
+        }
+        foreach (var id in _waiters.Keys.ToList())
+        {
+            var c = _state.FindCommand(id);
+            if (c is not null && !c.Status.IsFinal()) continue;
+            IDeviceReply reply = c is null ? new CommandNotFound(id) : new CommandFound(Views.Of(c, _deviceId));
+            foreach (var w in _waiters[id]) w.Tell(reply);
+            _waiters.Remove(id);
+        }
+        var next = DeviceLogic.NextDeadline(_state);
+        if (next is null) Timers.Cancel("deadline");
+        else Timers.StartSingleTimer("deadline", DeadlineTick.Instance,
+            TimeSpan.FromTicks(Math.Max(0, (next.Value - Now).Ticks)) + TimeSpan.FromMilliseconds(5));
+        SetReceiveTimeout(_connection is null ? TimeSpan.FromSeconds(_settings.Devices.PassivateAfterSeconds) : null);
+        Dispatch();
+    }
+
+    private void Dispatch()
+    {
+        if (_connection is null) return;
+        var now = Now;
+        var toSend = DeviceLogic.ToSend(_state, now);
+        if (toSend.Count == 0) return;
+        var connection = _connection;
+        PersistThen(toSend.Select(c => (IDeviceEvent)new CommandSent(c.CommandId, now)).ToList(), () =>
+        {
+            foreach (var c in toSend)
+                connection.Tell(new SendFrame(_deviceId, Encoding.UTF8.GetBytes(c.RequestJson), c.CommandId));
+        });
+    }
+
+    private byte[] HeartbeatReplyBytes() => _heartbeatReply ??= ProtocolCodec.Encode(DeviceLogic.HeartbeatReply(_state));
+}

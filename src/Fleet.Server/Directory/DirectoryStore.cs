@@ -1,0 +1,188 @@
+using System.Data.Common;
+using System.Globalization;
+using Fleet.Server.Devices;
+using Fleet.Server.Hosting;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+
+namespace Fleet.Server.Directory;
+
+/// <summary>One row of the device directory.</summary>
+public sealed record DeviceSummary(string DeviceId, bool Online, string? Node, DateTimeOffset? ConnectedAt,
+    DateTimeOffset? LastSeen, string? LocationId, string? ApMacAddress, IReadOnlyList<string> Gateways, string? Firmware);
+
+public sealed record DirectoryQuery(bool? Online, string? GwId, string? Q, int Limit, string? After);
+
+/// <summary>An event as the projection sees it: whose, what, and its global position in the journal.</summary>
+public sealed record DirectoryEvent(string DeviceId, IDeviceEvent Event, long Ordering);
+
+/// <summary>
+/// The device_summary table beside the journal (same database), written only by the projection.
+/// The SQL is the subset SQLite and PostgreSQL share (ON CONFLICT upserts, TEXT timestamps in ISO 8601).
+/// </summary>
+public sealed class DirectoryStore(PersistenceProvider provider, string connectionString)
+{
+    public PersistenceProvider Provider => provider;
+
+    public DbConnection Create() => provider == PersistenceProvider.Sqlite
+        ? new SqliteConnection(connectionString)
+        : new NpgsqlConnection(connectionString);
+
+    public async Task<DbConnection> OpenAsync(CancellationToken ct = default)
+    {
+        var c = Create();
+        await c.OpenAsync(ct);
+        return c;
+    }
+
+    public async Task InitializeAsync(CancellationToken ct = default)
+    {
+        await using var c = await OpenAsync(ct);
+        if (provider == PersistenceProvider.Sqlite)
+            await Exec(c, null, "PRAGMA journal_mode=WAL;"); // persistent on the file; the journal benefits too
+        await Exec(c, null, """
+            CREATE TABLE IF NOT EXISTS device_summary (
+              device_id TEXT PRIMARY KEY,
+              online INTEGER NOT NULL DEFAULT 0,
+              node TEXT, connected_at TEXT, last_seen TEXT,
+              location_id TEXT, ap_mac_address TEXT,
+              gateways TEXT NOT NULL DEFAULT ',',
+              firmware TEXT);
+            """);
+        await Exec(c, null, "CREATE TABLE IF NOT EXISTS device_summary_offset (id INTEGER PRIMARY KEY, ordering BIGINT NOT NULL);");
+    }
+
+    public async Task<bool> PingAsync(CancellationToken ct)
+    {
+        try
+        {
+            await using var c = await OpenAsync(ct);
+            await using var cmd = c.CreateCommand();
+            cmd.CommandText = "SELECT 1";
+            await cmd.ExecuteScalarAsync(ct);
+            return true;
+        }
+        catch (DbException)
+        {
+            return false;
+        }
+    }
+
+    public async Task<long> ReadOffsetAsync(CancellationToken ct = default)
+    {
+        await using var c = await OpenAsync(ct);
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT ordering FROM device_summary_offset WHERE id = 1";
+        var v = await cmd.ExecuteScalarAsync(ct);
+        return v is null or DBNull ? 0 : Convert.ToInt64(v, CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Applies a batch and moves the offset in one transaction: replays never apply twice.</summary>
+    public async Task ApplyAsync(IReadOnlyList<DirectoryEvent> batch, CancellationToken ct = default)
+    {
+        if (batch.Count == 0) return;
+        await using var c = await OpenAsync(ct);
+        await using var tx = await c.BeginTransactionAsync(ct);
+        foreach (var e in batch)
+        {
+            var (columns, values) = Columns(e.Event);
+            if (columns.Length == 0) continue;
+            var names = string.Join(", ", columns);
+            var parameters = string.Join(", ", columns.Select(n => "@" + n));
+            var updates = string.Join(", ", columns.Select(n => $"{n} = excluded.{n}"));
+            var args = new List<(string, object?)> { ("device_id", e.DeviceId) };
+            args.AddRange(columns.Zip(values, (n, v) => (n, v)));
+            await Exec(c, tx,
+                $"INSERT INTO device_summary (device_id, {names}) VALUES (@device_id, {parameters}) ON CONFLICT (device_id) DO UPDATE SET {updates}",
+                args.ToArray());
+        }
+        await Exec(c, tx,
+            "INSERT INTO device_summary_offset (id, ordering) VALUES (1, @o) ON CONFLICT (id) DO UPDATE SET ordering = excluded.ordering",
+            ("o", batch[^1].Ordering));
+        await tx.CommitAsync(ct);
+    }
+
+    private static string Ts(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+
+    /// <summary>Which summary columns an event sets. Events that don't touch the summary set none.</summary>
+    private static (string[] Columns, object?[] Values) Columns(IDeviceEvent e) => e switch
+    {
+        DeviceConnected c => (["online", "node", "connected_at", "last_seen"], [1, c.Node, Ts(c.At), Ts(c.At)]),
+        DeviceDisconnected d => (["online", "last_seen"], [0, Ts(d.At)]),
+        DeviceInfoReported i => (["location_id", "ap_mac_address"], [i.Info.LocationId, i.Info.ApMacAddress]),
+        GatewaysReported g => (["gateways"], ["," + string.Concat(g.Gateways.Select(x => x.GwId + ","))]),
+        FirmwareReported f => (["firmware"], [f.Firmware.GetValueOrDefault("DISTRIB_DESCRIPTION") ?? f.Firmware.GetValueOrDefault("DISTRIB_RELEASE")]),
+        _ => ([], []),
+    };
+
+    /// <summary>
+    /// Keyset paging by device_id. "online" means: marked online by a node that is a live cluster
+    /// member now — a node that died (or restarted: new uid) leaves no device online behind it.
+    /// </summary>
+    public async Task<(IReadOnlyList<DeviceSummary> Items, string? Next)> QueryAsync(DirectoryQuery q,
+        IReadOnlyCollection<string> liveNodes, CancellationToken ct)
+    {
+        var where = new List<string>();
+        var args = new List<(string, object?)>();
+        if (q.After is not null) { where.Add("device_id > @after"); args.Add(("after", q.After)); }
+        var nodeParams = liveNodes.Select((n, i) => { args.Add(($"n{i}", n)); return "@n" + i; }).ToList();
+        var onlineSql = nodeParams.Count == 0 ? "0 = 1" : $"(online = 1 AND node IN ({string.Join(", ", nodeParams)}))";
+        if (q.Online == true) where.Add(onlineSql);
+        if (q.Online == false) where.Add($"NOT {onlineSql}");
+        if (q.GwId is not null) { where.Add("gateways LIKE @gw ESCAPE '\\'"); args.Add(("gw", "%," + Escape(q.GwId) + ",%")); }
+        if (!string.IsNullOrEmpty(q.Q))
+        {
+            where.Add("(LOWER(device_id) LIKE @q ESCAPE '\\' OR LOWER(COALESCE(location_id, '')) LIKE @q ESCAPE '\\' OR LOWER(COALESCE(ap_mac_address, '')) LIKE @q ESCAPE '\\')");
+            args.Add(("q", "%" + Escape(q.Q.ToLowerInvariant()) + "%"));
+        }
+        args.Add(("limit", q.Limit + 1));
+        var sql = $"SELECT device_id, {onlineSql} AS live, node, connected_at, last_seen, location_id, ap_mac_address, gateways, firmware FROM device_summary"
+                  + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "")
+                  + " ORDER BY device_id LIMIT @limit";
+
+        await using var c = await OpenAsync(ct);
+        await using var cmd = Command(c, null, sql, args.ToArray());
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        var items = new List<DeviceSummary>();
+        while (await r.ReadAsync(ct))
+        {
+            items.Add(new DeviceSummary(
+                r.GetString(0), Convert.ToInt64(r.GetValue(1), CultureInfo.InvariantCulture) == 1 || r.GetValue(1) is true,
+                Str(r, 2), Time(r, 3), Time(r, 4), Str(r, 5), Str(r, 6),
+                (Str(r, 7) ?? ",").Split(',', StringSplitOptions.RemoveEmptyEntries), Str(r, 8)));
+        }
+        string? next = null;
+        if (items.Count > q.Limit)
+        {
+            items.RemoveAt(items.Count - 1);
+            next = items[^1].DeviceId;
+        }
+        return (items, next);
+    }
+
+    private static string Escape(string s) => s.Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_");
+    private static string? Str(DbDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
+    private static DateTimeOffset? Time(DbDataReader r, int i) =>
+        r.IsDBNull(i) ? null : DateTimeOffset.Parse(r.GetString(i), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
+
+    private static DbCommand Command(DbConnection c, DbTransaction? tx, string sql, params (string Name, object? Value)[] args)
+    {
+        var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        foreach (var (name, value) in args)
+        {
+            var p = cmd.CreateParameter();
+            p.ParameterName = name;
+            p.Value = value ?? DBNull.Value;
+            cmd.Parameters.Add(p);
+        }
+        return cmd;
+    }
+
+    private static async Task Exec(DbConnection c, DbTransaction? tx, string sql, params (string, object?)[] args)
+    {
+        await using var cmd = Command(c, tx, sql, args);
+        await cmd.ExecuteNonQueryAsync();
+    }
+}

@@ -1,0 +1,89 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Hosting;
+using Akka.Cluster.Sharding;
+using Akka.Hosting;
+using Akka.Persistence.Sql.Hosting;
+using Akka.Remote.Hosting;
+using Fleet.Server.Devices;
+using Fleet.Server.Directory;
+using Fleet.Server.Serialization;
+
+namespace Fleet.Server.Hosting;
+
+/// <summary>The Akka side of a node, one extension method per concern, composed in <see cref="AddFleetAkka"/>.</summary>
+public static class FleetAkka
+{
+    public static IServiceCollection AddFleetAkka(this IServiceCollection services, FleetSettings settings,
+        IConfiguration configuration, string connectionString)
+    {
+        return services.AddAkka(settings.Cluster.SystemName, (builder, sp) =>
+        {
+            var clock = sp.GetRequiredService<TimeProvider>();
+            builder
+                .ConfigureLoggers(l => l.AddLoggerFactory())
+                .AddHocon(configuration.GetSection("akka"), HoconAddMode.Prepend)
+                .WithFleetSerialization()
+                .WithFleetCluster(settings)
+                .WithFleetPersistence(settings, connectionString)
+                .WithDeviceSharding(settings, clock)
+                .WithDirectoryProjection(sp.GetRequiredService<DirectoryStore>());
+        });
+    }
+
+    public static AkkaConfigurationBuilder WithFleetSerialization(this AkkaConfigurationBuilder builder) =>
+        builder.WithCustomSerializer("fleet", [typeof(IFleetSerializable)], system => new FleetSerializer(system));
+
+    public static AkkaConfigurationBuilder WithFleetCluster(this AkkaConfigurationBuilder builder, FleetSettings settings)
+    {
+        builder
+            .WithRemoting(new RemoteOptions { HostName = settings.Cluster.Hostname, Port = settings.Cluster.Port })
+            .WithClustering(new ClusterOptions
+            {
+                SeedNodes = settings.Cluster.SeedNodes,
+                Roles = settings.Cluster.Roles,
+            });
+        if (settings.Cluster.SeedNodes.Length == 0)
+        {
+            // A lone node is a complete system: it forms a cluster of itself.
+            builder.AddStartup((system, _) => Cluster.Get(system).Join(Cluster.Get(system).SelfAddress));
+        }
+        return builder;
+    }
+
+    public static string ProviderName(PersistenceProvider p) => p switch
+    {
+        PersistenceProvider.Sqlite => "SQLite.MS",
+        _ => "PostgreSQL.15",
+    };
+
+    public static AkkaConfigurationBuilder WithFleetPersistence(this AkkaConfigurationBuilder builder, FleetSettings settings,
+        string connectionString) =>
+        builder.WithSqlPersistence(connectionString, ProviderName(settings.Persistence.Provider));
+
+    public static AkkaConfigurationBuilder WithDeviceSharding(this AkkaConfigurationBuilder builder, FleetSettings settings,
+        TimeProvider clock) =>
+        builder.WithShardRegion<DeviceEntity>(FleetNames.DeviceRegion,
+            deviceId => DeviceEntity.Props(deviceId, settings, clock),
+            new DeviceMessageExtractor(FleetNames.ShardCount),
+            new ShardOptions
+            {
+                StateStoreMode = StateStoreMode.DData,
+                RememberEntities = false,
+                // Entities passivate themselves when offline and idle; an online device stays resident.
+                PassivateIdleEntityAfter = TimeSpan.Zero,
+            });
+
+    public static AkkaConfigurationBuilder WithDirectoryProjection(this AkkaConfigurationBuilder builder, DirectoryStore store) =>
+        builder.WithSingleton<DirectoryProjection>(FleetNames.DirectoryProjection, DirectoryProjection.Props(store),
+            new ClusterSingletonOptions(), createProxyToo: true);
+}
+
+public sealed class DeviceMessageExtractor(int shards) : HashCodeMessageExtractor(shards)
+{
+    public override string? EntityId(object message) => message switch
+    {
+        IToDevice m => m.DeviceId,
+        _ => null,
+    };
+}

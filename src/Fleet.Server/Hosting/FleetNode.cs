@@ -1,0 +1,76 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Fleet.Server.Admin;
+using Fleet.Server.Connections;
+using Fleet.Server.Directory;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
+
+namespace Fleet.Server.Hosting;
+
+/// <summary>Composition of a node: settings, Kestrel limits, Akka, the endpoints.</summary>
+public static class FleetNode
+{
+    public const string DefaultUrls = "http://0.0.0.0:8080";
+
+    public static WebApplicationBuilder AddFleetNode(this WebApplicationBuilder builder)
+    {
+        if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"]))
+            builder.WebHost.UseUrls(DefaultUrls);
+
+        var settings = builder.Configuration.GetSection("Fleet").Get<FleetSettings>() ?? new FleetSettings();
+        var connectionString = ResolveConnectionString(settings.Persistence);
+        builder.Services.AddSingleton(Options.Create(settings));
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(new DirectoryStore(settings.Persistence.Provider, connectionString));
+        builder.Services.AddSingleton<ConnectionMetrics>();
+        var cap = ConnectionGate.CapacityFor(settings.WebSocket.MaxConnections, settings.WebSocket.ReservedFileDescriptors);
+        builder.Services.AddSingleton(new ConnectionGate(cap));
+        builder.Services.AddSingleton<NodeIdentity>();
+        builder.Services.Configure<KestrelServerOptions>(k =>
+        {
+            // Kestrel itself stops accepting before the process runs out of file descriptors; the
+            // WebSocket gate (503) acts first, leaving room for admin requests.
+            k.Limits.MaxConcurrentConnections = cap + settings.WebSocket.ReservedFileDescriptors / 2;
+            k.AddServerHeader = false;
+        });
+        builder.Services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
+        });
+        builder.Services.AddProblemDetails();
+        builder.Services.AddOpenApi("v1");
+        builder.Services.AddFleetAkka(settings, builder.Configuration, connectionString);
+        return builder;
+    }
+
+    public static async Task InitializeFleetStoreAsync(this WebApplication app) =>
+        await app.Services.GetRequiredService<DirectoryStore>().InitializeAsync();
+
+    public static WebApplication UseFleetNode(this WebApplication app)
+    {
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseWebSockets();
+        app.MapOpenApi("/openapi/{documentName}.json");
+        app.MapDeviceSockets();
+        app.MapDevicesApi();
+        app.MapOperationsApi();
+        return app;
+    }
+
+    /// <summary>SQLite paths are made absolute (against the working directory) and their folder created.</summary>
+    public static string ResolveConnectionString(PersistenceSettings p)
+    {
+        if (p.Provider == PersistenceProvider.PostgreSql)
+            return p.ConnectionString ?? throw new InvalidOperationException(
+                "Fleet:Persistence:ConnectionString is required when Fleet:Persistence:Provider is PostgreSql");
+        var csb = new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder(p.ConnectionString ?? "Data Source=data/fleet.db");
+        if (string.IsNullOrEmpty(csb.DataSource) || csb.DataSource == ":memory:")
+            throw new InvalidOperationException("Fleet:Persistence:ConnectionString must name a SQLite file (Data Source=…)");
+        csb.DataSource = Path.GetFullPath(csb.DataSource);
+        System.IO.Directory.CreateDirectory(Path.GetDirectoryName(csb.DataSource)!);
+        return csb.ToString();
+    }
+}

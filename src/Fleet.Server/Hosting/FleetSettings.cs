@@ -1,0 +1,67 @@
+namespace Fleet.Server.Hosting;
+
+/// <summary>
+/// Everything a node reads from configuration (section "Fleet"). The defaults make one node work
+/// with no configuration at all: SQLite in data/fleet.db, a cluster of itself.
+/// </summary>
+public sealed class FleetSettings
+{
+    public PersistenceSettings Persistence { get; set; } = new();
+    public ClusterSettings Cluster { get; set; } = new();
+    public WebSocketSettings WebSocket { get; set; } = new();
+    public DeviceSettings Devices { get; set; } = new();
+    public CommandSettings Commands { get; set; } = new();
+}
+
+public enum PersistenceProvider { Sqlite, PostgreSql }
+
+public sealed class PersistenceSettings
+{
+    public PersistenceProvider Provider { get; set; } = PersistenceProvider.Sqlite;
+    /// <summary>Default: Data Source=data/fleet.db (made absolute against the working directory).</summary>
+    public string? ConnectionString { get; set; }
+}
+
+public sealed class ClusterSettings
+{
+    public string SystemName { get; set; } = "fleet";
+    public string Hostname { get; set; } = "127.0.0.1";
+    /// <summary>Akka remoting port; 0 picks a free one (a lone node joins itself either way).</summary>
+    public int Port { get; set; } = 4053;
+    /// <summary>Seed node addresses (akka.tcp://fleet@host:port). Empty: this node joins itself.</summary>
+    public string[] SeedNodes { get; set; } = [];
+    /// <summary>Roles are not used for placement yet; kept so cluster configs can name them.</summary>
+    public string[] Roles { get; set; } = [];
+}
+
+public sealed class WebSocketSettings
+{
+    /// <summary>Largest text frame (after reassembly) a device may send.</summary>
+    public int MaxMessageBytes { get; set; } = 64 * 1024;
+    /// <summary>
+    /// Most device sockets this node holds. 0 = derive from the process's open-file limit
+    /// (limit minus <see cref="ReservedFileDescriptors"/>), so the edge is a clean 503, not a dying accept loop.
+    /// </summary>
+    public int MaxConnections { get; set; }
+    public int ReservedFileDescriptors { get; set; } = 1000;
+    /// <summary>WebSocket keep-alive ping interval (seconds); proxies that cut idle sockets see traffic.</summary>
+    public int KeepAliveSeconds { get; set; } = 30;
+}
+
+public sealed class DeviceSettings
+{
+    /// <summary>An offline device's entity passivates after this long without messages.</summary>
+    public int PassivateAfterSeconds { get; set; } = 120;
+    /// <summary>Snapshot every N persisted events.</summary>
+    public int SnapshotEvery { get; set; } = 100;
+    /// <summary>How many finished commands a device keeps in its history.</summary>
+    public int CommandHistory { get; set; } = 200;
+}
+
+public sealed class CommandSettings
+{
+    public int DefaultTtlSeconds { get; set; } = 86400;
+    public int DefaultTimeoutSeconds { get; set; } = 30;
+    /// <summary>Upper bound for ?wait= (seconds).</summary>
+    public int MaxWaitSeconds { get; set; } = 120;
+}
