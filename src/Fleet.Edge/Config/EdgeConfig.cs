@@ -10,18 +10,18 @@ namespace Fleet.Edge.Config;
 /// </summary>
 public sealed record EdgeConfig
 {
-    [JsonPropertyName("controller_url")] public string? ControllerUrl { get; init; }
-    [JsonPropertyName("device_id")] public string? DeviceId { get; init; }
-    [JsonPropertyName("device_info")] public DeviceInfo? DeviceInfo { get; init; }
-    [JsonPropertyName("gateways")] public IReadOnlyList<GatewayConfig>? Gateways { get; init; }
-    [JsonPropertyName("heartbeat_interval_seconds")] public int HeartbeatIntervalSeconds { get; init; } = 60;
+    [JsonPropertyName("controller_url")] public string? ControllerUrl { get; set; }
+    [JsonPropertyName("device_id")] public string? DeviceId { get; set; }
+    [JsonPropertyName("device_info")] public DeviceInfo? DeviceInfo { get; set; }
+    [JsonPropertyName("gateways")] public IReadOnlyList<GatewayConfig>? Gateways { get; set; }
+    [JsonPropertyName("heartbeat_interval_seconds")] public int HeartbeatIntervalSeconds { get; set; } = 60;
     /// <summary>Upper bound of the reconnect backoff once the five quick tries are spent.</summary>
-    [JsonPropertyName("reconnect_max_backoff_seconds")] public int ReconnectMaxBackoffSeconds { get; init; } = 300;
-    [JsonPropertyName("firewall")] public FirewallConfig Firewall { get; init; } = new();
-    [JsonPropertyName("state_directory")] public string StateDirectory { get; init; } = "/var/lib/fleet-edge";
-    [JsonPropertyName("sysupgrade_command")] public string SysupgradeCommand { get; init; } = "/sbin/sysupgrade";
-    [JsonPropertyName("reboot_command")] public string RebootCommand { get; init; } = "/sbin/reboot";
-    [JsonPropertyName("release_file")] public string ReleaseFile { get; init; } = "/etc/openwrt_release";
+    [JsonPropertyName("reconnect_max_backoff_seconds")] public int ReconnectMaxBackoffSeconds { get; set; } = 300;
+    [JsonPropertyName("firewall")] public FirewallConfig Firewall { get; set; } = new();
+    [JsonPropertyName("state_directory")] public string StateDirectory { get; set; } = "/var/lib/fleet-edge";
+    [JsonPropertyName("sysupgrade_command")] public string SysupgradeCommand { get; set; } = "/sbin/sysupgrade";
+    [JsonPropertyName("reboot_command")] public string RebootCommand { get; set; } = "/sbin/reboot";
+    [JsonPropertyName("release_file")] public string ReleaseFile { get; set; } = "/etc/openwrt_release";
 
     /// <summary>The validated device_id (only call after <see cref="ConfigLoader"/> accepted the file).</summary>
     [JsonIgnore] public string Id => DeviceId!;
@@ -30,24 +30,24 @@ public sealed record EdgeConfig
 
 public sealed record GatewayConfig
 {
-    [JsonPropertyName("gw_id")] public string? GwId { get; init; }
-    [JsonPropertyName("gw_channel")] public string? GwChannel { get; init; }
-    [JsonPropertyName("gw_address_v4")] public string? GwAddressV4 { get; init; }
-    [JsonPropertyName("gw_address_v6")] public string? GwAddressV6 { get; init; }
+    [JsonPropertyName("gw_id")] public string? GwId { get; set; }
+    [JsonPropertyName("gw_channel")] public string? GwChannel { get; set; }
+    [JsonPropertyName("gw_address_v4")] public string? GwAddressV4 { get; set; }
+    [JsonPropertyName("gw_address_v6")] public string? GwAddressV6 { get; set; }
     /// <summary>0: the gateway is open (no portal); anything else: only authorised clients pass.</summary>
-    [JsonPropertyName("auth_mode")] public int AuthMode { get; init; } = 1;
-    [JsonPropertyName("gw_interface")] public string? GwInterface { get; init; }
+    [JsonPropertyName("auth_mode")] public int AuthMode { get; set; } = 1;
+    [JsonPropertyName("gw_interface")] public string? GwInterface { get; set; }
 }
 
 public sealed record FirewallConfig
 {
     /// <summary>"nftables" on a router; "memory" enforces nothing (development, dry runs).</summary>
-    [JsonPropertyName("backend")] public string Backend { get; init; } = "nftables";
-    [JsonPropertyName("table")] public string Table { get; init; } = "fleet";
+    [JsonPropertyName("backend")] public string Backend { get; set; } = "nftables";
+    [JsonPropertyName("table")] public string Table { get; set; } = "fleet";
     /// <summary>How often the agent checks its table is still there (a `nft flush ruleset`, a firewall reload).</summary>
-    [JsonPropertyName("check_interval_seconds")] public int CheckIntervalSeconds { get; init; } = 30;
+    [JsonPropertyName("check_interval_seconds")] public int CheckIntervalSeconds { get; set; } = 30;
     /// <summary>The nft executable.</summary>
-    [JsonPropertyName("nft_command")] public string NftCommand { get; init; } = "nft";
+    [JsonPropertyName("nft_command")] public string NftCommand { get; set; } = "nft";
 }
 
 [JsonSourceGenerationOptions(
