@@ -69,7 +69,9 @@ public sealed record SystemFigures
 /// <summary>connect and heartbeat carry the same report (seed 1.1 and 1.2).</summary>
 public abstract record DeviceReport : IDeviceMessage
 {
-    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public abstract string Type { get; }
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => ReportType;
+    /// <summary>Kept out of JSON: an overridden serialised property would be written twice.</summary>
+    [JsonIgnore] protected abstract string ReportType { get; }
     [JsonPropertyName("device_id")] public string? DeviceId { get; init; }
     [JsonPropertyName("device_info")] public DeviceInfo? DeviceInfo { get; init; }
     [JsonPropertyName("gateway")] public IReadOnlyList<GatewayReport>? Gateway { get; init; }
@@ -98,13 +100,13 @@ public abstract record DeviceReport : IDeviceMessage
 public sealed record ConnectMessage : DeviceReport
 {
     public const string TypeName = "connect";
-    public override string Type => TypeName;
+    protected override string ReportType => TypeName;
 }
 
 public sealed record HeartbeatMessage : DeviceReport
 {
     public const string TypeName = "heartbeat";
-    public override string Type => TypeName;
+    protected override string ReportType => TypeName;
 }
 
 public sealed record KickoffResponse : IDeviceResponse
