@@ -21,6 +21,8 @@ public sealed record SimulatorOptions
     public int Gateways { get; init; } = 1;
     /// <summary>Source addresses 127.0.0.1, .2, … to spread connections over; 0 = one per 20,000 devices.</summary>
     public int SourceAddresses { get; init; }
+    /// <summary>Last octet of the first source address (several simulator processes use distinct ones).</summary>
+    public int SourceAddressBase { get; init; } = 1;
     /// <summary>Reconnect after errors and closes like the firmware (2 s, 5 s after EOF).</summary>
     public bool Reconnect { get; init; } = true;
     /// <summary>Spread each device's first heartbeat uniformly over one interval (else send it at once).</summary>
@@ -52,6 +54,7 @@ public sealed record SimulatorOptions
           --first-index I         first device index (split a fleet over processes)
           --gateways G            gateways per device (default 1)
           --source-addresses K    spread over 127.0.0.1..K (default: one per 20,000 devices)
+          --source-base B         first source address is 127.0.0.B (default 1)
           --no-reconnect          do not reconnect after a drop
           --no-spread             send every first heartbeat at once instead of spreading
           --stats-seconds S       progress line every S seconds, 0 for none (default 5)
@@ -105,6 +108,7 @@ public sealed record SimulatorOptions
                     "--first-index" => o with { FirstIndex = Int(0) },
                     "--gateways" => o with { Gateways = Int(1) },
                     "--source-addresses" => o with { SourceAddresses = Math.Min(Int(0), 254) },
+                    "--source-base" => o with { SourceAddressBase = Math.Clamp(Int(1), 1, 254) },
                     "--no-reconnect" => o with { Reconnect = false },
                     "--no-spread" => o with { SpreadHeartbeats = false },
                     "--stats-seconds" => o with { StatsSeconds = Num(-1) },

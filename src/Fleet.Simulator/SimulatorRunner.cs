@@ -13,6 +13,7 @@ public sealed class SimulatorRunner : IDisposable
 {
     /// <summary>Linux IP_BIND_ADDRESS_NO_PORT: bind the source address now, pick the port at connect.</summary>
     private const int IpBindAddressNoPort = 24;
+    private const int SolIp = 0;
     private const int DevicesPerSourceAddress = 20_000;
 
     private readonly SimulatorOptions _options;
@@ -48,7 +49,8 @@ public sealed class SimulatorRunner : IDisposable
             : host == "localhost";
         var count = o.SourceAddresses > 0 ? o.SourceAddresses : (o.Devices + DevicesPerSourceAddress - 1) / DevicesPerSourceAddress;
         if (!loopback || count <= 1 && o.SourceAddresses == 0) return [];
-        return Enumerable.Range(1, Math.Min(count, 254)).Select(i => new IPAddress(new byte[] { 127, 0, 0, (byte)i })).ToList();
+        var first = o.SourceAddressBase;
+        return Enumerable.Range(first, Math.Min(count, 255 - first)).Select(i => new IPAddress(new byte[] { 127, 0, 0, (byte)i })).ToList();
     }
 
     private SocketsHttpHandler Handler(IPAddress? source)
@@ -66,7 +68,8 @@ public sealed class SimulatorRunner : IDisposable
                 {
                     if (source is not null)
                     {
-                        socket.SetSocketOption(SocketOptionLevel.IP, (SocketOptionName)IpBindAddressNoPort, 1);
+                        // Raw option: SocketOptionName values are translated by .NET, 24 is not one of them.
+                        if (OperatingSystem.IsLinux()) socket.SetRawSocketOption(SolIp, IpBindAddressNoPort, BitConverter.GetBytes(1));
                         socket.Bind(new IPEndPoint(source, 0));
                     }
                     var ep = context.DnsEndPoint;

@@ -37,6 +37,8 @@ internal sealed class FakeController : IAsyncDisposable
     public ConcurrentDictionary<string, byte> Connected { get; } = new();
     /// <summary>How many times each device sent connect.</summary>
     public ConcurrentDictionary<string, int> Connects { get; } = new();
+    /// <summary>The source addresses devices connected from.</summary>
+    public ConcurrentDictionary<string, int> RemoteAddresses { get; } = new();
     /// <summary>Send reboot_device instead of the script on a device's first connection.</summary>
     public bool RebootOnFirstConnect { get; init; }
     public ConcurrentDictionary<string, ConcurrentQueue<IDeviceMessage>> Answers { get; } = new();
@@ -67,6 +69,7 @@ internal sealed class FakeController : IAsyncDisposable
     {
         if (!context.WebSockets.IsWebSocketRequest) { context.Response.StatusCode = 400; return; }
         using var ws = await context.WebSockets.AcceptWebSocketAsync();
+        RemoteAddresses.AddOrUpdate(context.Connection.RemoteIpAddress?.MapToIPv4().ToString() ?? "?", 1, (_, n) => n + 1);
         var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
         string? deviceId = null;
         try

@@ -82,4 +82,24 @@ public sealed class SimulatorSmokeTests
         Assert.Equal(0, runner.Stats.Connected);
         Assert.Equal(10, runner.Stats.Disconnects);
     }
+
+    [Fact]
+    public async Task Connections_are_spread_over_the_chosen_loopback_source_addresses()
+    {
+        await using var controller = await FakeController.StartAsync();
+        using var runner = new SimulatorRunner(new SimulatorOptions
+        {
+            Url = controller.Url, Devices = 30, HeartbeatSeconds = 30, Ramp = 1000, StatsSeconds = 0,
+            SourceAddresses = 3, SourceAddressBase = 2,
+        });
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        var run = runner.RunAsync(cts.Token);
+        await runner.WaitConnectedAsync(30, TimeSpan.FromSeconds(15), TestContext.Current.CancellationToken);
+        await cts.CancelAsync();
+        await run.WaitAsync(TimeSpan.FromSeconds(15), TestContext.Current.CancellationToken);
+
+        Assert.Equal(0, runner.Stats.ConnectFailures);
+        Assert.Equal(new Dictionary<string, int> { ["127.0.0.2"] = 10, ["127.0.0.3"] = 10, ["127.0.0.4"] = 10 },
+            controller.RemoteAddresses.OrderBy(p => p.Key).ToDictionary());
+    }
 }

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Devices held by one server process and memory per device (ΔRSS/N after a full GC).
+#   bench/scripts/capacity.sh echo|node      env: DEVICES (19000) RAMP (1000/s) HB (60 s) HOLD (10 s)
+source "$(dirname "$0")/lib.sh"
+TARGET="${1:-echo}"; DEVICES="${DEVICES:-19000}"; RAMP="${RAMP:-1000}"; HB="${HB:-60}"; HOLD="${HOLD:-10}"
+[[ "${BUILD:-1}" == 1 ]] && build_all "$([[ $TARGET == node ]] && echo node)"
+start_server "$TARGET"
+rss0=$(settled_rss)
+ramp_s=$(awk -v d="$DEVICES" -v r="$RAMP" 'BEGIN{print int(d/r)+1}')
+start_sims "$DEVICES" "$HB" "$RAMP" $(( ramp_s + HOLD + 120 )) 0 "cap-$TARGET" --stats-seconds 1 --no-reconnect
+best=0; still=0; t0=$(date +%s)
+while :; do
+  sleep 2
+  kill -0 "$SERVER_PID" 2>/dev/null || { log "server died"; break; }
+  c=$(sims_connected "cap-$TARGET")
+  if (( c > best )); then best=$c; still=0; else still=$(( still + 2 )); fi
+  log "connected $c (best $best), server rss $(rss_kb "$SERVER_PID") kB, cpu $(cpu_s "$SERVER_PID") s"
+  (( c >= DEVICES )) && break
+  (( $(date +%s) - t0 > ramp_s && still >= 10 )) && { log "plateau at $best"; break; }
+done
+log "holding $HOLD s"; sleep "$HOLD"
+held=$(sims_connected "cap-$TARGET")
+alive=1; kill -0 "$SERVER_PID" 2>/dev/null || alive=0
+rss1=0; (( alive )) && rss1=$(settled_rss)
+for p in "${SIM_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait_sims
+per=$(awk -v a="$rss0" -v b="$rss1" -v n="$held" 'BEGIN{ if (n>0 && b>0) printf "%.2f", (b-a)/n; else print "null" }')
+fail=$(sim_sum connect_failures)
+result "{\"bench\":\"capacity\",\"target\":\"$TARGET\",\"offered\":$DEVICES,\"held\":$held,\"server_alive\":$alive,\"rss_idle_kb\":$rss0,\"rss_full_kb\":$rss1,\"kb_per_device\":$per,\"connect_failures\":$fail,\"heartbeat_s\":$HB,\"ramp_per_s\":$RAMP}"
