@@ -130,7 +130,8 @@ public sealed class DeviceSocket(WebSocket ws, HttpContext ctx)
     /// <summary>Drops the TCP connection without a close frame.</summary>
     public void Abort()
     {
-        ctx.Abort();
+        if (_done.Task.IsCompleted) return;
+        try { ctx.Abort(); } catch (ObjectDisposedException) { } // the request already ended
         _done.TrySetResult();
     }
 }
