@@ -13,6 +13,22 @@ public static class FleetNode
 {
     public const string DefaultUrls = "http://0.0.0.0:8080";
 
+    /// <summary>A ready-to-run node (tests start several of these in one process).</summary>
+    public static async Task<WebApplication> CreateAsync(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = args,
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        configure?.Invoke(builder);
+        builder.AddFleetNode();
+        var app = builder.Build();
+        await app.InitializeFleetStoreAsync();
+        app.UseFleetNode();
+        return app;
+    }
+
     public static WebApplicationBuilder AddFleetNode(this WebApplicationBuilder builder)
     {
         if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"]))

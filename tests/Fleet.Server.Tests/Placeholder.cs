@@ -1,1 +1,0 @@
-namespace Fleet.Server.Tests; public class PlaceholderTests { [Xunit.Fact] public void Ok() => Xunit.Assert.True(true); }

@@ -1,0 +1,82 @@
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Fleet.Server.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Fleet.Server.Tests.Support;
+
+/// <summary>A real Fleet.Server node in this process: Kestrel on a loopback port, SQLite in a temp file.</summary>
+public sealed class Node : IAsyncDisposable
+{
+    public WebApplication App { get; }
+    public Uri BaseAddress { get; }
+    public HttpClient Http { get; }
+    public string DbPath { get; }
+
+    private Node(WebApplication app, Uri baseAddress, string dbPath)
+    {
+        App = app;
+        BaseAddress = baseAddress;
+        DbPath = dbPath;
+        Http = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(60) };
+    }
+
+    public Uri WebSocketUri(string path = "/ws/wifidogx") => new($"ws://{BaseAddress.Authority}{path}");
+
+    public static string NewDbPath() =>
+        Path.Combine(Path.GetTempPath(), "fleet-tests", Guid.NewGuid().ToString("N"), "fleet.db");
+
+    public static async Task<Node> StartAsync(string? dbPath = null, params string[] extraArgs)
+    {
+        dbPath ??= NewDbPath();
+        var args = new List<string>
+        {
+            "--urls", "http://127.0.0.1:0",
+            "--Fleet:Persistence:ConnectionString", $"Data Source={dbPath}",
+            "--Fleet:Cluster:Port", "0",
+            "--Logging:LogLevel:Default", "Warning",
+        };
+        args.AddRange(extraArgs);
+        var app = await FleetNode.CreateAsync(args.ToArray());
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var node = new Node(app, new Uri(address), dbPath);
+        await Eventually.True(async () => (await node.Http.GetAsync("/readyz")).IsSuccessStatusCode, "node ready");
+        return node;
+    }
+
+    public async Task<JsonNode> GetJson(string path)
+    {
+        var r = await Http.GetAsync(path);
+        var body = await r.Content.ReadAsStringAsync();
+        if (!r.IsSuccessStatusCode) throw new InvalidOperationException($"GET {path} → {(int)r.StatusCode}: {body}");
+        return JsonNode.Parse(body)!;
+    }
+
+    public async Task<(int Status, JsonNode? Body, string? ContentType)> Send(HttpMethod method, string path, string? json = null)
+    {
+        using var req = new HttpRequestMessage(method, path);
+        if (json is not null) req.Content = new StringContent(json, System.Text.Encoding.UTF8, "application/json");
+        var r = await Http.SendAsync(req);
+        var text = await r.Content.ReadAsStringAsync();
+        return ((int)r.StatusCode, text.Length == 0 ? null : JsonNode.Parse(text), r.Content.Headers.ContentType?.MediaType);
+    }
+
+    public Task<(int Status, JsonNode? Body, string? ContentType)> Post(string path, string json) => Send(HttpMethod.Post, path, json);
+
+    public async Task<long> Refused(string reason)
+    {
+        var n = await GetJson("/api/v1/node");
+        return n["connections"]!["refused"]![reason]?.GetValue<long>() ?? 0;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await App.StopAsync();
+        await App.DisposeAsync();
+    }
+}
