@@ -113,4 +113,5 @@ sims_connected() {
   echo "$t"
 }
 
-result() { echo "$1" | tee -a "$OUT/results.jsonl"; }
+# one result line (JSON) to stdout and results.jsonl, stamped with the time and the 1-min load average
+result() { echo "${1%\}},\"at\":\"$(date -u +%FT%TZ)\",\"loadavg_1m\":$(cut -d' ' -f1 /proc/loadavg)}" | tee -a "$OUT/results.jsonl"; }

@@ -10,15 +10,21 @@ namespace Fleet.Simulator;
 /// what the controller sends, reconnect like the firmware after drops. Idle sockets wait with a
 /// zero-byte receive and only rent a buffer when a frame arrives.
 /// </summary>
-internal sealed class DeviceSession
+internal sealed class DeviceSession : IBeating
 {
-    private const int ReceiveChunk = 4096;
+    /// <summary>Like the firmware's read buffer; longer frames grow into pooled buffers.</summary>
+    private const int ReceiveChunk = 1024;
     private const int MaxFrame = 1 << 20;
 
     private readonly SimulatedDevice _device;
     private readonly SimulatorOptions _options;
     private readonly SimulatorStats _stats;
     private readonly HttpMessageInvoker _invoker;
+    private readonly HeartbeatWheel _wheel;
+    private long _epoch;
+    private ClientWebSocket? _beatingSocket;
+    private CancellationToken _beatingToken;
+    private byte[]? _lastReply;
     private readonly double _firstHeartbeatFraction;
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly Queue<long> _pendingHeartbeats = new();
@@ -26,8 +32,9 @@ internal sealed class DeviceSession
     private int _heartbeatVersion = -1;
     private long _heartbeatBuiltAt;
 
-    public DeviceSession(SimulatedDevice device, SimulatorOptions options, SimulatorStats stats, HttpMessageInvoker invoker, double firstHeartbeatFraction)
+    public DeviceSession(SimulatedDevice device, SimulatorOptions options, SimulatorStats stats, HttpMessageInvoker invoker, HeartbeatWheel wheel, double firstHeartbeatFraction)
     {
+        _wheel = wheel;
         _device = device;
         _options = options;
         _stats = stats;
@@ -78,12 +85,10 @@ internal sealed class DeviceSession
             ConnectMessage connect;
             lock (_device) connect = _device.Connect();
             await SendAsync(ws, ProtocolCodec.Encode(connect), sessionCts.Token).ConfigureAwait(false);
-            var heartbeats = HeartbeatLoopAsync(ws, sessionCts.Token);
+            StartBeating(ws, sessionCts.Token);
             var (reboot, peerClosed) = await ReceiveLoopAsync(ws, sessionCts.Token).ConfigureAwait(false);
             if (reboot) reconnectAfter = TimeSpan.FromSeconds(5);
             else if (peerClosed) reconnectAfter = TimeSpan.FromSeconds(3);
-            await sessionCts.CancelAsync().ConfigureAwait(false);
-            await heartbeats.ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
@@ -96,6 +101,7 @@ internal sealed class DeviceSession
         }
         finally
         {
+            Interlocked.Increment(ref _epoch);
             await sessionCts.CancelAsync().ConfigureAwait(false);
             _stats.OnDisconnected();
             Socket = null;
@@ -105,31 +111,35 @@ internal sealed class DeviceSession
         return reconnectAfter;
     }
 
-    private async Task HeartbeatLoopAsync(ClientWebSocket ws, CancellationToken ct)
+    private void StartBeating(ClientWebSocket ws, CancellationToken ct)
     {
-        var interval = TimeSpan.FromSeconds(_options.HeartbeatSeconds);
-        var first = _options.SpreadHeartbeats ? interval * _firstHeartbeatFraction : TimeSpan.Zero;
-        var due = Stopwatch.GetTimestamp() + (long)(first.TotalSeconds * Stopwatch.Frequency);
-        var step = (long)(interval.TotalSeconds * Stopwatch.Frequency);
+        var epoch = Interlocked.Increment(ref _epoch);
+        _beatingSocket = ws;
+        _beatingToken = ct;
+        var first = _options.SpreadHeartbeats ? TimeSpan.FromSeconds(_options.HeartbeatSeconds * _firstHeartbeatFraction) : TimeSpan.Zero;
+        _wheel.Start(this, epoch, first);
+    }
+
+    /// <summary>Called by the wheel when a beat is due.</summary>
+    public bool Beat(long epoch)
+    {
+        if (epoch != Interlocked.Read(ref _epoch) || _beatingSocket is not { } ws || _beatingToken.IsCancellationRequested) return false;
+        _ = BeatAsync(ws, _beatingToken);
+        return true;
+    }
+
+    private async Task BeatAsync(ClientWebSocket ws, CancellationToken ct)
+    {
         try
         {
-            while (!ct.IsCancellationRequested)
+            var frame = HeartbeatFrame();
+            lock (_pendingHeartbeats)
             {
-                var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
-                if (wait > TimeSpan.Zero) await Task.Delay(wait, ct).ConfigureAwait(false);
-                var frame = HeartbeatFrame();
-                lock (_pendingHeartbeats)
-                {
-                    if (_pendingHeartbeats.Count > 1000) _pendingHeartbeats.Dequeue();
-                    _pendingHeartbeats.Enqueue(Stopwatch.GetTimestamp());
-                }
-                await SendAsync(ws, frame, ct).ConfigureAwait(false);
-                _stats.OnHeartbeatSent();
-                due += step;
-                // Fell far behind (machine saturated): skip missed beats rather than bursting.
-                var now = Stopwatch.GetTimestamp();
-                if (now - due > step * 4) due = now + step;
+                if (_pendingHeartbeats.Count > 1000) _pendingHeartbeats.Dequeue();
+                _pendingHeartbeats.Enqueue(Stopwatch.GetTimestamp());
             }
+            await SendAsync(ws, frame, ct).ConfigureAwait(false);
+            _stats.OnHeartbeatSent();
         }
         catch (OperationCanceledException) { }
         catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or IOException or InvalidOperationException)
@@ -157,13 +167,21 @@ internal sealed class DeviceSession
 
     private async Task<(bool Reboot, bool PeerClosed)> ReceiveLoopAsync(ClientWebSocket ws, CancellationToken ct)
     {
+        // One small buffer per connection (the firmware reads 1024 bytes at a time too); a longer
+        // frame continues in a pooled buffer. The simulator trades that memory for one read per frame.
+        var small = new byte[ReceiveChunk];
         while (!ct.IsCancellationRequested)
         {
-            // Zero-byte receive: an idle router holds no receive buffer.
-            var peek = await ws.ReceiveAsync(Memory<byte>.Empty, ct).ConfigureAwait(false);
-            if (peek.MessageType == WebSocketMessageType.Close) return (false, true);
-            var buffer = ArrayPool<byte>.Shared.Rent(ReceiveChunk);
-            var length = 0;
+            var r = await ws.ReceiveAsync(small.AsMemory(), ct).ConfigureAwait(false);
+            if (r.MessageType == WebSocketMessageType.Close) return (false, true);
+            if (r.EndOfMessage)
+            {
+                if (await HandleFrameAsync(ws, small.AsMemory(0, r.Count), ct).ConfigureAwait(false)) return (true, false);
+                continue;
+            }
+            var buffer = ArrayPool<byte>.Shared.Rent(ReceiveChunk * 4);
+            small.AsSpan(0, r.Count).CopyTo(buffer);
+            var length = r.Count;
             try
             {
                 while (true)
@@ -176,7 +194,7 @@ internal sealed class DeviceSession
                         ArrayPool<byte>.Shared.Return(buffer);
                         buffer = bigger;
                     }
-                    var r = await ws.ReceiveAsync(buffer.AsMemory(length), ct).ConfigureAwait(false);
+                    r = await ws.ReceiveAsync(buffer.AsMemory(length), ct).ConfigureAwait(false);
                     if (r.MessageType == WebSocketMessageType.Close) return (false, true);
                     length += r.Count;
                     if (r.EndOfMessage) break;
@@ -194,6 +212,12 @@ internal sealed class DeviceSession
     /// <summary>Decodes and answers one controller frame; true when the device "reboots".</summary>
     private async Task<bool> HandleFrameAsync(ClientWebSocket ws, ReadOnlyMemory<byte> frame, CancellationToken ct)
     {
+        // The controller sends the same heartbeat reply again and again: already applied, skip the decode.
+        if (_lastReply is { } last && frame.Span.SequenceEqual(last))
+        {
+            OnHeartbeatReply();
+            return false;
+        }
         var decoded = ProtocolCodec.DecodeFromServer(frame.Span);
         DeviceAction action;
         string type;
@@ -214,12 +238,12 @@ internal sealed class DeviceSession
 
         if (decoded.Message is HeartbeatReply)
         {
-            long? sentAt = null;
-            lock (_pendingHeartbeats) if (_pendingHeartbeats.Count > 0) sentAt = _pendingHeartbeats.Dequeue();
-            _stats.OnReply(sentAt is { } t ? (long)Stopwatch.GetElapsedTime(t).TotalMicroseconds : null);
+            _lastReply = frame.ToArray();
+            OnHeartbeatReply();
             return false;
         }
 
+        _lastReply = null; // a request may change what a repeated heartbeat reply would re-apply
         var oneWay = RequestKinds.Find(type)?.OneWay ?? false;
         _stats.OnCommand(type, answered: action.Reply is not null, oneWay: oneWay);
         if (action.Reply is { } reply)
@@ -231,6 +255,13 @@ internal sealed class DeviceSession
             return true;
         }
         return false;
+    }
+
+    private void OnHeartbeatReply()
+    {
+        long? sentAt = null;
+        lock (_pendingHeartbeats) if (_pendingHeartbeats.Count > 0) sentAt = _pendingHeartbeats.Dequeue();
+        _stats.OnReply(sentAt is { } t ? (long)Stopwatch.GetElapsedTime(t).TotalMicroseconds : null);
     }
 
     private async Task SendAsync(ClientWebSocket ws, ReadOnlyMemory<byte> frame, CancellationToken ct)

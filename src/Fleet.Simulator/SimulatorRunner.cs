@@ -100,6 +100,8 @@ public sealed class SimulatorRunner : IDisposable
         var random = new Random(_options.Seed);
         var sessions = new Task[_devices.Length];
         var progress = _options.StatsSeconds > 0 && _log is not null ? ProgressAsync(token) : Task.CompletedTask;
+        var wheel = new HeartbeatWheel(TimeSpan.FromSeconds(_options.HeartbeatSeconds));
+        var beating = Task.Run(() => wheel.RunAsync(token), CancellationToken.None);
         var started = Stopwatch.GetTimestamp();
         var launched = 0;
         try
@@ -109,7 +111,7 @@ public sealed class SimulatorRunner : IDisposable
                 var due = Math.Min(_devices.Length, (int)(Stopwatch.GetElapsedTime(started).TotalSeconds * _options.Ramp) + 1);
                 for (; launched < due; launched++)
                 {
-                    var session = new DeviceSession(_devices[launched], _options, Stats, _invokers[launched % _invokers.Length], random.NextDouble());
+                    var session = new DeviceSession(_devices[launched], _options, Stats, _invokers[launched % _invokers.Length], wheel, random.NextDouble());
                     sessions[launched] = Task.Run(() => session.RunAsync(token), CancellationToken.None);
                 }
                 if (launched < _devices.Length) await Task.Delay(10, token).ConfigureAwait(false);
@@ -123,6 +125,7 @@ public sealed class SimulatorRunner : IDisposable
         }
         catch (OperationCanceledException) when (token.IsCancellationRequested) { }
         await Task.WhenAll(sessions.Take(launched)).ConfigureAwait(false);
+        await beating.ConfigureAwait(false);
         await progress.ConfigureAwait(false);
     }
 
