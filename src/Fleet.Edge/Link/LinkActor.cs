@@ -119,8 +119,9 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
         _failures = 0;
         _log.Info("Connected to {0}", _url);
         Become(Connected);
-        _ = ReceiveLoop(socket, Self, _generation, _socketCts.Token);
+        // connect is queued before the receive loop starts, so it is the first frame whatever arrives.
         Self.Tell(new Outbound(Report<ConnectMessage>()));
+        _ = ReceiveLoop(socket, Self, _generation, _socketCts.Token);
         Timers.StartPeriodicTimer("heartbeat", new SendHeartbeat(), _timings.HeartbeatInterval);
     }
 
