@@ -31,6 +31,7 @@ public sealed class DeviceConnection : ReceiveActor
     private readonly CancellationTokenSource _cts = new();
     private readonly Channel<SendFrame> _outbound = Channel.CreateUnbounded<SendFrame>(new UnboundedChannelOptions { SingleReader = true });
     private string? _deviceId;
+    private Task _reading = Task.CompletedTask;
     private (WebSocketCloseStatus Status, string Reason) _close = (WebSocketCloseStatus.NormalClosure, "connection closed");
 
     public static Props Props(WebSocket socket, IActorRef region, string node, ConnectionMetrics metrics, int maxBytes,
@@ -67,7 +68,7 @@ public sealed class DeviceConnection : ReceiveActor
     protected override void PreStart()
     {
         var self = Self;
-        _ = Task.Run(() => ReadLoop(self));
+        _reading = Task.Run(() => ReadLoop(self));
         _ = Task.Run(() => WriteLoop(self));
     }
 
@@ -82,7 +83,12 @@ public sealed class DeviceConnection : ReceiveActor
     private async Task Shutdown()
     {
         if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+        {
             await CloseAsync(_close.Status, _close.Reason);
+            // Let the peer answer our close frame before the socket is torn down: aborting earlier can
+            // reset the TCP connection and lose the close frame (and its reason) on the way.
+            await Task.WhenAny(_reading, Task.Delay(TimeSpan.FromSeconds(2)));
+        }
         await _cts.CancelAsync();
         _done.TrySetResult();
     }

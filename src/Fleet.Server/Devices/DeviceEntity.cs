@@ -43,6 +43,7 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
     private DeviceReport? _lastReport;
     private byte[]? _heartbeatReply;
     private int _sinceSnapshot;
+    private bool _recoveredOnline;
 
     public override string PersistenceId { get; }
     public ITimerScheduler Timers { get; set; } = null!;
@@ -60,12 +61,19 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
         {
             if (o.Snapshot is DeviceState s) _state = s with { HistoryLimit = settings.Devices.CommandHistory };
         });
-        Recover<RecoveryCompleted>(_ => Self.Tell(AfterRecovery.Instance));
+        Recover<RecoveryCompleted>(_ =>
+        {
+            // The socket does not survive a restart: the device is offline until it reconnects. The view
+            // says so at once; the transition is persisted by the first command (messages stashed during
+            // recovery, such as the connect that woke us, are handled before it).
+            _recoveredOnline = _state.Online;
+            _state = _state with { Online = false };
+            Self.Tell(AfterRecovery.Instance);
+        });
 
         Command<AfterRecovery>(_ =>
         {
-            // The socket does not survive a restart: record that the device is offline until it reconnects.
-            if (_state.Online && _connection is null) PersistThen([new DeviceDisconnected(Now)]);
+            if (_recoveredOnline && _connection is null) PersistThen([new DeviceDisconnected(Now)]);
             else AfterChange();
         });
         Command<DeviceConnect>(OnConnect);

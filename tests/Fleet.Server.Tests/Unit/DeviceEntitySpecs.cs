@@ -1,0 +1,106 @@
+using System.Text;
+using Akka.Actor;
+using Akka.Hosting;
+using Akka.Persistence.Hosting;
+using Akka.TestKit;
+using Fleet.Protocol;
+using Fleet.Server.Devices;
+using Fleet.Server.Hosting;
+using Xunit;
+
+namespace Fleet.Server.Tests.Unit;
+
+/// <summary>The entity as an actor (in-memory journal here; the integration tests use SQLite).</summary>
+public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
+{
+    public DeviceEntitySpecs() : base(nameof(DeviceEntitySpecs)) { }
+
+    protected override void ConfigureAkka(AkkaConfigurationBuilder builder, IServiceProvider provider) =>
+        builder.WithFleetSerialization().WithInMemoryJournal().WithInMemorySnapshotStore();
+
+    private readonly FleetSettings _settings = new() { Devices = { SnapshotEvery = 3 } };
+
+    private IActorRef Entity(string id) => Sys.ActorOf(DeviceEntity.Props(id, _settings, TimeProvider.System));
+
+    private static ConnectMessage Connect(string id) => new()
+    {
+        DeviceId = id, Gateway = [new GatewayReport { GwId = "gw-1", AuthMode = 1 }],
+    };
+
+    private static string Text(SendFrame f) => Encoding.UTF8.GetString(f.Frame);
+
+    [Fact]
+    public async Task Connect_is_answered_with_a_heartbeat_reply_to_the_connection()
+    {
+        var conn = CreateTestProbe();
+        var entity = Entity("e1");
+        entity.Tell(new DeviceConnect("e1", Connect("e1"), conn.Ref, "n"));
+        var f = await conn.ExpectMsgAsync<SendFrame>(cancellationToken: TestContext.Current.CancellationToken);
+        Assert.Equal("""{"type":"heartbeat","gateway":[{"gw_id":"gw-1","auth_mode":1}]}""", Text(f));
+    }
+
+    [Fact]
+    public async Task A_newer_connection_closes_the_older_one()
+    {
+        var old = CreateTestProbe();
+        var newer = CreateTestProbe();
+        var entity = Entity("e2");
+        entity.Tell(new DeviceConnect("e2", Connect("e2"), old.Ref, "n"));
+        await old.ExpectMsgAsync<SendFrame>(cancellationToken: TestContext.Current.CancellationToken);
+        entity.Tell(new DeviceConnect("e2", Connect("e2"), newer.Ref, "n"));
+        var close = await old.ExpectMsgAsync<CloseConnection>(cancellationToken: TestContext.Current.CancellationToken);
+        Assert.Contains("newer connection", close.Reason);
+        await newer.ExpectMsgAsync<SendFrame>(cancellationToken: TestContext.Current.CancellationToken);
+    }
+
+    [Fact]
+    public async Task Command_is_sent_answered_and_awaited()
+    {
+        var conn = CreateTestProbe();
+        var entity = Entity("e3");
+        entity.Tell(new DeviceConnect("e3", Connect("e3"), conn.Ref, "n"));
+        await conn.ExpectMsgAsync<SendFrame>(cancellationToken: TestContext.Current.CancellationToken);
+        var accepted = await entity.Ask<IDeviceReply>(new SubmitCommand("e3", "{\"type\":\"get_firmware_info\"}", null, 60, 30),
+            TestContext.Current.CancellationToken);
+        var id = Assert.IsType<CommandFound>(accepted).View.CommandId;
+        var frame = await conn.ExpectMsgAsync<SendFrame>(cancellationToken: TestContext.Current.CancellationToken);
+        Assert.Equal(id, frame.CommandId);
+        var waiter = entity.Ask<IDeviceReply>(new AwaitCommand("e3", id), TestContext.Current.CancellationToken);
+        entity.Tell(new DeviceAnswer("e3", $$$"""{"type":"firmware_info_response","req_id":"{{{id}}}","data":{"DISTRIB_RELEASE":"1"}}""", conn.Ref));
+        Assert.Equal("succeeded", Assert.IsType<CommandFound>(await waiter).View.Status);
+    }
+
+    [Fact]
+    public async Task Unknown_device_is_not_found_and_invalid_commands_are_refused_without_state()
+    {
+        var entity = Entity("e4");
+        Assert.IsType<DeviceNotFound>(await entity.Ask<IDeviceReply>(new GetDevice("e4"), TestContext.Current.CancellationToken));
+        Assert.IsType<DeviceNotFound>(await entity.Ask<IDeviceReply>(new SubmitCommand("e4", "{}", null, 1, 1), TestContext.Current.CancellationToken));
+        var conn = CreateTestProbe();
+        entity.Tell(new DeviceConnect("e4", Connect("e4"), conn.Ref, "n"));
+        var invalid = await entity.Ask<IDeviceReply>(new SubmitCommand("e4", null, "client_mac 'zz' is not a MAC address", 1, 1),
+            TestContext.Current.CancellationToken);
+        Assert.Equal("client_mac 'zz' is not a MAC address", Assert.IsType<CommandInvalid>(invalid).Problem);
+        Assert.Empty(Assert.IsType<CommandList>(await entity.Ask<IDeviceReply>(new GetCommands("e4"), TestContext.Current.CancellationToken)).Items);
+    }
+
+    [Fact]
+    public async Task After_a_restart_the_device_is_offline_and_everything_else_is_kept()
+    {
+        var conn = CreateTestProbe();
+        var entity = Entity("e5");
+        entity.Tell(new DeviceConnect("e5", Connect("e5"), conn.Ref, "n"));
+        await conn.ExpectMsgAsync<SendFrame>(cancellationToken: TestContext.Current.CancellationToken);
+        // Enough changes to cross the snapshot threshold (3), so recovery uses a snapshot plus events.
+        for (var mode = 0; mode < 4; mode++)
+            Assert.IsType<GatewayUpdated>(await entity.Ask<IDeviceReply>(new SetDesiredAuthMode("e5", "gw-1", mode), TestContext.Current.CancellationToken));
+        await WatchAsync(entity);
+        entity.Tell(PoisonPill.Instance);
+        await ExpectTerminatedAsync(entity, cancellationToken: TestContext.Current.CancellationToken);
+
+        var again = Entity("e5");
+        var view = Assert.IsType<DeviceFound>(await again.Ask<IDeviceReply>(new GetDevice("e5"), TestContext.Current.CancellationToken)).View;
+        Assert.False(view.Online);
+        Assert.Equal(3, view.Gateways.Single().DesiredAuthMode);
+    }
+}

@@ -1,0 +1,125 @@
+using System.Collections.Immutable;
+using System.Text.Json;
+using Akka.Actor;
+using Akka.Hosting;
+using Fleet.Protocol;
+using Fleet.Server.Devices;
+using Fleet.Server.Directory;
+using Fleet.Server.Hosting;
+using Fleet.Server.Serialization;
+using Xunit;
+
+namespace Fleet.Server.Tests.Unit;
+
+/// <summary>Every persisted event, the snapshot, and every cross-node message survive our serializer.</summary>
+public class SerializerTests : Akka.Hosting.TestKit.TestKit
+{
+    public SerializerTests() : base(nameof(SerializerTests)) { }
+
+    protected override void ConfigureAkka(AkkaConfigurationBuilder builder, IServiceProvider provider) =>
+        builder.WithFleetSerialization();
+
+    private static readonly DateTimeOffset T = new(2026, 11, 25, 12, 0, 0, TimeSpan.Zero);
+    private static readonly JsonElement Json = JsonDocument.Parse("{\"type\":\"get_status\"}").RootElement;
+
+    private IEnumerable<object> Samples()
+    {
+        var gw = new GatewayState("gw-1", "apfree", "192.168.1.1", null, "br-lan", 1);
+        var client = new ClientState("aa:bb:cc:dd:ee:ff", "1.2.3.4", "phone", "gw-1", T, T.AddMinutes(5));
+        var cmd = new CommandView("c1", "r1", "get_status", "queued", Json, Json, null, T, T, null, T.AddDays(1));
+        var gwView = new GatewayView("gw-1", "apfree", "192.168.1.1", null, "br-lan", 1, 0);
+        yield return new DeviceConnected(T, "node#1");
+        yield return new DeviceDisconnected(T);
+        yield return new DeviceInfoReported(new DeviceInfoState("r1", "8c:de:f9:5e:f7:06", "116.39", "39.90", "lobby"));
+        yield return new GatewaysReported([gw]);
+        yield return new DesiredAuthModeSet("gw-1", 0);
+        yield return new ClientAuthorized(client);
+        yield return new ClientRemoved("aa:bb:cc:dd:ee:ff", "kicked off");
+        yield return new FirmwareReported(ImmutableSortedDictionary<string, string>.Empty.Add("DISTRIB_RELEASE", "24.10"));
+        yield return new CommandQueued("c1", "get_status", "{\"type\":\"get_status\"}", T, T.AddDays(1), 30);
+        yield return new CommandSent("c1", T);
+        yield return new CommandRequeued("c1");
+        yield return new CommandCompleted("c1", CommandStatus.TimedOut, "{}", "no answer", T);
+        yield return DeviceState.Empty with
+        {
+            Exists = true, Online = true, Node = "n", Info = new DeviceInfoState("r1", null, null, null, null), Gateways = [gw],
+            DesiredAuthModes = ImmutableSortedDictionary<string, int>.Empty.Add("gw-1", 0),
+            Clients = ImmutableSortedDictionary<string, ClientState>.Empty.Add(client.ClientMac, client),
+            Commands = [new CommandRecord("c1", "get_status", "{}", CommandStatus.Sent, T, T.AddDays(1), 30, T)],
+        };
+        var connect = new ConnectMessage { DeviceId = "r1", Mode = 0, Gateway = [new GatewayReport { GwId = "gw-1", AuthMode = 1 }] };
+        yield return new DeviceConnect("r1", connect, TestActor, "node#1");
+        yield return new DeviceHeartbeat("r1", new HeartbeatMessage { DeviceId = "r1", SysLoad = 0.5 }, TestActor, "node#1");
+        yield return new DeviceAnswer("r1", "{\"type\":\"kickoff_response\"}", TestActor);
+        yield return new ConnectionClosed("r1", TestActor);
+        yield return new FrameWritten("r1", "c1");
+        yield return new FrameNotWritten("r1", "c1");
+        yield return new SendFrame("r1", [1, 2, 3], "c1");
+        yield return new CloseConnection("replaced");
+        yield return new GetDevice("r1");
+        yield return new SetDesiredAuthMode("r1", "gw-1", 0);
+        yield return new SubmitCommand("r1", "{}", null, 10, 20);
+        yield return new GetCommands("r1");
+        yield return new GetCommand("r1", "c1");
+        yield return new CancelCommand("r1", "c1");
+        yield return new AwaitCommand("r1", "c1");
+        yield return new DeviceNotFound("r1");
+        yield return new DeviceFound(new DeviceView("r1", true, T, T, "n", new DeviceInfoView("r1", null, null, null, "l"), [gwView],
+            [new ClientView("aa:bb:cc:dd:ee:ff", null, null, null, T, null)], new Dictionary<string, string> { ["A"] = "b" }, 1,
+            new SystemFigures { SysUptime = 5 }));
+        yield return new GatewayNotFound("r1", "gw-9");
+        yield return new GatewayUpdated(gwView);
+        yield return new CommandInvalid("bad");
+        yield return new CommandNotFound("c1");
+        yield return new CommandConflict("no", cmd);
+        yield return new CommandFound(cmd);
+        yield return new CommandList([cmd]);
+        yield return GetProjectionStatus.Instance;
+        yield return new ProjectionStatus(42);
+    }
+
+    [Fact]
+    public void Every_manifest_has_a_sample_and_every_sample_round_trips()
+    {
+        var serialization = Sys.Serialization;
+        var samples = Samples().ToList();
+        Assert.Equal(FleetSerializer.Manifests.Values.OrderBy(t => t.Name), samples.Select(s => s.GetType()).OrderBy(t => t.Name));
+        foreach (var sample in samples)
+        {
+            var serializer = serialization.FindSerializerFor(sample);
+            Assert.IsType<FleetSerializer>(serializer);
+            var manifest = ((FleetSerializer)serializer).Manifest(sample);
+            var bytes = serializer.ToBinary(sample);
+            var back = ((FleetSerializer)serializer).FromBinary(bytes, manifest);
+            // Collections and JSON elements have no value equality: compare what the serializer writes.
+            Assert.Equal(sample.GetType(), back.GetType());
+            Assert.Equal(bytes, serializer.ToBinary(back));
+            if (sample is not (DeviceState or GatewaysReported or FirmwareReported or DeviceFound or CommandList or CommandFound
+                or CommandConflict or SendFrame or DeviceConnect or DeviceHeartbeat))
+                Assert.Equal(sample, back);
+        }
+    }
+
+    [Fact]
+    public void Actor_references_travel_as_paths_and_resolve_back()
+    {
+        var msg = new DeviceAnswer("r1", "{}", TestActor);
+        var s = (FleetSerializer)Sys.Serialization.FindSerializerFor(msg);
+        var back = (DeviceAnswer)s.FromBinary(s.ToBinary(msg), s.Manifest(msg));
+        Assert.Equal(TestActor, back.Connection);
+    }
+
+    [Fact]
+    public void Events_carry_no_clr_type_names()
+    {
+        var e = new CommandQueued("c1", "get_status", "{}", T, T, 30);
+        var s = (FleetSerializer)Sys.Serialization.FindSerializerFor(e);
+        var text = System.Text.Encoding.UTF8.GetString(s.ToBinary(e));
+        Assert.DoesNotContain("Fleet.Server", text);
+        Assert.Equal("cq", s.Manifest(e));
+    }
+
+    [Fact]
+    public void Manifests_are_unique_and_short() =>
+        Assert.All(FleetSerializer.Manifests.Keys, m => Assert.True(m.Length <= 12, m));
+}
