@@ -27,7 +27,11 @@ public static class FleetAkka
                 .WithFleetCluster(settings)
                 .WithFleetPersistence(settings, connectionString)
                 .WithDeviceSharding(settings, clock)
-                .WithDirectoryProjection(sp.GetRequiredService<DirectoryStore>());
+                .WithDirectoryProjection(sp.GetRequiredService<DirectoryStore>())
+                .AddStartup((system, _) => system.Log.Info(
+                    "Fleet node {0}: persistence {1}, seed nodes [{2}], max-concurrent-recoveries {3}",
+                    Cluster.Get(system).SelfAddress, settings.Persistence.Provider, string.Join(", ", settings.Cluster.SeedNodes),
+                    system.Settings.Config.GetInt("akka.persistence.max-concurrent-recoveries")));
         });
     }
 
@@ -76,7 +80,7 @@ public static class FleetAkka
 
     public static AkkaConfigurationBuilder WithDirectoryProjection(this AkkaConfigurationBuilder builder, DirectoryStore store) =>
         builder.WithSingleton<DirectoryProjection>(FleetNames.DirectoryProjection, DirectoryProjection.Props(store),
-            new ClusterSingletonOptions(), createProxyToo: true);
+            new ClusterSingletonOptions(), createProxyToo: false);
 }
 
 public sealed class DeviceMessageExtractor(int shards) : HashCodeMessageExtractor(shards)

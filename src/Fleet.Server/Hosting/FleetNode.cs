@@ -31,6 +31,19 @@ public static class FleetNode
 
     public static WebApplicationBuilder AddFleetNode(this WebApplicationBuilder builder)
     {
+        // --config <file.json>: a node configuration such as cluster-config/single-node.json. It goes
+        // under environment variables and the command line, which still override it.
+        if (builder.Configuration["config"] is { Length: > 0 } file)
+        {
+            var path = Path.GetFullPath(file, Environment.CurrentDirectory);
+            if (!File.Exists(path)) throw new FileNotFoundException($"--config: no such file '{path}'", path);
+            var sources = builder.Configuration.Sources;
+            var json = new Microsoft.Extensions.Configuration.Json.JsonConfigurationSource { Path = path, Optional = false };
+            json.ResolveFileProvider();
+            var firstOverride = sources.ToList().FindIndex(src => src is Microsoft.Extensions.Configuration.EnvironmentVariables.EnvironmentVariablesConfigurationSource);
+            sources.Insert(firstOverride < 0 ? sources.Count : firstOverride, json);
+        }
+
         if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"]))
             builder.WebHost.UseUrls(DefaultUrls);
 

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Runs every test of Fleet: installs what the tests need (nftables, iproute2, nginx, PostgreSQL) when
+# missing, starts what they need, runs every test project, cleans up, and ends with one line
+# "N passed, M failed" (totals over all test projects, from their TRX results). Exit code 0 only if
+# everything was built and every test passed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+results="$root/.test-results"
+rm -rf "$results"; mkdir -p "$results"
+
+say() { printf '[tests] %s\n' "$*" >&2; }
+
+# --- what the tests need -----------------------------------------------------------------------
+need=()
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
+command -v nginx >/dev/null 2>&1 || need+=(nginx)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    say "installing: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null && apt-get install -y -qq "${need[@]}" >/dev/null \
+      || { say "apt-get install failed"; echo "0 passed, 1 failed"; exit 1; }
+    # Debian starts nginx and PostgreSQL on install; the tests start their own instances.
+    systemctl stop nginx >/dev/null 2>&1 || nginx -s stop >/dev/null 2>&1 || true
+  else
+    say "missing ${need[*]} and not root: the tests that need them will fail"
+  fi
+fi
+
+# --- services ----------------------------------------------------------------------------------
+started_pg=""
+cleanup() {
+  if [ -n "$started_pg" ]; then pg_ctlcluster "$started_pg" stop >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+
+if command -v pg_lsclusters >/dev/null 2>&1; then
+  cluster=$(pg_lsclusters -h 2>/dev/null | awk 'NR==1 {print $1" "$2" "$4}')
+  if [ -n "$cluster" ]; then
+    set -- $cluster
+    if [ "$3" != "online" ]; then
+      pg_ctlcluster "$1" "$2" start && started_pg="$1 $2" || say "PostgreSQL did not start"
+    fi
+    port=$(pg_conftool "$1" "$2" show port 2>/dev/null | awk -F= '{gsub(/[ \x27]/,"",$2); print $2}')
+    port=${port:-5432}
+    # A role and database of the tests' own; the password is only for loopback.
+    su postgres -c "psql -q -p $port -tc \"SELECT 1 FROM pg_roles WHERE rolname='fleet'\" | grep -q 1 || psql -q -p $port -c \"CREATE ROLE fleet LOGIN SUPERUSER PASSWORD 'fleet'\"" >/dev/null 2>&1 || true
+    export FLEET_TEST_POSTGRES="Host=127.0.0.1;Port=$port;Username=fleet;Password=fleet;Database=postgres"
+  fi
+fi
+
+# --- build and run -----------------------------------------------------------------------------
+say "building"
+if ! dotnet build Fleet.sln -c Release -nologo -v q > "$results/build.log" 2>&1; then
+  tail -40 "$results/build.log" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+status=0
+for proj in tests/*/*.Tests.csproj; do
+  name=$(basename "$proj" .csproj)
+  say "running $name"
+  dotnet test "$proj" -c Release --no-build -nologo \
+    --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=minimal" \
+    --results-directory "$results" || status=1
+done
+
+passed=0; failed=0; trx=0
+for f in "$results"/*.trx; do
+  [ -f "$f" ] || continue
+  trx=$((trx + 1))
+  counters=$(grep -o '<Counters [^>]*>' "$f" | head -1)
+  p=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters"); f2=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f2:-0}))
+done
+expected=$(ls tests/*/*.Tests.csproj | wc -l)
+if [ "$trx" -lt "$expected" ]; then
+  say "only $trx of $expected test projects produced results"
+  failed=$((failed + expected - trx))
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$status" -eq 0 ]
