@@ -5,7 +5,7 @@ source "$(dirname "$0")/lib.sh"
 TARGET="${1:-echo}"; DEVICES="${DEVICES:-19000}"; RAMP="${RAMP:-1000}"; HB="${HB:-60}"; HOLD="${HOLD:-10}"
 [[ "${BUILD:-1}" == 1 ]] && build_all "$([[ $TARGET == node ]] && echo node)"
 start_server "$TARGET"
-rss0=$(settled_rss)
+rss0=$(settled_rss "cap-$TARGET-idle")
 ramp_s=$(awk -v d="$DEVICES" -v r="$RAMP" 'BEGIN{print int(d/r)+1}')
 start_sims "$DEVICES" "$HB" "$RAMP" $(( ramp_s + HOLD + 120 )) 0 "cap-$TARGET" --stats-seconds 1 --no-reconnect
 best=0; still=0; t0=$(date +%s)
@@ -21,7 +21,7 @@ done
 log "holding $HOLD s"; sleep "$HOLD"
 held=$(sims_connected "cap-$TARGET")
 alive=1; kill -0 "$SERVER_PID" 2>/dev/null || alive=0
-rss1=0; (( alive )) && rss1=$(settled_rss)
+rss1=0; (( alive )) && rss1=$(settled_rss "cap-$TARGET-full")
 for p in "${SIM_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait_sims
 per=$(awk -v a="$rss0" -v b="$rss1" -v n="$held" 'BEGIN{ if (n>0 && b>0) printf "%.2f", (b-a)/n; else print "null" }')
 fail=$(sim_sum connect_failures)

@@ -70,8 +70,16 @@ start_server() {
 
 # Full GC in the server if it offers one (echo: POST /debug/gc; node: same path if the lead adds it),
 # else just let it settle. Prints RSS in kB.
+# The same way for both servers: dotnet-gcdump (installed as a global dotnet tool) induces a full
+# blocking GC of the target and, as a bonus, leaves a heap dump ($OUT/*.gcdump) to read by type.
+GCDUMP="${GCDUMP:-$HOME/.dotnet/tools/dotnet-gcdump}"
 settled_rss() {
-  curl -sf -XPOST "http://127.0.0.1:$PORT/debug/gc" >/dev/null 2>&1 || sleep 3
+  sleep 2
+  if [[ -x "$GCDUMP" ]]; then
+    "$GCDUMP" collect -p "$SERVER_PID" -o "$OUT/${1:-heap}.gcdump" >/dev/null 2>&1 || log "gcdump failed"
+  elif ! curl -sf -XPOST "http://127.0.0.1:$PORT/debug/gc" >/dev/null 2>&1; then
+    log "no dotnet-gcdump and no /debug/gc: RSS read without a forced GC"; sleep 3
+  fi
   sleep 1
   rss_kb "$SERVER_PID"
 }
