@@ -23,8 +23,8 @@ public static class FleetAkka
             var clock = sp.GetRequiredService<TimeProvider>();
             builder
                 .ConfigureLoggers(l => l.AddLoggerFactory())
+                // Akka settings come from configuration (appsettings.json "akka" section), never from code.
                 .AddHocon(configuration.GetSection("akka"), HoconAddMode.Prepend)
-                .AddHocon(ProviderDefaults(settings).GetSection("akka"), HoconAddMode.Append)
                 .WithFleetSerialization()
                 .WithFleetCluster(settings)
                 .WithFleetPersistence(settings, connectionString)
@@ -36,16 +36,6 @@ public static class FleetAkka
                     system.Settings.Config.GetInt("akka.persistence.max-concurrent-recoveries")));
         });
     }
-
-    /// <summary>
-    /// Defaults that depend on the database; configuration ("akka" section) overrides them. SQLite
-    /// recovers entities far faster one at a time (STACK_NOTES: 60–230/s at 50 concurrent, 650–740/s at 1).
-    /// </summary>
-    private static IConfiguration ProviderDefaults(FleetSettings settings) =>
-        new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["akka:persistence:max-concurrent-recoveries"] = settings.Persistence.Provider == PersistenceProvider.Sqlite ? "1" : "50",
-        }).Build();
 
     public static AkkaConfigurationBuilder WithFleetSerialization(this AkkaConfigurationBuilder builder) =>
         builder.WithCustomSerializer("fleet", [typeof(IFleetSerializable)], system => new FleetSerializer(system));
