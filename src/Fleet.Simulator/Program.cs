@@ -21,14 +21,16 @@ using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Creat
 using var runner = new SimulatorRunner(options, Console.Out);
 var cpu = new CpuMeter();
 runner.MeasurementStarted += () => cpu = new CpuMeter();
+double? windowPct = null, windowCpuSeconds = null;
+runner.MeasurementStopped += () => { windowPct = cpu.PercentSinceStart(); windowCpuSeconds = cpu.CpuSecondsSinceStart(); };
 Console.WriteLine($"Fleet.Simulator: {options.Devices} devices → {options.Url} (heartbeat {options.HeartbeatSeconds}s, ramp {options.Ramp}/s, " +
                   $"{(options.SeedEra ? "seed-era" : "req_id-echoing")} firmware, source addresses: " +
                   $"{(runner.SourceAddresses.Count == 0 ? "OS default" : string.Join(",", runner.SourceAddresses))})");
 await runner.RunAsync(cts.Token);
-var pct = cpu.PercentSinceStart();
+var pct = windowPct ?? cpu.PercentSinceStart();
 Console.WriteLine("final: " + runner.Stats.Line(pct));
 foreach (var (reason, n) in runner.Stats.Errors.OrderByDescending(p => p.Value).Take(10))
     Console.WriteLine($"  {n,8} × {reason}");
 if (options.StatsJson is { } path)
-    await File.WriteAllTextAsync(path, runner.Stats.ToJson(pct, cpu.CpuSecondsSinceStart()));
+    await File.WriteAllTextAsync(path, runner.Stats.ToJson(pct, windowCpuSeconds ?? cpu.CpuSecondsSinceStart()));
 return 0;

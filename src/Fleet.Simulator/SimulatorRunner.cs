@@ -38,6 +38,8 @@ public sealed class SimulatorRunner : IDisposable
     public SimulatorStats Stats { get; } = new();
     /// <summary>Raised when the measured window starts (after ramp and warm-up).</summary>
     public event Action? MeasurementStarted;
+    /// <summary>Raised when the run ends, before connections are closed.</summary>
+    public event Action? MeasurementStopped;
     public IReadOnlyList<SimulatedDevice> Devices => _devices;
     /// <summary>The 127.0.0.x addresses connections are bound to; empty when the OS picks.</summary>
     public IReadOnlyList<IPAddress> SourceAddresses { get; }
@@ -124,6 +126,8 @@ public sealed class SimulatorRunner : IDisposable
             await Task.Delay(Timeout.Infinite, token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (token.IsCancellationRequested) { }
+        Stats.StopMeasurement();
+        MeasurementStopped?.Invoke();
         await Task.WhenAll(sessions.Take(launched)).ConfigureAwait(false);
         await beating.ConfigureAwait(false);
         await progress.ConfigureAwait(false);

@@ -55,7 +55,7 @@ public sealed class SimulatorStats
 
     public TimeSpan Elapsed => _clock.Elapsed;
 
-    private long _measureStart = -1, _hbAtMeasure, _repliesAtMeasure, _cmdsAtMeasure;
+    private long _measureStart = -1, _measureEnd = -1, _hbAtMeasure, _repliesAtMeasure, _cmdsAtMeasure, _hbAtEnd, _repliesAtEnd, _cmdsAtEnd;
 
     /// <summary>Starts the measured window: clears the latency histogram and remembers the counters (after ramp and warm-up).</summary>
     public void StartMeasurement()
@@ -67,9 +67,23 @@ public sealed class SimulatorStats
         Interlocked.Exchange(ref _measureStart, _clock.ElapsedTicks);
     }
 
-    /// <summary>Seconds since <see cref="StartMeasurement"/> (0 if never started).</summary>
+    /// <summary>Ends the measured window (before connections are closed, so closing is not counted).</summary>
+    public void StopMeasurement()
+    {
+        if (Interlocked.Read(ref _measureStart) < 0 || Interlocked.Read(ref _measureEnd) >= 0) return;
+        _hbAtEnd = HeartbeatsSent;
+        _repliesAtEnd = RepliesReceived;
+        _cmdsAtEnd = CommandsReceived;
+        Interlocked.Exchange(ref _measureEnd, _clock.ElapsedTicks);
+    }
+
+    /// <summary>Length of the measured window so far, in seconds (0 if it never started).</summary>
     public double MeasuredSeconds => Interlocked.Read(ref _measureStart) is var m and >= 0
-        ? (double)(_clock.ElapsedTicks - m) / Stopwatch.Frequency : 0;
+        ? (double)((Interlocked.Read(ref _measureEnd) is var e and >= 0 ? e : _clock.ElapsedTicks) - m) / Stopwatch.Frequency : 0;
+
+    private (long Heartbeats, long Replies, long Commands) InWindow() => Interlocked.Read(ref _measureEnd) >= 0
+        ? (_hbAtEnd - _hbAtMeasure, _repliesAtEnd - _repliesAtMeasure, _cmdsAtEnd - _cmdsAtMeasure)
+        : (HeartbeatsSent - _hbAtMeasure, RepliesReceived - _repliesAtMeasure, CommandsReceived - _cmdsAtMeasure);
 
     /// <summary>One progress line.</summary>
     public string Line(double cpuPercent) => string.Create(CultureInfo.InvariantCulture,
@@ -104,9 +118,10 @@ public sealed class SimulatorStats
             w.WriteNumber("reboots", Reboots);
             var ms = MeasuredSeconds;
             w.WriteNumber("measured_s", Math.Round(ms, 3));
-            w.WriteNumber("heartbeats_per_s", ms > 0 ? Math.Round((HeartbeatsSent - _hbAtMeasure) / ms, 1) : 0);
-            w.WriteNumber("replies_per_s", ms > 0 ? Math.Round((RepliesReceived - _repliesAtMeasure) / ms, 1) : 0);
-            w.WriteNumber("commands_per_s", ms > 0 ? Math.Round((CommandsReceived - _cmdsAtMeasure) / ms, 1) : 0);
+            var (hb, replies, cmds) = InWindow();
+            w.WriteNumber("heartbeats_per_s", ms > 0 ? Math.Round(hb / ms, 1) : 0);
+            w.WriteNumber("replies_per_s", ms > 0 ? Math.Round(replies / ms, 1) : 0);
+            w.WriteNumber("commands_per_s", ms > 0 ? Math.Round(cmds / ms, 1) : 0);
             w.WriteNumber("sim_cpu_percent", Math.Round(cpuPercent, 1));
             w.WriteNumber("sim_cpu_seconds", Math.Round(cpuSeconds, 3));
             w.WriteStartObject("commands_by_type");
