@@ -45,6 +45,27 @@ public sealed class DirectoryTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Heartbeats_that_change_nothing_write_nothing_to_the_journal()
+    {
+        await using var router = await Router.ConnectAsync(_node, "quiet");
+        await router.HeartbeatAndReply(); // the first heartbeat may still be catching up with connect
+        var before = await JournalRows();
+        for (var i = 0; i < 5; i++) await router.HeartbeatAndReply();
+        Assert.Equal(before, await JournalRows());
+        await router.HeartbeatAndReply("""[{"gw_id":"gw-1","auth_mode":0}]""");
+        Assert.Equal(before + 1, await JournalRows());
+    }
+
+    private async Task<long> JournalRows()
+    {
+        await using var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_node.DbPath}");
+        await c.OpenAsync(TestContext.Current.CancellationToken);
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*) FROM journal WHERE persistence_id = 'device-quiet'";
+        return (long)(await cmd.ExecuteScalarAsync(TestContext.Current.CancellationToken))!;
+    }
+
+    [Fact]
     public async Task Operations_endpoints_answer()
     {
         Assert.Equal(200, (await _node.Send(HttpMethod.Get, "/healthz")).Status);
