@@ -24,6 +24,15 @@ public sealed class EndToEndTests : IAsyncLifetime
         var config = typeof(EndToEndTests).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Debug";
         var dll = Path.Combine(ConfigTests.RepoRoot(), "src", "Fleet.Server", "bin", config, "net10.0", "Fleet.Server.dll");
         if (!File.Exists(dll)) throw new InvalidOperationException($"{dll} is missing: the test project's ProjectReference should have built it");
+        // Run a private copy: a rebuild of Fleet.Server during the test must not change the running node's files.
+        var copy = Path.Combine(_ws.Dir, "server");
+        foreach (var f in Directory.EnumerateFiles(Path.GetDirectoryName(dll)!, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(copy, Path.GetRelativePath(Path.GetDirectoryName(dll)!, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(f, target);
+        }
+        dll = Path.Combine(copy, "Fleet.Server.dll");
         _port = LinkTests.FreePort();
         var psi = new ProcessStartInfo("dotnet")
         {
@@ -33,7 +42,6 @@ public sealed class EndToEndTests : IAsyncLifetime
         foreach (var a in new[] { dll, "--urls", $"http://127.0.0.1:{_port}" }) psi.ArgumentList.Add(a);
         psi.Environment["Fleet__Persistence__ConnectionString"] = $"Data Source={Path.Combine(_ws.Dir, "fleet.db")}";
         psi.Environment["Fleet__Cluster__Port"] = "0";
-        psi.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
         _server = Process.Start(psi)!;
         _server.OutputDataReceived += (_, e) => { lock (_serverLog) _serverLog.AppendLine(e.Data); };
         _server.ErrorDataReceived += (_, e) => { lock (_serverLog) _serverLog.AppendLine(e.Data); };
@@ -77,6 +85,15 @@ public sealed class EndToEndTests : IAsyncLifetime
 
     [Fact]
     public async Task An_operators_kickoff_through_the_admin_api_removes_the_mac_from_the_nft_set_and_succeeds()
+    {
+        try { await KickoffScenario(); }
+        catch (Exception ex) when (ex is not Xunit.Sdk.XunitException || _server!.HasExited)
+        {
+            throw new InvalidOperationException($"{ex.Message}\n--- Fleet.Server (exited: {_server!.HasExited}) ---\n{Log()}", ex);
+        }
+    }
+
+    private async Task KickoffScenario()
     {
         await using var ns = await NetNs.CreateAsync("e");
         var deviceId = "edge-e2e-" + Guid.NewGuid().ToString("N")[..6];

@@ -74,6 +74,10 @@ public sealed class DeviceSocket(WebSocket ws, HttpContext ctx)
     private readonly Channel<JsonElement> _frames = Channel.CreateUnbounded<JsonElement>();
     private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly SemaphoreSlim _sendLock = new(1, 1);
+    private readonly List<string> _types = [];
+
+    /// <summary>The type of every frame received so far, in order.</summary>
+    public IReadOnlyList<string> Types { get { lock (_types) return [.. _types]; } }
 
     internal async Task RunAsync()
     {
@@ -87,7 +91,9 @@ public sealed class DeviceSocket(WebSocket ws, HttpContext ctx)
                     var r = await ws.ReceiveAsync(buffer, CancellationToken.None);
                     if (r.MessageType == WebSocketMessageType.Close) break;
                     using var doc = JsonDocument.Parse(buffer.AsMemory(0, r.Count));
-                    await _frames.Writer.WriteAsync(doc.RootElement.Clone());
+                    var frame = doc.RootElement.Clone();
+                    lock (_types) _types.Add(frame.GetProperty("type").GetString()!);
+                    await _frames.Writer.WriteAsync(frame);
                 }
             }
             catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException) { }
