@@ -38,7 +38,12 @@ public readonly record struct Decoded<T>(T? Message, DecodeError? Error) where T
 /// </summary>
 public static class ProtocolCodec
 {
-    private static readonly ProtocolJsonContext Ctx = ProtocolJsonContext.Default;
+    // Relaxed escaping: text such as "Missing or invalid 'url' field" goes out byte for byte as the
+    // seed writes it (the default encoder would send \u0027), and non-ASCII stays readable UTF-8.
+    private static readonly ProtocolJsonContext Ctx = new(new JsonSerializerOptions(ProtocolJsonContext.Default.Options)
+    {
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
 
     private sealed record Entry(JsonTypeInfo Info, Func<IWireMessage, string?> MissingField);
 

@@ -122,3 +122,13 @@ public class DecodeErrorTests
         }
     }
 }
+
+public class EncodingTests
+{
+    [Fact]
+    public void Seed_texts_are_encoded_byte_for_byte()
+    {
+        var json = ProtocolCodec.EncodeToString(new GenericResponse { Type = "firmware_upgrade_error", Error = "Missing or invalid 'url' field" });
+        Assert.Equal("{\"type\":\"firmware_upgrade_error\",\"error\":\"Missing or invalid 'url' field\"}", json);
+    }
+}
