@@ -58,15 +58,42 @@ var seq = new Dictionary<int, long>();
 var sw = Stopwatch.StartNew();
 long rows = 0, batches = 0;
 var writer = Guid.NewGuid().ToString();
-while (sw.Elapsed.TotalSeconds < seconds)
+var multi = Environment.GetEnvironmentVariable("MULTI_ROW") == "1";
+while (sw.Elapsed.TotalSeconds < seconds && multi)
+{
+    // One statement per batch: INSERT … VALUES (…), (…), … — what a batching journal can do at best.
+    using var tx = conn.BeginTransaction();
+    using var cmd = conn.CreateCommand();
+    cmd.Transaction = tx;
+    var sql = new System.Text.StringBuilder("INSERT INTO bare_journal (persistence_id, sequence_number, created, manifest, payload, identifier, writer_uuid) VALUES ");
+    for (var i = 0; i < batch; i++)
+    {
+        var entity = (int)((rows + i) % 10_000);
+        var next = seq.TryGetValue(entity, out var n) ? n + 1 : 1;
+        seq[entity] = next;
+        sql.Append(i == 0 ? "" : ",").Append(CultureInfo.InvariantCulture, $"(@p{i}, @s{i}, @c{i}, 'gateway-changed', @b, 1, @w)");
+        void Add(string name, object value) { var x = cmd.CreateParameter(); x.ParameterName = name; x.Value = value; cmd.Parameters.Add(x); }
+        Add($"@p{i}", $"device-sim-{entity:D6}");
+        Add($"@s{i}", next);
+        Add($"@c{i}", DateTime.UtcNow.Ticks);
+    }
+    { var x = cmd.CreateParameter(); x.ParameterName = "@b"; x.Value = payload; cmd.Parameters.Add(x); }
+    { var x = cmd.CreateParameter(); x.ParameterName = "@w"; x.Value = writer; cmd.Parameters.Add(x); }
+    cmd.CommandText = sql.ToString();
+    cmd.ExecuteNonQuery();
+    tx.Commit();
+    rows += batch;
+    batches++;
+}
+while (sw.Elapsed.TotalSeconds < seconds && !multi)
 {
     using var tx = conn.BeginTransaction();
     using var cmd = conn.CreateCommand();
     cmd.Transaction = tx;
     cmd.CommandText = "INSERT INTO bare_journal (persistence_id, sequence_number, created, manifest, payload, identifier, writer_uuid) VALUES (@p, @s, @c, @m, @b, 1, @w)";
-    var p = cmd.CreateParameter(); p.ParameterName = "@p"; cmd.Parameters.Add(p);
-    var s = cmd.CreateParameter(); s.ParameterName = "@s"; cmd.Parameters.Add(s);
-    var c = cmd.CreateParameter(); c.ParameterName = "@c"; cmd.Parameters.Add(c);
+    var p = cmd.CreateParameter(); p.ParameterName = "@p"; p.Value = ""; cmd.Parameters.Add(p);
+    var s = cmd.CreateParameter(); s.ParameterName = "@s"; s.Value = 0L; cmd.Parameters.Add(s);
+    var c = cmd.CreateParameter(); c.ParameterName = "@c"; c.Value = 0L; cmd.Parameters.Add(c);
     var m = cmd.CreateParameter(); m.ParameterName = "@m"; m.Value = "gateway-changed"; cmd.Parameters.Add(m);
     var b = cmd.CreateParameter(); b.ParameterName = "@b"; b.Value = payload; cmd.Parameters.Add(b);
     var w = cmd.CreateParameter(); w.ParameterName = "@w"; w.Value = writer; cmd.Parameters.Add(w);
@@ -87,6 +114,6 @@ while (sw.Elapsed.TotalSeconds < seconds)
 }
 var rate = rows / sw.Elapsed.TotalSeconds;
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-    $"{{\"db\":\"{db}\",\"batch\":{batch},\"rows\":{rows},\"seconds\":{sw.Elapsed.TotalSeconds:0.00},\"rows_per_s\":{rate:0}}}"));
+    $"{{\"db\":\"{db}\",\"mode\":\"{(multi ? "multi-row" : "row-per-statement")}\",\"batch\":{batch},\"rows\":{rows},\"seconds\":{sw.Elapsed.TotalSeconds:0.00},\"rows_per_s\":{rate:0}}}"));
 Exec("DROP TABLE IF EXISTS bare_journal");
 return 0;

@@ -3,13 +3,14 @@
 # the node filled with DEVICES simulated routers, CommandLoad posting get_firmware_info?wait=5.
 #   bench/scripts/commands.sh     env: DEVICES (19000) HB (60) RATE (200) DURATION (20)
 source "$(dirname "$0")/lib.sh"
-DEVICES="${DEVICES:-19000}"; HB="${HB:-60}"; RATE="${RATE:-200}"; DURATION="${DURATION:-20}"; RAMP="${RAMP:-1000}"
+DEVICES="${DEVICES:-19000}"; HB="${HB:-60}"; RATE="${RATE:-200}"; DURATION="${DURATION:-20}"; RAMP="${RAMP:-500}"
 BODY="${BODY:-{\"type\":\"get_firmware_info\"\}}"
 [[ "${BUILD:-1}" == 1 ]] && build_all node
 start_server node
 ramp_s=$(awk -v d="$DEVICES" -v r="$RAMP" 'BEGIN{print int(d/r)+1}')
-start_sims "$DEVICES" "$HB" "$RAMP" $(( ramp_s + DURATION + 60 )) 0 "cmd" --stats-seconds 1
+start_sims "$DEVICES" "$HB" "$RAMP" $(( ramp_s + DURATION + ${SETTLE:-20} + 90 )) 0 "cmd" --stats-seconds 1
 for _ in $(seq 1 $(( ramp_s * 2 + 60 ))); do (( $(sims_connected cmd) >= DEVICES )) && break; sleep 1; done
+log "connected $(sims_connected cmd) of $DEVICES; settling ${SETTLE:-20} s"; sleep "${SETTLE:-20}"
 log "connected $(sims_connected cmd) of $DEVICES; offering $RATE commands/s for $DURATION s"
 s0=$(cpu_s "$SERVER_PID")
 dotnet "$LOAD_DLL" --base "http://127.0.0.1:$PORT" --rate "$RATE" --duration "$DURATION" --warmup 3 \

@@ -17,13 +17,15 @@ pg_ready() {
 }
 
 if [[ "$WHAT" != node ]]; then
-  db="/tmp/fleet-bare-$$.db"
-  r=$(dotnet "$JOURNAL_DLL" insert sqlite "Data Source=$db" "$SECS" "$BATCH"); rm -f "$db"*
-  result "{\"bench\":\"journal_bare\",$(echo "$r" | sed 's/^{//')"
-  if pg_ready; then
-    r=$(dotnet "$JOURNAL_DLL" insert pg "$PG_CS" "$SECS" "$BATCH")
+  for multi in 0 1; do
+    db="/tmp/fleet-bare-$$.db"
+    r=$(MULTI_ROW=$multi dotnet "$JOURNAL_DLL" insert sqlite "Data Source=$db" "$SECS" "$BATCH"); rm -f "$db"*
     result "{\"bench\":\"journal_bare\",$(echo "$r" | sed 's/^{//')"
-  else log "PostgreSQL not available: skipped"; fi
+    if pg_ready; then
+      r=$(MULTI_ROW=$multi dotnet "$JOURNAL_DLL" insert pg "$PG_CS" "$SECS" "$BATCH")
+      result "{\"bench\":\"journal_bare\",$(echo "$r" | sed 's/^{//')"
+    else log "PostgreSQL not available: skipped"; fi
+  done
 fi
 
 node_run() { # provider connection-string count-db

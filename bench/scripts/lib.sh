@@ -51,7 +51,7 @@ start_server() {
   else
     [[ -f "$NODE_DLL" ]] || { log "no node build at $NODE_DLL"; return 1; }
     local cs="${2:-Data Source=/tmp/fleet-bench-$$.db}"
-    Fleet__Persistence__ConnectionString="$cs" ${NODE_ENV:-} \
+    env Fleet__Persistence__ConnectionString="$cs" ${NODE_ENV:-} \
       dotnet "$NODE_DLL" --urls "http://127.0.0.1:$PORT" >"$OUT/server-node.log" 2>&1 &
   fi
   SERVER_PID=$!
