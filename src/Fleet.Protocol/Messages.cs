@@ -50,18 +50,16 @@ public sealed record GatewayReport
     [JsonPropertyName("gw_interface")] public string? GwInterface { get; init; }
 }
 
-/// <summary>System figures newer firmware adds to heartbeats (EXTENSIONS.md); numbers may come as strings.</summary>
-public sealed record SystemFigures
+/// <summary>
+/// The system figures newer firmware adds to heartbeats (EXTENSIONS.md), gathered from a report by
+/// <see cref="DeviceReport.Figures"/>. Not a wire shape itself: on the wire they are top-level fields.
+/// </summary>
+public sealed record SystemFigures(
+    long? SysUptime = null, long? SysMemfree = null, double? SysLoad = null, long? NfConntrackCount = null,
+    double? CpuUsage = null, double? CpuTemp = null, long? WifidogUptime = null, long? OnlineClients = null,
+    long? OfflineClients = null)
 {
-    [JsonPropertyName("sys_uptime"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? SysUptime { get; init; }
-    [JsonPropertyName("sys_memfree"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? SysMemfree { get; init; }
-    [JsonPropertyName("sys_load"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public double? SysLoad { get; init; }
-    [JsonPropertyName("nf_conntrack_count"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? NfConntrackCount { get; init; }
-    [JsonPropertyName("cpu_usage"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public double? CpuUsage { get; init; }
-    [JsonPropertyName("cpu_temp"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public double? CpuTemp { get; init; }
-    [JsonPropertyName("wifidog_uptime"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? WifidogUptime { get; init; }
-    [JsonPropertyName("online_clients"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? OnlineClients { get; init; }
-    [JsonPropertyName("offline_clients"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? OfflineClients { get; init; }
+    public bool IsEmpty => this == new SystemFigures();
 }
 
 // ---------------------------------------------------------------- device → server
@@ -89,12 +87,8 @@ public abstract record DeviceReport : IDeviceMessage
     [JsonPropertyName("online_clients"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? OnlineClients { get; init; }
     [JsonPropertyName("offline_clients"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? OfflineClients { get; init; }
 
-    public SystemFigures Figures() => new()
-    {
-        SysUptime = SysUptime, SysMemfree = SysMemfree, SysLoad = SysLoad, NfConntrackCount = NfConntrackCount,
-        CpuUsage = CpuUsage, CpuTemp = CpuTemp, WifidogUptime = WifidogUptime,
-        OnlineClients = OnlineClients, OfflineClients = OfflineClients,
-    };
+    public SystemFigures Figures() => new(SysUptime, SysMemfree, SysLoad, NfConntrackCount, CpuUsage, CpuTemp,
+        WifidogUptime, OnlineClients, OfflineClients);
 }
 
 public sealed record ConnectMessage : DeviceReport

@@ -24,7 +24,6 @@ namespace Fleet.Protocol;
 [JsonSerializable(typeof(SyncDomainsRequest))]
 [JsonSerializable(typeof(GetClientInfoRequest))]
 [JsonSerializable(typeof(SimpleRequest))]
-[JsonSerializable(typeof(SystemFigures))]
 [JsonSerializable(typeof(DeviceInfo))]
 [JsonSerializable(typeof(Dictionary<string, string>))]
 [JsonSerializable(typeof(JsonElement))]

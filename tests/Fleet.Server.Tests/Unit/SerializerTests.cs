@@ -66,7 +66,7 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
         yield return new DeviceNotFound("r1");
         yield return new DeviceFound(new DeviceView("r1", true, T, T, "n", new DeviceInfoView("r1", null, null, null, "l"), [gwView],
             [new ClientView("aa:bb:cc:dd:ee:ff", null, null, null, T, null)], new Dictionary<string, string> { ["A"] = "b" }, 1,
-            new SystemFigures { SysUptime = 5 }));
+            new SystemFigures(SysUptime: 5)));
         yield return new GatewayNotFound("r1", "gw-9");
         yield return new GatewayUpdated(gwView);
         yield return new CommandInvalid("bad");
