@@ -37,6 +37,12 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
     private readonly TimeProvider _clock;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, List<IActorRef>> _waiters = new();
+    /// <summary>
+    /// Commands handed to the current connection whose write it has not confirmed yet. If that
+    /// connection goes away first (its node died: no FrameNotWritten will ever come), they are queued
+    /// again for the next connection instead of waiting "sent" for an answer that cannot come.
+    /// </summary>
+    private readonly HashSet<string> _unconfirmed = new();
     private DeviceState _state;
     private IActorRef? _connection;
     private DateTimeOffset? _lastSeen;
@@ -81,9 +87,14 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
         Command<DeviceAnswer>(OnAnswer);
         Command<ConnectionClosed>(c => OnConnectionGone(c.Connection));
         Command<Terminated>(t => OnConnectionGone(t.ActorRef));
-        Command<FrameWritten>(w => PersistThen(DeviceLogic.OnWritten(_state, w.CommandId, Now)));
+        Command<FrameWritten>(w =>
+        {
+            _unconfirmed.Remove(w.CommandId);
+            PersistThen(DeviceLogic.OnWritten(_state, w.CommandId, Now));
+        });
         Command<FrameNotWritten>(w =>
         {
+            _unconfirmed.Remove(w.CommandId);
             if (_state.FindCommand(w.CommandId) is { Status: CommandStatus.Sent })
                 PersistThen([new CommandRequeued(w.CommandId)]);
         });
@@ -124,11 +135,12 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
             Context.Unwatch(_connection);
             _connection.Tell(new CloseConnection("replaced by a newer connection for the same device"));
         }
+        var requeued = c.Connection.Equals(_connection) ? [] : RequeueUnconfirmed();
         Attach(c.Connection);
         _lastSeen = Now;
         _lastReport = c.Message;
         var reply = c.Connection;
-        PersistThen(DeviceLogic.OnReport(_state, c.Message, newConnection: true, Now, c.Node),
+        PersistThen([..requeued, ..DeviceLogic.OnReport(_state, c.Message, newConnection: true, Now, c.Node)],
             () => reply.Tell(new SendFrame(_deviceId, HeartbeatReplyBytes(), null)));
     }
 
@@ -158,7 +170,19 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
         if (!connection.Equals(_connection)) return;
         Context.Unwatch(connection);
         _connection = null;
-        PersistThen([new DeviceDisconnected(Now)]);
+        PersistThen([..RequeueUnconfirmed(), new DeviceDisconnected(Now)]);
+    }
+
+    /// <summary>Sent commands whose frame the outgoing connection never confirmed writing go back to the queue.</summary>
+    private List<IDeviceEvent> RequeueUnconfirmed()
+    {
+        var events = _unconfirmed
+            .Where(id => _state.FindCommand(id) is { Status: CommandStatus.Sent })
+            .Select(id => (IDeviceEvent)new CommandRequeued(id))
+            .ToList();
+        if (events.Count > 0) _log.Info("device {0}: {1} command(s) never confirmed written by the old connection, queued again", _deviceId, events.Count);
+        _unconfirmed.Clear();
+        return events;
     }
 
     private void OnAnswer(DeviceAnswer a)
@@ -294,7 +318,10 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
         PersistThen(toSend.Select(c => (IDeviceEvent)new CommandSent(c.CommandId, now)).ToList(), () =>
         {
             foreach (var c in toSend)
+            {
+                _unconfirmed.Add(c.CommandId);
                 connection.Tell(new SendFrame(_deviceId, Encoding.UTF8.GetBytes(c.RequestJson), c.CommandId));
+            }
         });
     }
 

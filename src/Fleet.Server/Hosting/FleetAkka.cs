@@ -30,10 +30,19 @@ public static class FleetAkka
                 .WithFleetPersistence(settings, connectionString)
                 .WithDeviceSharding(settings, clock)
                 .WithDirectoryProjection(sp.GetRequiredService<DirectoryStore>())
-                .AddStartup((system, _) => system.Log.Info(
-                    "Fleet node {0}: persistence {1}, seed nodes [{2}], max-concurrent-recoveries {3}",
-                    Cluster.Get(system).SelfAddress, settings.Persistence.Provider, string.Join(", ", settings.Cluster.SeedNodes),
-                    system.Settings.Config.GetInt("akka.persistence.max-concurrent-recoveries")));
+                .AddStartup((system, _) =>
+                {
+                    var config = system.Settings.Config;
+                    var cluster = config.GetConfig("akka.cluster");
+                    system.Log.Info(
+                        "Fleet node {0}: persistence {1}, seed nodes [{2}], max-concurrent-recoveries {3}, cluster timing [{4}]",
+                        Cluster.Get(system).SelfAddress, settings.Persistence.Provider, string.Join(", ", settings.Cluster.SeedNodes),
+                        config.GetInt("akka.persistence.max-concurrent-recoveries"),
+                        $"split-brain resolver {cluster.GetString("split-brain-resolver.active-strategy")} " +
+                        $"stable-after {cluster.GetTimeSpan("split-brain-resolver.stable-after").TotalSeconds} s, " +
+                        $"acceptable-heartbeat-pause {cluster.GetTimeSpan("failure-detector.acceptable-heartbeat-pause").TotalSeconds} s, " +
+                        $"sharding retry-interval {cluster.GetTimeSpan("sharding.retry-interval").TotalSeconds} s");
+                });
         });
     }
 

@@ -40,8 +40,12 @@ public static class FleetNode
             var sources = builder.Configuration.Sources;
             var json = new Microsoft.Extensions.Configuration.Json.JsonConfigurationSource { Path = path, Optional = false };
             json.ResolveFileProvider();
-            var firstOverride = sources.ToList().FindIndex(src => src is Microsoft.Extensions.Configuration.EnvironmentVariables.EnvironmentVariablesConfigurationSource);
-            sources.Insert(firstOverride < 0 ? sources.Count : firstOverride, json);
+            // Right above appsettings*.json: before the unprefixed environment variables (the ASPNETCORE_/DOTNET_
+            // prefixed ones come before appsettings.json and must not be taken for them).
+            var overrides = sources.ToList().FindLastIndex(src =>
+                src is Microsoft.Extensions.Configuration.EnvironmentVariables.EnvironmentVariablesConfigurationSource e
+                && string.IsNullOrEmpty(e.Prefix));
+            sources.Insert(overrides < 0 ? sources.Count : overrides, json);
         }
 
         if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"]))

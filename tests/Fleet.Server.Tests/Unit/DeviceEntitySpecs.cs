@@ -54,6 +54,46 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
     }
 
     [Fact]
+    public async Task A_command_the_old_connection_never_confirmed_writing_is_sent_again_on_the_next_one()
+    {
+        // The old connection's node died: no FrameWritten, no FrameNotWritten, just a newer connection.
+        var ct = TestContext.Current.CancellationToken;
+        var old = CreateTestProbe();
+        var newer = CreateTestProbe();
+        var entity = Entity("e2b");
+        entity.Tell(new DeviceConnect("e2b", Connect("e2b"), old.Ref, "n"));
+        await old.ExpectMsgAsync<SendFrame>(cancellationToken: ct);
+        var accepted = await entity.Ask<IDeviceReply>(new SubmitCommand("e2b", "{\"type\":\"get_firmware_info\"}", null, 60, 30), ct);
+        var id = Assert.IsType<CommandFound>(accepted).View.CommandId;
+        Assert.Equal(id, (await old.ExpectMsgAsync<SendFrame>(cancellationToken: ct)).CommandId);
+
+        entity.Tell(new DeviceConnect("e2b", Connect("e2b"), newer.Ref, "n"));
+        var frames = new[] { await newer.ExpectMsgAsync<SendFrame>(cancellationToken: ct), await newer.ExpectMsgAsync<SendFrame>(cancellationToken: ct) };
+        Assert.Contains(frames, f => f.CommandId == id);
+        var view = Assert.IsType<CommandFound>(await entity.Ask<IDeviceReply>(new GetCommand("e2b", id), ct)).View;
+        Assert.Equal("sent", view.Status);
+    }
+
+    [Fact]
+    public async Task A_command_whose_write_was_confirmed_is_not_sent_again_on_the_next_connection()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var old = CreateTestProbe();
+        var newer = CreateTestProbe();
+        var entity = Entity("e2c");
+        entity.Tell(new DeviceConnect("e2c", Connect("e2c"), old.Ref, "n"));
+        await old.ExpectMsgAsync<SendFrame>(cancellationToken: ct);
+        var accepted = await entity.Ask<IDeviceReply>(new SubmitCommand("e2c", "{\"type\":\"get_firmware_info\"}", null, 60, 30), ct);
+        var id = Assert.IsType<CommandFound>(accepted).View.CommandId;
+        await old.ExpectMsgAsync<SendFrame>(cancellationToken: ct);
+        entity.Tell(new FrameWritten("e2c", id));
+
+        entity.Tell(new DeviceConnect("e2c", Connect("e2c"), newer.Ref, "n"));
+        Assert.Null((await newer.ExpectMsgAsync<SendFrame>(cancellationToken: ct)).CommandId); // the heartbeat reply
+        await newer.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300), ct);
+    }
+
+    [Fact]
     public async Task Command_is_sent_answered_and_awaited()
     {
         var conn = CreateTestProbe();

@@ -1,0 +1,44 @@
+using Fleet.Cluster.Tests.Support;
+
+namespace Fleet.Cluster.Tests;
+
+/// <summary>A router's socket, its entity and the admin request may each be on a different node.</summary>
+public sealed class CrossNodeTests(ITestOutputHelper output) : ClusterTestBase(output)
+{
+    [Fact(Timeout = 180_000)]
+    public async Task Command_posted_to_another_node_reaches_the_router_and_the_answer_comes_back()
+    {
+        Routers.AddRange(await Scenario.ConnectRouters(Cluster, 6, TimeSpan.FromSeconds(60)));
+
+        var socketNodes = new HashSet<string>();
+        foreach (var r in Routers)
+        {
+            var device = await Cluster.Nodes[0].GetJson($"/api/v1/devices/{r.DeviceId}");
+            var socketNode = Cluster.NodeByAddress((string)device["node"]!);
+            socketNodes.Add(socketNode.Name);
+            // The admin request goes to a node that does not hold the socket.
+            var admin = Cluster.Nodes.First(n => n != socketNode);
+            var (status, body) = await admin.Send(HttpMethod.Post, $"/api/v1/devices/{r.DeviceId}/commands?wait=20",
+                """{"type":"get_firmware_info"}""");
+            Assert.True(status == 200, $"{admin.Name} answered {status} {body?.ToJsonString()}");
+            Assert.Equal("succeeded", (string?)body!["status"]);
+            var id = (string)body["command_id"]!;
+            Assert.True(r.Received.ContainsKey(id), $"{r.DeviceId} did not receive {id}");
+            Assert.Equal("r-" + id, (string?)body["response"]!["data"]!["DISTRIB_RELEASE"]);
+            Log($"{r.DeviceId}: socket on {socketNode.Name}, command posted to {admin.Name}: succeeded");
+
+            // Every node gives the same view of the device (it asks the one entity).
+            foreach (var n in Cluster.Nodes)
+            {
+                var view = await n.GetJson($"/api/v1/devices/{r.DeviceId}");
+                Assert.Equal("r-" + id, (string?)view["firmware"]!["DISTRIB_RELEASE"]);
+                Assert.True((bool)view["online"]!);
+            }
+        }
+        // nginx spreads sockets round robin: more than one node holds routers.
+        Assert.True(socketNodes.Count >= 2, $"all sockets landed on {string.Join(",", socketNodes)}");
+
+        await Scenario.DirectoryAgrees(Cluster.Nodes, Routers.Select(r => r.DeviceId).ToList(), online: true, TimeSpan.FromSeconds(30));
+        NoSerializationWarnings();
+    }
+}

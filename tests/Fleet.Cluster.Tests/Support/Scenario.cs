@@ -1,0 +1,123 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+
+namespace Fleet.Cluster.Tests.Support;
+
+/// <summary>What several tests do to a running cluster: connect routers, submit commands, check outcomes.</summary>
+public static class Scenario
+{
+    public static string DeviceId(int i) => $"dev-{i:D3}";
+
+    public static async Task<List<ReconnectingRouter>> ConnectRouters(FleetCluster cluster, int count, TimeSpan within)
+    {
+        var routers = Enumerable.Range(0, count)
+            .Select(i => new ReconnectingRouter(cluster.Nginx.WebSocketUri, DeviceId(i)).Start()).ToList();
+        await Eventually.True(() => routers.All(r => r.Replies > 0), $"{count} routers connected and answered", within);
+        return routers;
+    }
+
+    /// <summary>Routers answered after the outage mark: returns each router's delay.</summary>
+    public static async Task<Dictionary<string, TimeSpan>> WaitAllBack(IReadOnlyList<ReconnectingRouter> routers, DateTime mark,
+        TimeSpan within)
+    {
+        await Eventually.True(() => routers.All(r => r.BackAt is not null),
+            "every router answered again", within);
+        return routers.ToDictionary(r => r.DeviceId, r => r.BackAt!.Value - mark);
+    }
+
+    /// <summary>
+    /// Submits a command, trying the given nodes in turn until one accepts it (202/200). A node may
+    /// time out while the device's shard is re-homed (504), or be down: both are retried. A timed-out
+    /// attempt may still have created a command: the checks look at every command the device has.
+    /// </summary>
+    public static async Task<string> Submit(IReadOnlyList<NodeProcess> nodes, string deviceId, string json, string query,
+        TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        var attempt = 0;
+        string last = "";
+        while (DateTime.UtcNow < deadline)
+        {
+            var node = nodes[attempt++ % nodes.Count];
+            try
+            {
+                var (status, body) = await node.Send(HttpMethod.Post, $"/api/v1/devices/{deviceId}/commands{query}", json);
+                if (status is 200 or 202) return (string)body!["command_id"]!;
+                last = $"{node.Name} → {status} {body?.ToJsonString()}";
+                if (status < 500) throw new InvalidOperationException($"command for {deviceId} refused: {last}");
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+            {
+                last = $"{node.Name}: {ex.Message}";
+            }
+            await Task.Delay(200);
+        }
+        throw new TimeoutException($"no node accepted a command for {deviceId} within {within.TotalSeconds:0} s; last: {last}");
+    }
+
+    public static async Task<JsonArray> Commands(NodeProcess node, string deviceId) =>
+        (await node.GetJson($"/api/v1/devices/{deviceId}/commands"))["items"]!.AsArray();
+
+    /// <summary>Every command each device has is final and succeeded, and every accepted id is among them and reached the router.</summary>
+    public static async Task AllCommandsSucceeded(IReadOnlyList<NodeProcess> nodes, IReadOnlyList<ReconnectingRouter> routers,
+        IReadOnlyDictionary<string, List<string>> accepted, TimeSpan within)
+    {
+        var pending = "";
+        await Eventually.True(async () =>
+        {
+            foreach (var r in routers)
+            {
+                var node = nodes[Random.Shared.Next(nodes.Count)];
+                var items = await Commands(node, r.DeviceId);
+                var notDone = items.Where(c => (string?)c!["status"] != "succeeded").ToList();
+                if (notDone.Count > 0)
+                {
+                    pending = $"{r.DeviceId}: {string.Join(", ", notDone.Select(c => $"{c!["command_id"]} {c["type"]} {c["status"]}"))}";
+                    return false;
+                }
+                var ids = items.Select(c => (string)c!["command_id"]!).ToHashSet();
+                var missing = accepted[r.DeviceId].Where(id => !ids.Contains(id)).ToList();
+                if (missing.Count > 0) throw new InvalidOperationException($"{r.DeviceId} lost accepted commands {string.Join(", ", missing)}");
+            }
+            return true;
+        }, "every command final and succeeded", within).ContinueWith(t =>
+        {
+            if (t.IsFaulted) throw new Xunit.Sdk.XunitException($"{t.Exception!.InnerException!.Message} (still pending: {pending})");
+        });
+        foreach (var r in routers)
+        foreach (var id in accepted[r.DeviceId])
+            Assert.True(r.Received.ContainsKey(id), $"{r.DeviceId} never received command {id}");
+    }
+
+    /// <summary>Every node lists every device in its directory, online as expected (and, when online, on a live node).</summary>
+    public static async Task DirectoryAgrees(IReadOnlyList<NodeProcess> nodes, IReadOnlyList<string> deviceIds, bool online,
+        TimeSpan within)
+    {
+        var live = nodes.Select(n => n.AkkaAddress + "#").ToList();
+        var problem = "";
+        await Eventually.True(async () =>
+        {
+            foreach (var n in nodes)
+            {
+                var items = await FleetCluster.Directory(n);
+                var byId = items.ToDictionary(i => (string)i["device_id"]!);
+                foreach (var id in deviceIds)
+                {
+                    if (!byId.TryGetValue(id, out var s)) { problem = $"{n.Name} does not list {id}"; return false; }
+                    if ((bool)s["online"]! != online) { problem = $"{n.Name} lists {id} online={s["online"]}"; return false; }
+                    if (online && !live.Any(l => ((string?)s["node"])?.StartsWith(l, StringComparison.Ordinal) == true))
+                    { problem = $"{n.Name} lists {id} on {s["node"]}, not a live node"; return false; }
+                }
+            }
+            return true;
+        }, $"every node's directory lists the devices with online={online}", within).ContinueWith(t =>
+        {
+            if (t.IsFaulted) throw new Xunit.Sdk.XunitException($"{t.Exception!.InnerException!.Message} ({problem})");
+        });
+    }
+
+    public static string Describe(Dictionary<string, TimeSpan> back) =>
+        $"max {back.Values.Max().TotalSeconds:0.0} s, median {back.Values.Order().ElementAt(back.Count / 2).TotalSeconds:0.0} s";
+
+    public static Stopwatch Timer() => Stopwatch.StartNew();
+}
