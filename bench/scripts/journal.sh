@@ -5,15 +5,17 @@
 #   bench/scripts/journal.sh [bare|node|all]   env: SECONDS_BARE (10) BATCH (100) RATE (1000) DURATION (15)
 source "$(dirname "$0")/lib.sh"
 WHAT="${1:-all}"; SECS="${SECONDS_BARE:-10}"; BATCH="${BATCH:-100}"; RATE="${RATE:-1000}"; DURATION="${DURATION:-15}"
-PG_CS="${PG_CS:-Host=127.0.0.1;Username=postgres;Password=postgres;Database=fleet_bench}"
+# A role and databases of the bench's own: never touches the postgres role other tests may use.
+PG_CS="${PG_CS:-Host=127.0.0.1;Username=fleet_bench;Password=fleet_bench;Database=fleet_bench}"
 [[ "${BUILD:-1}" == 1 ]] && build_all "$([[ $WHAT != bare ]] && echo node)"
 
 pg_ready() {
   command -v pg_ctlcluster >/dev/null || return 1
   pg_lsclusters -h 2>/dev/null | grep -q online || pg_ctlcluster 15 main start || return 1
-  su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+  su postgres -c "psql -tAc \"SELECT 1 FROM pg_roles WHERE rolname='fleet_bench'\"" | grep -q 1 \
+    || su postgres -c "psql -qc \"CREATE ROLE fleet_bench LOGIN CREATEDB PASSWORD 'fleet_bench'\"" >/dev/null
   su postgres -c "psql -tAc \"SELECT 1 FROM pg_database WHERE datname='fleet_bench'\"" | grep -q 1 \
-    || su postgres -c "createdb fleet_bench"
+    || su postgres -c "createdb -O fleet_bench fleet_bench"
 }
 
 if [[ "$WHAT" != node ]]; then
@@ -47,7 +49,7 @@ if [[ "$WHAT" != bare ]]; then
   db="/tmp/fleet-node-$$.db"
   node_run Sqlite "Data Source=$db" sqlite; rm -f "$db"*
   if pg_ready; then
-    su postgres -c "dropdb --if-exists fleet_node_bench && createdb fleet_node_bench"
-    node_run PostgreSql "Host=127.0.0.1;Username=postgres;Password=postgres;Database=fleet_node_bench" pg
+    su postgres -c "dropdb --if-exists fleet_node_bench && createdb -O fleet_bench fleet_node_bench"
+    node_run PostgreSql "Host=127.0.0.1;Username=fleet_bench;Password=fleet_bench;Database=fleet_node_bench" pg
   fi
 fi
