@@ -16,6 +16,7 @@ pg_ready() {
     || su postgres -c "psql -qc \"CREATE ROLE fleet_bench LOGIN CREATEDB PASSWORD 'fleet_bench'\"" >/dev/null
   su postgres -c "psql -tAc \"SELECT 1 FROM pg_database WHERE datname='fleet_bench'\"" | grep -q 1 \
     || su postgres -c "createdb -O fleet_bench fleet_bench"
+  su postgres -c "psql -qc \"ALTER DATABASE fleet_bench OWNER TO fleet_bench\"" >/dev/null
 }
 
 if [[ "$WHAT" != node ]]; then
