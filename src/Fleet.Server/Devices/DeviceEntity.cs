@@ -30,8 +30,6 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
         public static readonly AfterRecovery Instance = new();
     }
 
-    private static readonly ImmutableHashSet<string> Tags = [FleetNames.DeviceTag];
-
     private readonly string _deviceId;
     private readonly FleetSettings _settings;
     private readonly TimeProvider _clock;
@@ -264,7 +262,7 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
         }
     }
 
-    /// <summary>Persists events (tagged for the directory), applies each, then runs the follow-ups once.</summary>
+    /// <summary>Persists events, applies each, then runs the follow-ups once.</summary>
     private void PersistThen(IReadOnlyList<IDeviceEvent> events, Action? then = null)
     {
         if (events.Count == 0)
@@ -273,9 +271,9 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
             return;
         }
         var remaining = events.Count;
-        PersistAll(events.Select(e => new Tagged(e, Tags)), tagged =>
+        PersistAll(events, e =>
         {
-            _state = _state.Apply((IDeviceEvent)tagged.Payload);
+            _state = _state.Apply(e);
             _sinceSnapshot++;
             if (--remaining > 0) return;
             AfterChange();

@@ -167,7 +167,8 @@ public static class DeviceLogic
                         events = events.Add(new ClientRemoved(kr.ClientMac!, "kicked off"));
                     break;
                 case FirmwareInfoResponse f:
-                    events = events.Add(new FirmwareReported(f.DataAsStrings().ToImmutableSortedDictionary()));
+                    var firmware = f.DataAsStrings().ToImmutableSortedDictionary();
+                    if (!firmware.SequenceEqual(state.Firmware)) events = events.Add(new FirmwareReported(firmware));
                     break;
             }
         }

@@ -77,7 +77,13 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
         return v is null or DBNull ? 0 : Convert.ToInt64(v, CultureInfo.InvariantCulture);
     }
 
-    /// <summary>Applies a batch and moves the offset in one transaction: replays never apply twice.</summary>
+    /// <summary>Whether an event changes a summary row (most command events do not).</summary>
+    public static bool Affects(IDeviceEvent e) => Columns(e).Columns.Length > 0;
+
+    /// <summary>
+    /// Applies a batch and moves the offset in one transaction. Upserts set columns to values, so a
+    /// batch applied again after a crash (offset not yet stored) yields the same rows.
+    /// </summary>
     public async Task ApplyAsync(IReadOnlyList<DirectoryEvent> batch, CancellationToken ct = default)
     {
         if (batch.Count == 0) return;

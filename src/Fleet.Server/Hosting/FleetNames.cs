@@ -4,7 +4,6 @@ namespace Fleet.Server.Hosting;
 public static class FleetNames
 {
     public const string DeviceRegion = "device";
-    public const string DeviceTag = "device";
     public const string PersistenceIdPrefix = "device-";
     public const string DirectoryProjection = "device-directory";
     public const string QueryJournal = "akka.persistence.query.journal.sql";

@@ -132,6 +132,10 @@ public class DeviceLogicTests
         };
         s = Fold(s, DeviceLogic.OnAnswer(s, new FirmwareInfoResponse { Data = data }, "{}", T0).Events);
         Assert.Equal("24.10", s.Firmware["DISTRIB_RELEASE"]);
+        // The same firmware again completes the command and changes nothing else.
+        var (again, _) = Submit(s, "f2", new SimpleRequest { Type = "get_firmware_info" });
+        var events = DeviceLogic.OnAnswer(again, new FirmwareInfoResponse { Data = data }, "{}", T0).Events;
+        Assert.IsType<CommandCompleted>(Assert.Single(events));
     }
 
     [Fact]
