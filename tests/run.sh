@@ -34,9 +34,20 @@ fi
 # --- services ----------------------------------------------------------------------------------
 started_pg=""
 cleanup() {
+  # Cluster tests kill their nodes and nginx themselves; should a test host die first, its children
+  # are found by the pid files it left (checked to still be that program before they are killed).
+  for f in "${TMPDIR:-/tmp}"/fleet-cluster-tests/*/node*.pid "${TMPDIR:-/tmp}"/fleet-cluster-tests/*/nginx/nginx.pid; do
+    [ -f "$f" ] || continue
+    pid=$(cat "$f" 2>/dev/null) || continue
+    if [ -n "$pid" ] && grep -qa 'Fleet.Server.dll' "/proc/$pid/cmdline" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+    if [ -n "$pid" ] && grep -qa 'nginx' "/proc/$pid/cmdline" 2>/dev/null; then kill -TERM "$pid" 2>/dev/null || true; fi
+    rm -f "$f"
+  done
   if [ -n "$started_pg" ]; then pg_ctlcluster "$started_pg" stop >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
+# Logs of cluster test runs older than a day go (a failed run's logs stay for a day to read).
+find "${TMPDIR:-/tmp}/fleet-cluster-tests" -mindepth 1 -maxdepth 1 -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
 
 if command -v pg_lsclusters >/dev/null 2>&1; then
   cluster=$(pg_lsclusters -h 2>/dev/null | awk 'NR==1 {print $1" "$2" "$4}')
