@@ -10,14 +10,16 @@ using Fleet.Server.Devices;
 namespace Fleet.Server.Connections;
 
 /// <summary>
-/// One device socket. Reads frames (zero-byte receives while idle, pooled buffers while reading),
-/// decodes them off the actor, binds to the device_id of the first connect, and forwards only what
-/// belongs to that device. Writes go through one queue so frames never interleave.
+/// One device socket. Its read loop (zero-byte receives while idle, pooled buffers while reading)
+/// decodes frames, binds the socket to the device_id of the first connect and forwards only what
+/// belongs to that device; the actor is the socket's address for the device entity (frames to send,
+/// close). Writes go through one queue so frames never interleave.
+/// A heartbeat that reports what the previous one reported is answered here with the entity's last
+/// heartbeat reply (the entity pushes a new one whenever its answer would change) and only told to
+/// the entity, so the common case costs no round trip through the shard.
 /// </summary>
 public sealed class DeviceConnection : ReceiveActor
 {
-    private sealed record Inbound(Fleet.Protocol.IDeviceMessage? Message, DecodeError? Error, string? Json);
-    private sealed record Refuse(string Reason, string Detail);
     private sealed record SocketEnded(string Reason);
 
     private readonly WebSocket _socket;
@@ -30,7 +32,11 @@ public sealed class DeviceConnection : ReceiveActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly CancellationTokenSource _cts = new();
     private readonly Channel<SendFrame> _outbound = Channel.CreateUnbounded<SendFrame>(new UnboundedChannelOptions { SingleReader = true });
-    private string? _deviceId;
+    // Written by the read loop only; read by the actor (PostStop, logs).
+    private volatile string? _deviceId;
+    private DeviceReport? _lastReport;
+    // The entity's latest heartbeat reply for this device; set by the actor, read by the read loop.
+    private volatile SendFrame? _heartbeatReply;
     private Task _reading = Task.CompletedTask;
     private (WebSocketCloseStatus Status, string Reason) _close = (WebSocketCloseStatus.NormalClosure, "connection closed");
 
@@ -49,9 +55,11 @@ public sealed class DeviceConnection : ReceiveActor
         _done = done;
         _remote = remote;
 
-        Receive<Inbound>(OnInbound);
-        Receive<Refuse>(r => Refused(r.Reason, r.Detail));
-        Receive<SendFrame>(f => _outbound.Writer.TryWrite(f));
+        Receive<SendFrame>(f =>
+        {
+            if (f.HeartbeatReply) _heartbeatReply = f;
+            _outbound.Writer.TryWrite(f);
+        });
         Receive<CloseConnection>(c =>
         {
             _log.Info("closing {0} ({1}): {2}", _deviceId, _remote, c.Reason);
@@ -93,9 +101,10 @@ public sealed class DeviceConnection : ReceiveActor
         _done.TrySetResult();
     }
 
-    private void OnInbound(Inbound i)
+    /// <summary>Runs on the read loop, one frame at a time.</summary>
+    private void OnFrame(IActorRef self, Decoded<Fleet.Protocol.IDeviceMessage> decoded, byte[] frame)
     {
-        if (i.Error is { } err)
+        if (decoded.Error is { } err)
         {
             Refused(err.Kind switch
             {
@@ -108,32 +117,42 @@ public sealed class DeviceConnection : ReceiveActor
             }, err.Message);
             return;
         }
-        switch (i.Message)
+        switch (decoded.Message)
         {
             case ConnectMessage c:
                 if (!Rules.IsDeviceId(c.DeviceId)) { Refused("invalid_device_id", Rules.CheckDeviceId("device_id", c.DeviceId)!); return; }
-                if (c.Gateway?.Select(g => Rules.CheckGwId("gateway.gw_id", g.GwId)).FirstOrDefault(e => e is not null) is { } gwProblem)
-                { Refused("invalid_gw_id", gwProblem); return; }
+                if (GatewayProblem(c) is { } gwProblem) { Refused("invalid_gw_id", gwProblem); return; }
                 if (_deviceId is not null && _deviceId != c.DeviceId)
                 { Refused("device_id_mismatch", $"connect names '{c.DeviceId}' but this socket is bound to '{_deviceId}'"); return; }
                 _deviceId = c.DeviceId!;
-                _region.Tell(new DeviceConnect(_deviceId, c, Self, _node));
+                _lastReport = c;
+                _region.Tell(new DeviceConnect(_deviceId, c, self, _node), self);
                 break;
             case HeartbeatMessage h:
                 if (_deviceId is null) { Refused("before_connect", "heartbeat before connect"); return; }
                 if (h.DeviceId != _deviceId)
                 { Refused("device_id_mismatch", $"heartbeat names '{h.DeviceId}' but this socket is bound to '{_deviceId}'"); return; }
-                if (h.Gateway?.Select(g => Rules.CheckGwId("gateway.gw_id", g.GwId)).FirstOrDefault(e => e is not null) is { } hbGw)
-                { Refused("invalid_gw_id", hbGw); return; }
+                if (GatewayProblem(h) is { } hbGw) { Refused("invalid_gw_id", hbGw); return; }
                 _metrics.Heartbeat();
-                _region.Tell(new DeviceHeartbeat(_deviceId, h, Self, _node));
+                var unchanged = _heartbeatReply is { } cached && SameReport(h, _lastReport);
+                if (unchanged) _outbound.Writer.TryWrite(_heartbeatReply!);
+                _lastReport = h;
+                _region.Tell(new DeviceHeartbeat(_deviceId, h, self, _node, ReplyWanted: !unchanged), self);
                 break;
             case IDeviceResponse r:
                 if (_deviceId is null) { Refused("before_connect", $"{r.Type} before connect"); return; }
-                _region.Tell(new DeviceAnswer(_deviceId, i.Json!, Self));
+                _region.Tell(new DeviceAnswer(_deviceId, Encoding.UTF8.GetString(frame), self), self);
                 break;
         }
     }
+
+    private static string? GatewayProblem(DeviceReport r) =>
+        r.Gateway?.Select(g => Rules.CheckGwId("gateway.gw_id", g.GwId)).FirstOrDefault(e => e is not null);
+
+    /// <summary>Same gateways and device_info as the last report (the only parts the entity keeps).</summary>
+    private static bool SameReport(DeviceReport now, DeviceReport? before) =>
+        before is not null && Equals(now.DeviceInfo, before.DeviceInfo)
+        && (now.Gateway ?? []).SequenceEqual(before.Gateway ?? []);
 
     private void Refused(string reason, string detail)
     {
@@ -156,15 +175,11 @@ public sealed class DeviceConnection : ReceiveActor
                 if (type == WebSocketMessageType.Close) break;
                 _metrics.FrameIn();
                 if (type == WebSocketMessageType.Binary)
-                    self.Tell(new Refuse("binary", "binary frames are not part of the protocol"));
+                    Refused("binary", "binary frames are not part of the protocol");
                 else if (tooLarge)
-                    self.Tell(new Refuse("too_large", $"frame over {_maxBytes} bytes"));
+                    Refused("too_large", $"frame over {_maxBytes} bytes");
                 else
-                {
-                    var decoded = ProtocolCodec.DecodeFromDevice(message.AsSpan());
-                    var json = decoded.Message is IDeviceResponse ? Encoding.UTF8.GetString(message) : null;
-                    self.Tell(new Inbound(decoded.Message, decoded.Error, json));
-                }
+                    OnFrame(self, ProtocolCodec.DecodeFromDevice(message.AsSpan()), message);
             }
         }
         catch (OperationCanceledException) { reason = "cancelled"; }

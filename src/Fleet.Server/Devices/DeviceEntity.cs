@@ -45,7 +45,8 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
     private IActorRef? _connection;
     private DateTimeOffset? _lastSeen;
     private DeviceReport? _lastReport;
-    private byte[]? _heartbeatReply;
+    private SendFrame? _heartbeatReply;
+    private SendFrame? _sentReply;
     private int _sinceSnapshot;
     private bool _recoveredOnline;
 
@@ -139,7 +140,7 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
         _lastReport = c.Message;
         var reply = c.Connection;
         PersistThen([..requeued, ..DeviceLogic.OnReport(_state, c.Message, newConnection: true, Now, c.Node)],
-            () => reply.Tell(new SendFrame(_deviceId, HeartbeatReplyBytes(), null)));
+            () => SendReply(reply));
     }
 
     private void OnHeartbeat(DeviceHeartbeat h)
@@ -151,14 +152,22 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
         var events = DeviceLogic.OnReport(_state, h.Message, adopt, Now, h.Node);
         var reply = h.Connection;
         if (events.IsEmpty)
-            reply.Tell(new SendFrame(_deviceId, HeartbeatReplyBytes(), null));
+        {
+            // Adopting a connection always answers: the connection may hold no reply of ours yet.
+            if (h.ReplyWanted || adopt) SendReply(reply);
+        }
         else
-            PersistThen(events, () => reply.Tell(new SendFrame(_deviceId, HeartbeatReplyBytes(), null)));
+            // A change that altered our answer was already pushed (AfterChange): don't send it twice.
+            PersistThen(events, () =>
+            {
+                if (!reply.Equals(_connection) || !ReferenceEquals(_sentReply, HeartbeatReplyFrame())) SendReply(reply);
+            });
     }
 
     private void Attach(IActorRef connection)
     {
         _connection = connection;
+        _sentReply = null;
         Context.Watch(connection);
         SetReceiveTimeout(null);
     }
@@ -208,8 +217,6 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
         var sender = Sender;
         PersistThen([new DesiredAuthModeSet(m.GwId, m.AuthMode)], () =>
         {
-            // Tell the device now rather than at its next heartbeat.
-            _connection?.Tell(new SendFrame(_deviceId, HeartbeatReplyBytes(), null));
             sender.Tell(new GatewayUpdated(Views.Of(_state.Gateways.First(g => g.GwId == m.GwId), _state)));
         });
     }
@@ -285,6 +292,7 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
     private void AfterChange()
     {
         _heartbeatReply = null;
+        PushReplyIfChanged();
         if (_sinceSnapshot >= _settings.Devices.SnapshotEvery)
         {
             SaveSnapshot(_state);
@@ -323,5 +331,24 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
         });
     }
 
-    private byte[] HeartbeatReplyBytes() => _heartbeatReply ??= ProtocolCodec.Encode(DeviceLogic.HeartbeatReply(_state));
+    private SendFrame HeartbeatReplyFrame() =>
+        _heartbeatReply ??= new SendFrame(_deviceId, ProtocolCodec.Encode(DeviceLogic.HeartbeatReply(_state)), null, HeartbeatReply: true);
+
+    /// <summary>Sends the heartbeat reply, remembering what the current connection was last told.</summary>
+    private void SendReply(IActorRef to)
+    {
+        var frame = HeartbeatReplyFrame();
+        if (to.Equals(_connection)) _sentReply = frame;
+        to.Tell(frame);
+    }
+
+    /// <summary>
+    /// The connection answers unchanged heartbeats with the last reply it got from us, so whenever our
+    /// answer changes (desired auth_mode, once_auth, reported gateways) it gets the new one at once.
+    /// </summary>
+    private void PushReplyIfChanged()
+    {
+        if (_connection is null || _sentReply is null) return;
+        if (!HeartbeatReplyFrame().Frame.AsSpan().SequenceEqual(_sentReply.Frame)) SendReply(_connection);
+    }
 }

@@ -15,8 +15,13 @@ public interface IToDevice : IFleetSerializable
 
 /// <summary>A socket bound itself to this device with a connect frame.</summary>
 public sealed record DeviceConnect(string DeviceId, ConnectMessage Message, IActorRef Connection, string Node) : IToDevice;
-/// <summary>A heartbeat frame; also re-attaches a connection the entity forgot (restart, rebalance).</summary>
-public sealed record DeviceHeartbeat(string DeviceId, HeartbeatMessage Message, IActorRef Connection, string Node) : IToDevice;
+/// <summary>
+/// A heartbeat frame; also re-attaches a connection the entity forgot (restart, rebalance).
+/// ReplyWanted is false when the connection already answered it from the entity's last reply
+/// (nothing reported changed); the entity then only notes the device was seen.
+/// </summary>
+public sealed record DeviceHeartbeat(string DeviceId, HeartbeatMessage Message, IActorRef Connection, string Node,
+    bool ReplyWanted = true) : IToDevice;
 /// <summary>An answer frame, as the device sent it.</summary>
 public sealed record DeviceAnswer(string DeviceId, string Json, IActorRef Connection) : IToDevice;
 public sealed record ConnectionClosed(string DeviceId, IActorRef Connection) : IToDevice;
@@ -25,8 +30,11 @@ public sealed record FrameNotWritten(string DeviceId, string CommandId) : IToDev
 
 // ---- to a DeviceConnection
 
-/// <summary>A frame for the device; CommandId set when the entity wants to hear it was written.</summary>
-public sealed record SendFrame(string DeviceId, byte[] Frame, string? CommandId) : IFleetSerializable;
+/// <summary>
+/// A frame for the device; CommandId set when the entity wants to hear it was written. HeartbeatReply
+/// marks the entity's current heartbeat answer, which the connection keeps to answer unchanged heartbeats.
+/// </summary>
+public sealed record SendFrame(string DeviceId, byte[] Frame, string? CommandId, bool HeartbeatReply = false) : IFleetSerializable;
 /// <summary>Close the socket (a newer connection replaced it).</summary>
 public sealed record CloseConnection(string Reason) : IFleetSerializable;
 

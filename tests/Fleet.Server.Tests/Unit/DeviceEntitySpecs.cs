@@ -143,4 +143,24 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
         Assert.False(view.Online);
         Assert.Equal(3, view.Gateways.Single().DesiredAuthMode);
     }
+
+    [Fact]
+    public async Task Heartbeats_the_connection_answered_itself_get_no_reply_and_changes_are_pushed()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var conn = CreateTestProbe();
+        var entity = Entity("e6");
+        entity.Tell(new DeviceConnect("e6", Connect("e6"), conn.Ref, "n"));
+        Assert.True((await conn.ExpectMsgAsync<SendFrame>(cancellationToken: ct)).HeartbeatReply);
+        var hb = new HeartbeatMessage { DeviceId = "e6", Gateway = [new GatewayReport { GwId = "gw-1", AuthMode = 1 }] };
+        entity.Tell(new DeviceHeartbeat("e6", hb, conn.Ref, "n", ReplyWanted: false));
+        await conn.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300), ct);
+        entity.Tell(new DeviceHeartbeat("e6", hb, conn.Ref, "n", ReplyWanted: true));
+        Assert.Contains("\"auth_mode\":1", Text(await conn.ExpectMsgAsync<SendFrame>(cancellationToken: ct)));
+        // An operator's change reaches the connection without waiting for a heartbeat.
+        await entity.Ask<IDeviceReply>(new SetDesiredAuthMode("e6", "gw-1", 0), ct);
+        var pushed = await conn.ExpectMsgAsync<SendFrame>(cancellationToken: ct);
+        Assert.True(pushed.HeartbeatReply);
+        Assert.Contains("\"auth_mode\":0", Text(pushed));
+    }
 }
