@@ -18,8 +18,11 @@ public static class OperationsApi
         return app;
     }
 
-    private static async Task<Results<Ok<object>, ProblemHttpResult>> Ready(ActorSystem system, DirectoryStore store, CancellationToken ct)
+    private static async Task<Results<Ok<object>, ProblemHttpResult>> Ready(ActorSystem system, DirectoryStore store,
+        IHostApplicationLifetime lifetime, CancellationToken ct)
     {
+        if (lifetime.ApplicationStopping.IsCancellationRequested)
+            return Problems.Unavailable("this node is shutting down");
         var status = Cluster.Get(system).SelfMember.Status;
         if (status != MemberStatus.Up)
             return Problems.Unavailable($"this node's cluster membership is {status}, not Up");

@@ -18,12 +18,22 @@ public static class WebSocketEndpoint
     }
 
     private static async Task Accept(HttpContext ctx, ActorSystem system, IRequiredActor<DeviceEntity> region,
-        ConnectionGate gate, ConnectionMetrics metrics, NodeIdentity node, IOptions<FleetSettings> settings)
+        ConnectionGate gate, ConnectionMetrics metrics, NodeIdentity node, IOptions<FleetSettings> settings,
+        IHostApplicationLifetime lifetime)
     {
         if (!ctx.WebSockets.IsWebSocketRequest)
         {
             await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status400BadRequest, "Not a WebSocket upgrade",
                 "this endpoint only takes WebSocket upgrades (GET with Upgrade: websocket)");
+            return;
+        }
+        if (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            // Kestrel still accepts while the actor system hands its shards off: a router that reconnects
+            // now would be closed again in a moment. 503 lets the load balancer try another node at once.
+            ctx.Response.Headers.RetryAfter = "2";
+            await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status503ServiceUnavailable, "Node shutting down",
+                "this node is leaving the cluster; connect to another node");
             return;
         }
         if (!gate.TryEnter())

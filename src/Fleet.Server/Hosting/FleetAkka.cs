@@ -47,12 +47,21 @@ public static class FleetAkka
     }
 
     public static AkkaConfigurationBuilder WithFleetSerialization(this AkkaConfigurationBuilder builder) =>
-        builder.WithCustomSerializer("fleet", [typeof(IFleetSerializable)], system => new FleetSerializer(system));
+        builder
+            .WithCustomSerializer("fleet", [typeof(IFleetSerializable)], system => new FleetSerializer(system))
+            // Anything else that would reach the default serializer is logged (see DefaultSerializerAlarm).
+            .WithCustomSerializer("fleet-default-alarm", [typeof(object)], system => new DefaultSerializerAlarm(system));
 
     public static AkkaConfigurationBuilder WithFleetCluster(this AkkaConfigurationBuilder builder, FleetSettings settings)
     {
         builder
-            .WithRemoting(new RemoteOptions { HostName = settings.Cluster.Hostname, Port = settings.Cluster.Port })
+            .WithRemoting(string.IsNullOrEmpty(settings.Cluster.BindHostname)
+                ? new RemoteOptions { HostName = settings.Cluster.Hostname, Port = settings.Cluster.Port }
+                : new RemoteOptions
+                {
+                    HostName = settings.Cluster.BindHostname, PublicHostName = settings.Cluster.Hostname,
+                    Port = settings.Cluster.Port,
+                })
             .WithClustering(new ClusterOptions
             {
                 SeedNodes = settings.Cluster.SeedNodes,

@@ -25,7 +25,13 @@ public sealed class PersistenceSettings
 public sealed class ClusterSettings
 {
     public string SystemName { get; set; } = "fleet";
+    /// <summary>The host name other nodes reach this one by (in its Akka address).</summary>
     public string Hostname { get; set; } = "127.0.0.1";
+    /// <summary>
+    /// Where remoting listens, when that differs from <see cref="Hostname"/>: "0.0.0.0" in a container or
+    /// pod whose advertised name (Hostname) only resolves once it is up. Empty: listen on Hostname.
+    /// </summary>
+    public string? BindHostname { get; set; }
     /// <summary>Akka remoting port; 0 picks a free one (a lone node joins itself either way).</summary>
     public int Port { get; set; } = 4053;
     /// <summary>Seed node addresses (akka.tcp://fleet@host:port). Empty: this node joins itself.</summary>

@@ -86,9 +86,14 @@ public sealed class FleetCluster : IAsyncDisposable
         return items;
     }
 
-    /// <summary>Lines in any node's log saying a message went through a serializer other than ours.</summary>
+    /// <summary>
+    /// Lines in any node's log saying a message went through a serializer other than ours: the node's
+    /// DefaultSerializerAlarm logs "default serializer … used for &lt;type&gt;" once per type that reaches
+    /// it. Its own installation notice (Akka: the System.Object binding "is being overriden") is expected.
+    /// </summary>
     public IReadOnlyList<string> SerializationWarnings() =>
         Nodes.SelectMany(n => n.LogLines().Select(l => $"{n.Name}: {l}"))
+            .Where(l => !(l.Contains("are being overriden", StringComparison.Ordinal) && l.Contains("DefaultSerializerAlarm", StringComparison.Ordinal)))
             .Where(l => l.Contains("default serializer", StringComparison.OrdinalIgnoreCase)
                         || l.Contains("Newtonsoft", StringComparison.OrdinalIgnoreCase)
                         || l.Contains("NewtonSoftJsonSerializer", StringComparison.OrdinalIgnoreCase)

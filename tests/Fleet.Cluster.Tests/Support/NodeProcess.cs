@@ -76,6 +76,8 @@ public sealed class NodeProcess : IAsyncDisposable
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
         _process = p;
+        // For tests/run.sh: if the test host itself dies, it kills what these pid files name.
+        File.WriteAllText(Path.Combine(_logDir, $"{Name}.pid"), p.Id.ToString());
     }
 
     private void Write(string? line)

@@ -22,12 +22,9 @@ public sealed class ReconnectingRouter : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _send = new(1, 1);
     private readonly ConcurrentDictionary<string, JsonNode> _unanswered = new();
-    private readonly object _lock = new();
     private volatile ClientWebSocket? _current;
     private volatile bool _hold;
     private Task _loop = Task.CompletedTask;
-    private DateTime _mark = DateTime.MinValue;
-    private DateTime? _backAt;
     private int _connections;
     private long _replies;
 
@@ -54,22 +51,6 @@ public sealed class ReconnectingRouter : IAsyncDisposable
     {
         _loop = Task.Run(Loop);
         return this;
-    }
-
-    /// <summary>From now on, <see cref="BackAt"/> is the first heartbeat reply received after this instant.</summary>
-    public void MarkOutage(DateTime at)
-    {
-        lock (_lock)
-        {
-            _mark = at;
-            _backAt = null;
-        }
-    }
-
-    /// <summary>When the first heartbeat reply after <see cref="MarkOutage"/> arrived: the device's entity is live and attached.</summary>
-    public DateTime? BackAt
-    {
-        get { lock (_lock) return _backAt; }
     }
 
     /// <summary>Answer everything held, now and from now on.</summary>
@@ -154,10 +135,6 @@ public sealed class ReconnectingRouter : IAsyncDisposable
             if (type == "heartbeat")
             {
                 Interlocked.Increment(ref _replies);
-                lock (_lock)
-                {
-                    if (_backAt is null && DateTime.UtcNow > _mark) _backAt = DateTime.UtcNow;
-                }
                 continue;
             }
             var reqId = frame["req_id"]?.ToString();

@@ -16,13 +16,47 @@ public static class Scenario
         return routers;
     }
 
-    /// <summary>Routers answered after the outage mark: returns each router's delay.</summary>
-    public static async Task<Dictionary<string, TimeSpan>> WaitAllBack(IReadOnlyList<ReconnectingRouter> routers, DateTime mark,
-        TimeSpan within)
+    /// <summary>
+    /// Waits until every device's entity is live again and attached to a socket on a live node: GET of
+    /// the device (which asks the entity itself, wherever its shard is now) on one of the live nodes says
+    /// online, with a node among them. Heartbeat replies are no proof: a connection may answer those
+    /// from its cache. Returns, per device, how long after <paramref name="mark"/> that was first seen.
+    /// </summary>
+    public static async Task<Dictionary<string, TimeSpan>> WaitAllBack(IReadOnlyList<NodeProcess> live,
+        IReadOnlyList<ReconnectingRouter> routers, DateTime mark, TimeSpan within)
     {
-        await Eventually.True(() => routers.All(r => r.BackAt is not null),
-            "every router answered again", within);
-        return routers.ToDictionary(r => r.DeviceId, r => r.BackAt!.Value - mark);
+        var deadline = DateTime.UtcNow + within;
+        var prefixes = live.Select(n => n.AkkaAddress + "#").ToList();
+        var back = new System.Collections.Concurrent.ConcurrentDictionary<string, TimeSpan>();
+        await Task.WhenAll(routers.Select(async r =>
+        {
+            var attempt = Random.Shared.Next(live.Count);
+            while (DateTime.UtcNow < deadline)
+            {
+                var node = live[attempt++ % live.Count];
+                try
+                {
+                    using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+                    using var response = await node.Http.GetAsync($"/api/v1/devices/{r.DeviceId}", cts.Token);
+                    if (response.IsSuccessStatusCode)
+                    {
+                        var view = JsonNode.Parse(await response.Content.ReadAsStringAsync(cts.Token))!;
+                        var at = (string?)view["node"];
+                        if ((bool?)view["online"] == true && at is not null && prefixes.Any(p => at.StartsWith(p, StringComparison.Ordinal)))
+                        {
+                            back[r.DeviceId] = DateTime.UtcNow - mark;
+                            return;
+                        }
+                    }
+                }
+                catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException) { }
+                await Task.Delay(200);
+            }
+        }));
+        var missing = routers.Where(r => !back.ContainsKey(r.DeviceId)).Select(r => $"{r.DeviceId} ({r.Connections} sockets, last error: {r.LastError ?? "none"})").ToList();
+        if (missing.Count > 0)
+            throw new TimeoutException($"{missing.Count} devices not back within {within.TotalSeconds:0} s: {string.Join("; ", missing.Take(5))}");
+        return back.ToDictionary();
     }
 
     /// <summary>
@@ -117,7 +151,16 @@ public static class Scenario
     }
 
     public static string Describe(Dictionary<string, TimeSpan> back) =>
+        back.Count == 0 ? "none" :
         $"max {back.Values.Max().TotalSeconds:0.0} s, median {back.Values.Order().ElementAt(back.Count / 2).TotalSeconds:0.0} s";
+
+    /// <summary>The slowest routers, for the log: who, how late, how many sockets, last error.</summary>
+    public static string Slowest(IReadOnlyList<ReconnectingRouter> routers, Dictionary<string, TimeSpan> back, int n = 4) =>
+        string.Join("; ", back.OrderByDescending(kv => kv.Value).Take(n).Select(kv =>
+        {
+            var r = routers.First(x => x.DeviceId == kv.Key);
+            return $"{kv.Key} {kv.Value.TotalSeconds:0.0} s ({r.Connections} sockets, last error: {r.LastError ?? "none"})";
+        }));
 
     public static Stopwatch Timer() => Stopwatch.StartNew();
 }

@@ -119,6 +119,20 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
         Assert.Equal("cq", s.Manifest(e));
     }
 
+    private sealed record NotOurs(string Text);
+
+    [Fact]
+    public void A_message_that_is_not_ours_is_still_serialized_but_by_the_alarm()
+    {
+        var msg = new NotOurs("x");
+        var s = Sys.Serialization.FindSerializerFor(msg);
+        Assert.IsType<DefaultSerializerAlarm>(s);
+        Assert.Equal(msg, s.FromBinary(s.ToBinary(msg), typeof(NotOurs)));
+        // Ours keep going to FleetSerializer (the more specific binding wins). Akka's own cross-node
+        // messages have their own bindings once remoting is loaded; the cluster tests check the logs.
+        Assert.IsType<FleetSerializer>(Sys.Serialization.FindSerializerFor(new ProjectionStatus(1)));
+    }
+
     [Fact]
     public void Manifests_are_unique_and_short() =>
         Assert.All(FleetSerializer.Manifests.Keys, m => Assert.True(m.Length <= 12, m));
