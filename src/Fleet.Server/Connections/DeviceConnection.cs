@@ -42,7 +42,8 @@ public sealed class DeviceConnection : ReceiveActor
 
     public static Props Props(WebSocket socket, IActorRef region, string node, ConnectionMetrics metrics, int maxBytes,
         TaskCompletionSource done, string remote) =>
-        Akka.Actor.Props.Create(() => new DeviceConnection(socket, region, node, metrics, maxBytes, done, remote));
+        // Arguments, not an expression: one connection per socket, and expressions are compiled per call.
+        Akka.Actor.Props.Create<DeviceConnection>(socket, region, node, metrics, maxBytes, done, remote);
 
     public DeviceConnection(WebSocket socket, IActorRef region, string node, ConnectionMetrics metrics, int maxBytes,
         TaskCompletionSource done, string remote)

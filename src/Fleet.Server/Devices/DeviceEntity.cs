@@ -17,8 +17,10 @@ namespace Fleet.Server.Devices;
 /// </summary>
 public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
 {
+    // Arguments, not an expression: Props.Create(() => new …) compiles the argument expressions on
+    // every call, and an entity is created per device (a reconnect storm creates thousands a second).
     public static Props Props(string deviceId, FleetSettings settings, TimeProvider clock) =>
-        Akka.Actor.Props.Create(() => new DeviceEntity(deviceId, settings, clock));
+        Akka.Actor.Props.Create<DeviceEntity>(deviceId, settings, clock);
 
     private sealed class DeadlineTick : INotInfluenceReceiveTimeout
     {
