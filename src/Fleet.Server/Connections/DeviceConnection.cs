@@ -147,8 +147,14 @@ public sealed class DeviceConnection : ReceiveActor
         }
     }
 
-    private static string? GatewayProblem(DeviceReport r) =>
-        r.Gateway?.Select(g => Rules.CheckGwId("gateway.gw_id", g.GwId)).FirstOrDefault(e => e is not null);
+    // A plain loop: this runs for every heartbeat.
+    private static string? GatewayProblem(DeviceReport r)
+    {
+        if (r.Gateway is null) return null;
+        foreach (var g in r.Gateway)
+            if (!Rules.IsGwId(g.GwId)) return Rules.CheckGwId("gateway.gw_id", g.GwId);
+        return null;
+    }
 
     /// <summary>Same gateways and device_info as the last report (the only parts the entity keeps).</summary>
     private static bool SameReport(DeviceReport now, DeviceReport? before) =>

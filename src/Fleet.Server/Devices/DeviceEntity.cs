@@ -102,7 +102,7 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
         Command<DeadlineTick>(_ => PersistThen(DeviceLogic.OnTick(_state, Now)));
 
         Command<GetDevice>(_ => Sender.Tell(_state.Exists
-            ? new DeviceFound(Views.Of(_state, _deviceId, _lastSeen, _lastReport?.Mode, _lastReport?.Figures() is { } f && f != new SystemFigures() ? f : null))
+            ? new DeviceFound(Views.Of(_state, _deviceId, _lastSeen, _lastReport?.Mode, _lastReport?.Figures() is { IsEmpty: false } f ? f : null))
             : new DeviceNotFound(_deviceId)));
         Command<SetDesiredAuthMode>(OnSetAuthMode);
         Command<SubmitCommand>(OnSubmit);
