@@ -35,12 +35,21 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
         return c;
     }
 
+    /// <summary>Any 64-bit constant of our own: the advisory lock that serialises schema creation on PostgreSQL.</summary>
+    private const long SchemaLock = 0x466C656574_5363; // "FleetSc"
+
     public async Task InitializeAsync(CancellationToken ct = default)
     {
         await using var c = await OpenAsync(ct);
         if (provider == PersistenceProvider.Sqlite)
             await Exec(c, null, "PRAGMA journal_mode=WAL;"); // persistent on the file; the journal benefits too
-        await Exec(c, null, """
+        // Nodes of a cluster start together against one database, and concurrent CREATE TABLE IF NOT EXISTS
+        // on PostgreSQL can fail (23505 on pg_type). DDL is transactional there: take a transaction-scoped
+        // advisory lock first so the creations run one after another and the later ones are no-ops.
+        await using var tx = await c.BeginTransactionAsync(ct);
+        if (provider == PersistenceProvider.PostgreSql)
+            await Exec(c, tx, "SELECT pg_advisory_xact_lock(@k)", ("k", SchemaLock));
+        await Exec(c, tx, """
             CREATE TABLE IF NOT EXISTS device_summary (
               device_id TEXT PRIMARY KEY,
               online INTEGER NOT NULL DEFAULT 0,
@@ -49,7 +58,8 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
               gateways TEXT NOT NULL DEFAULT ',',
               firmware TEXT);
             """);
-        await Exec(c, null, "CREATE TABLE IF NOT EXISTS device_summary_offset (id INTEGER PRIMARY KEY, ordering BIGINT NOT NULL);");
+        await Exec(c, tx, "CREATE TABLE IF NOT EXISTS device_summary_offset (id INTEGER PRIMARY KEY, ordering BIGINT NOT NULL);");
+        await tx.CommitAsync(ct);
     }
 
     public async Task<bool> PingAsync(CancellationToken ct)

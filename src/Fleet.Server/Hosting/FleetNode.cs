@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Fleet.Server.Admin;
@@ -5,6 +6,8 @@ using Fleet.Server.Connections;
 using Fleet.Server.Directory;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
+using Polly;
+using Polly.Retry;
 
 namespace Fleet.Server.Hosting;
 
@@ -78,8 +81,34 @@ public static class FleetNode
         return builder;
     }
 
-    public static async Task InitializeFleetStoreAsync(this WebApplication app) =>
-        await app.Services.GetRequiredService<DirectoryStore>().InitializeAsync();
+    /// <summary>
+    /// Creates the directory tables. A database that is still starting (a container started beside the
+    /// nodes, a PostgreSQL fail-over) answers with transient errors: those are retried with backoff for
+    /// about a minute, each logged, before the node gives up.
+    /// </summary>
+    public static async Task InitializeFleetStoreAsync(this WebApplication app)
+    {
+        var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Fleet.Startup");
+        var pipeline = new ResiliencePipelineBuilder()
+            .AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = new PredicateBuilder().Handle<DbException>(e => e.IsTransient),
+                BackoffType = DelayBackoffType.Exponential,
+                Delay = TimeSpan.FromMilliseconds(500),
+                MaxDelay = TimeSpan.FromSeconds(10),
+                MaxRetryAttempts = 10,
+                UseJitter = true,
+                OnRetry = a =>
+                {
+                    log.LogWarning("Database not ready ({Error}); attempt {Attempt}, retrying in {Delay}",
+                        a.Outcome.Exception?.Message, a.AttemptNumber + 1, a.RetryDelay);
+                    return ValueTask.CompletedTask;
+                },
+            })
+            .Build();
+        var store = app.Services.GetRequiredService<DirectoryStore>();
+        await pipeline.ExecuteAsync(async ct => await store.InitializeAsync(ct), app.Lifetime.ApplicationStopping);
+    }
 
     public static WebApplication UseFleetNode(this WebApplication app)
     {
@@ -97,8 +126,20 @@ public static class FleetNode
     public static string ResolveConnectionString(PersistenceSettings p)
     {
         if (p.Provider == PersistenceProvider.PostgreSql)
-            return p.ConnectionString ?? throw new InvalidOperationException(
-                "Fleet:Persistence:ConnectionString is required when Fleet:Persistence:Provider is PostgreSql");
+        {
+            const string help = "Fleet:Persistence:Provider is PostgreSql: Fleet:Persistence:ConnectionString must be a " +
+                                "PostgreSQL connection string such as \"Host=db;Username=fleet;Password=…;Database=fleet\"";
+            try
+            {
+                var pg = new Npgsql.NpgsqlConnectionStringBuilder(p.ConnectionString);
+                if (string.IsNullOrEmpty(pg.Host)) throw new InvalidOperationException(help + " (no Host)");
+                return pg.ConnectionString;
+            }
+            catch (ArgumentException e)
+            {
+                throw new InvalidOperationException($"{help} ({e.Message})", e);
+            }
+        }
         var csb = new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder(p.ConnectionString ?? "Data Source=data/fleet.db");
         if (string.IsNullOrEmpty(csb.DataSource) || csb.DataSource == ":memory:")
             throw new InvalidOperationException("Fleet:Persistence:ConnectionString must name a SQLite file (Data Source=…)");
