@@ -59,7 +59,8 @@ public sealed record SystemFigures(
     double? CpuUsage = null, double? CpuTemp = null, long? WifidogUptime = null, long? OnlineClients = null,
     long? OfflineClients = null)
 {
-    public bool IsEmpty => this == new SystemFigures();
+    public bool IsEmpty => SysUptime is null && SysMemfree is null && SysLoad is null && NfConntrackCount is null
+        && CpuUsage is null && CpuTemp is null && WifidogUptime is null && OnlineClients is null && OfflineClients is null;
 }
 
 // ---------------------------------------------------------------- device → server
@@ -89,6 +90,16 @@ public abstract record DeviceReport : IDeviceMessage
 
     public SystemFigures Figures() => new(SysUptime, SysMemfree, SysLoad, NfConntrackCount, CpuUsage, CpuTemp,
         WifidogUptime, OnlineClients, OfflineClients);
+
+    /// <summary>Whether any system figure is present (without allocating).</summary>
+    [JsonIgnore] public bool HasFigures => SysUptime is not null || SysMemfree is not null || SysLoad is not null
+        || NfConntrackCount is not null || CpuUsage is not null || CpuTemp is not null || WifidogUptime is not null
+        || OnlineClients is not null || OfflineClients is not null;
+
+    /// <summary>Whether these figures equal <paramref name="f"/> (without allocating).</summary>
+    public bool SameFigures(SystemFigures f) => SysUptime == f.SysUptime && SysMemfree == f.SysMemfree && SysLoad == f.SysLoad
+        && NfConntrackCount == f.NfConntrackCount && CpuUsage == f.CpuUsage && CpuTemp == f.CpuTemp
+        && WifidogUptime == f.WifidogUptime && OnlineClients == f.OnlineClients && OfflineClients == f.OfflineClients;
 }
 
 public sealed record ConnectMessage : DeviceReport

@@ -135,9 +135,12 @@ public sealed class DeviceConnection : ReceiveActor
                 { Refused("device_id_mismatch", $"heartbeat names '{h.DeviceId}' but this socket is bound to '{_deviceId}'"); return; }
                 if (GatewayProblem(h) is { } hbGw) { Refused("invalid_gw_id", hbGw); return; }
                 _metrics.Heartbeat();
-                var unchanged = _heartbeatReply is { } cached && SameReport(h, _lastReport);
+                var same = SameReport(h, _lastReport);
+                var unchanged = same && _heartbeatReply is not null;
                 if (unchanged) _outbound.Writer.TryWrite(_heartbeatReply!);
-                _lastReport = h;
+                // Keep the older (equal) report: holding each new heartbeat until the next one promotes
+                // every heartbeat out of gen 0, and gen 2 collections are what stall all sockets at once.
+                if (!same) _lastReport = h;
                 _region.Tell(new DeviceHeartbeat(_deviceId, h, self, _node, ReplyWanted: !unchanged), self);
                 break;
             case IDeviceResponse r:

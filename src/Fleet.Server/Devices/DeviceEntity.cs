@@ -46,7 +46,10 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
     private DeviceState _state;
     private IActorRef? _connection;
     private DateTimeOffset? _lastSeen;
-    private DeviceReport? _lastReport;
+    // From the latest report, for the device view. Only what the view shows, and a new object only when
+    // it changed: a heartbeat message kept until the next one outlives gen 0 and fills gen 2 with garbage.
+    private int? _mode;
+    private SystemFigures? _figures;
     private SendFrame? _heartbeatReply;
     private SendFrame? _sentReply;
     private int _sinceSnapshot;
@@ -102,7 +105,7 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
         Command<DeadlineTick>(_ => PersistThen(DeviceLogic.OnTick(_state, Now)));
 
         Command<GetDevice>(_ => Sender.Tell(_state.Exists
-            ? new DeviceFound(Views.Of(_state, _deviceId, _lastSeen, _lastReport?.Mode, _lastReport?.Figures() is { IsEmpty: false } f ? f : null))
+            ? new DeviceFound(Views.Of(_state, _deviceId, _lastSeen, _mode, _figures))
             : new DeviceNotFound(_deviceId)));
         Command<SetDesiredAuthMode>(OnSetAuthMode);
         Command<SubmitCommand>(OnSubmit);
@@ -139,7 +142,7 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
         var requeued = c.Connection.Equals(_connection) ? [] : RequeueUnconfirmed();
         Attach(c.Connection);
         _lastSeen = Now;
-        _lastReport = c.Message;
+        Remember(c.Message);
         var reply = c.Connection;
         PersistThen([..requeued, ..DeviceLogic.OnReport(_state, c.Message, newConnection: true, Now, c.Node)],
             () => SendReply(reply));
@@ -150,7 +153,7 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
         var adopt = _connection is null;
         if (adopt) Attach(h.Connection); // the entity restarted or moved while the socket stayed up
         _lastSeen = Now;
-        _lastReport = h.Message;
+        Remember(h.Message);
         var events = DeviceLogic.OnReport(_state, h.Message, adopt, Now, h.Node);
         var reply = h.Connection;
         if (events.IsEmpty)
@@ -164,6 +167,13 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
             {
                 if (!reply.Equals(_connection) || !ReferenceEquals(_sentReply, HeartbeatReplyFrame())) SendReply(reply);
             });
+    }
+
+    private void Remember(DeviceReport report)
+    {
+        _mode = report.Mode;
+        if (!report.HasFigures) _figures = null;
+        else if (_figures is null || !report.SameFigures(_figures)) _figures = report.Figures();
     }
 
     private void Attach(IActorRef connection)
