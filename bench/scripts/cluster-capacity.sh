@@ -4,10 +4,10 @@
 # connected straight to it (a load balancer process would hit the same fd cap), entities sharded over
 # all three. Reports routers held per node and in total, memory per router (ΣΔRSS / N after a full
 # GC in every node) and that every router is online in the directory.
-#   bench/scripts/cluster-capacity.sh      env: PER_NODE (18000) RAMP (600/s per node) HB (60 s) HOLD (20 s)
+#   bench/scripts/cluster-capacity.sh      env: PER_NODE (18000) RAMP (150/s per node) HB (60 s) HOLD (20 s)
 #                                               FLEET_POSTGRES (admin connection; default: local Debian PG, role fleet)
 source "$(dirname "$0")/lib.sh"
-PER_NODE="${PER_NODE:-18000}"; RAMP="${RAMP:-600}"; HB="${HB:-60}"; HOLD="${HOLD:-20}"
+PER_NODE="${PER_NODE:-18000}"; RAMP="${RAMP:-150}"; HB="${HB:-60}"; HOLD="${HOLD:-20}"
 HTTP_PORTS=(18081 18082 18083); AKKA_PORTS=(14053 14054 14055)
 ADMIN="${FLEET_POSTGRES:-Host=127.0.0.1;Port=5432;Username=fleet;Password=fleet;Database=postgres}"
 DB="fleet_bench_cluster"
@@ -18,10 +18,14 @@ psql_admin "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
 psql_admin "CREATE DATABASE $DB" >/dev/null
 CS="${ADMIN/Database=postgres/Database=$DB};Maximum Pool Size=20"
 
+# The instrument must not down what it measures: a forced full GC and heap dump (dotnet-gcdump) stops a
+# node holding ~1 GB of heap for seconds, past the failure detector's 3 s, and the others would down it.
+CONF="$OUT/cluster-capacity-node.json"
+jq '.akka.cluster["failure-detector"]["acceptable-heartbeat-pause"] = "60s"' "$ROOT/cluster-config/three-node.json" > "$CONF"
 NODE_PIDS=()
 seeds=(); for i in 0 1 2; do seeds+=("--Fleet:Cluster:SeedNodes:$i" "akka.tcp://fleet@127.0.0.1:${AKKA_PORTS[$i]}"); done
 for i in 0 1 2; do
-  dotnet "$NODE_DLL" --urls "http://127.0.0.1:${HTTP_PORTS[$i]}" --config "$ROOT/cluster-config/three-node.json" \
+  dotnet "$NODE_DLL" --urls "http://127.0.0.1:${HTTP_PORTS[$i]}" --config "$CONF" \
     --Fleet:Cluster:Port "${AKKA_PORTS[$i]}" --Fleet:Persistence:ConnectionString "$CS" "${seeds[@]}" \
     --Logging:LogLevel:Default Warning >"$OUT/cluster-node$((i + 1)).log" 2>&1 &
   NODE_PIDS+=("$!"); PIDS+=("$!")

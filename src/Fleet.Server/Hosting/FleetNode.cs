@@ -55,6 +55,10 @@ public static class FleetNode
             builder.WebHost.UseUrls(DefaultUrls);
 
         var settings = builder.Configuration.GetSection("Fleet").Get<FleetSettings>() ?? new FleetSettings();
+        foreach (var seed in settings.Cluster.SeedNodes)
+            if (!Akka.Actor.Address.TryParse(seed, out _))
+                throw new InvalidOperationException(
+                    $"Fleet:Cluster:SeedNodes: '{seed}' is not an Akka address such as akka.tcp://fleet@10.0.0.1:4053");
         var connectionString = ResolveConnectionString(settings.Persistence);
         builder.Services.AddSingleton(Options.Create(settings));
         builder.Services.AddSingleton(TimeProvider.System);
