@@ -1,11 +1,11 @@
 using System.Buffers;
 using System.Net.WebSockets;
 using System.Text;
-using System.Threading.Channels;
 using Akka.Actor;
 using Akka.Event;
 using Fleet.Protocol;
 using Fleet.Server.Devices;
+using Fleet.Server.Hosting;
 
 namespace Fleet.Server.Connections;
 
@@ -18,20 +18,23 @@ namespace Fleet.Server.Connections;
 /// heartbeat reply (the entity pushes a new one whenever its answer would change) and only told to
 /// the entity, so the common case costs no round trip through the shard.
 /// </summary>
-public sealed class DeviceConnection : ReceiveActor
+public sealed class DeviceConnection : UntypedActor
 {
     private sealed record SocketEnded(string Reason);
 
     private readonly WebSocket _socket;
-    private readonly IActorRef _region;
-    private readonly string _node;
-    private readonly ConnectionMetrics _metrics;
-    private readonly int _maxBytes;
+    private readonly ConnectionShared _shared;
     private readonly TaskCompletionSource _done;
     private readonly string _remote;
-    private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly CancellationTokenSource _cts = new();
-    private readonly Channel<SendFrame> _outbound = Channel.CreateUnbounded<SendFrame>(new UnboundedChannelOptions { SingleReader = true });
+    // Frames waiting to be written and the drain writing them, under _writeLock. A queue allocated on
+    // first use instead of a Channel and a write loop per socket (about 1 KB less per router).
+    private readonly Lock _writeLock = new();
+    private Queue<SendFrame>? _pending;
+    private bool _drainRunning;
+    private Task _draining = Task.CompletedTask;
+    private bool _writeFailed;
+    private IActorRef _self = ActorRefs.Nobody;
     // Written by the read loop only; read by the actor (PostStop, logs).
     private volatile string? _deviceId;
     private DeviceReport? _lastReport;
@@ -40,57 +43,64 @@ public sealed class DeviceConnection : ReceiveActor
     private Task _reading = Task.CompletedTask;
     private (WebSocketCloseStatus Status, string Reason) _close = (WebSocketCloseStatus.NormalClosure, "connection closed");
 
-    public static Props Props(WebSocket socket, IActorRef region, string node, ConnectionMetrics metrics, int maxBytes,
-        TaskCompletionSource done, string remote) =>
-        // Arguments, not an expression: one connection per socket, and expressions are compiled per call.
-        Akka.Actor.Props.Create<DeviceConnection>(socket, region, node, metrics, maxBytes, done, remote);
+    private IActorRef Region => _shared.Region;
+    private ILoggingAdapter Log => _shared.Log;
 
-    public DeviceConnection(WebSocket socket, IActorRef region, string node, ConnectionMetrics metrics, int maxBytes,
-        TaskCompletionSource done, string remote)
+    public static Props Props(WebSocket socket, ConnectionShared shared, TaskCompletionSource done, string remote) =>
+        // Arguments, not an expression: one connection per socket, and expressions are compiled per call.
+        Akka.Actor.Props.Create<DeviceConnection>(socket, shared, done, remote).WithMailbox(LightMailbox.ConfigPath);
+
+    public DeviceConnection(WebSocket socket, ConnectionShared shared, TaskCompletionSource done, string remote)
     {
         _socket = socket;
-        _region = region;
-        _node = node;
-        _metrics = metrics;
-        _maxBytes = maxBytes;
+        _shared = shared;
         _done = done;
         _remote = remote;
+    }
 
-        Receive<SendFrame>(f =>
+    // An untyped actor: a ReceiveActor builds its match tables per instance, and there is one per router.
+    protected override void OnReceive(object message)
+    {
+        switch (message)
         {
-            if (f.HeartbeatReply) _heartbeatReply = f;
-            _outbound.Writer.TryWrite(f);
-        });
-        Receive<CloseConnection>(c =>
-        {
-            _log.Info("closing {0} ({1}): {2}", _deviceId, _remote, c.Reason);
-            _close = (WebSocketCloseStatus.PolicyViolation, c.Reason);
-            Context.Stop(Self);
-        });
-        Receive<SocketEnded>(e =>
-        {
-            _log.Debug("socket of {0} ({1}) ended: {2}", _deviceId ?? "unbound", _remote, e.Reason);
-            Context.Stop(Self);
-        });
+            case SendFrame f:
+                if (f.HeartbeatReply) _heartbeatReply = f;
+                Write(f);
+                break;
+            case CloseConnection c:
+                Log.Info("closing {0} ({1}): {2}", _deviceId, _remote, c.Reason);
+                _close = (WebSocketCloseStatus.PolicyViolation, c.Reason);
+                Context.Stop(Self);
+                break;
+            case SocketEnded e:
+                Log.Debug("socket of {0} ({1}) ended: {2}", _deviceId ?? "unbound", _remote, e.Reason);
+                Context.Stop(Self);
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
     }
 
     protected override void PreStart()
     {
-        var self = Self;
+        var self = _self = Self;
         _reading = Task.Run(() => ReadLoop(self));
-        _ = Task.Run(() => WriteLoop(self));
     }
 
     protected override void PostStop()
     {
-        if (_deviceId is not null) _region.Tell(new ConnectionClosed(_deviceId, Self));
-        _outbound.Writer.TryComplete();
+        if (_deviceId is not null) Region.Tell(new ConnectionClosed(_deviceId, Self));
         _ = Shutdown();
     }
 
     /// <summary>Close frame first (with the reason), then stop the loops; the HTTP request ends last.</summary>
     private async Task Shutdown()
     {
+        Task draining;
+        lock (_writeLock) { draining = _draining; _writeFailed = true; } // nothing more is written after this
+        // The close frame must not overlap a frame being written (one send at a time on a WebSocket).
+        await Task.WhenAny(draining, Task.Delay(TimeSpan.FromSeconds(2)));
         if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
         {
             await CloseAsync(_close.Status, _close.Reason);
@@ -127,25 +137,25 @@ public sealed class DeviceConnection : ReceiveActor
                 { Refused("device_id_mismatch", $"connect names '{c.DeviceId}' but this socket is bound to '{_deviceId}'"); return; }
                 _deviceId = c.DeviceId!;
                 _lastReport = c;
-                _region.Tell(new DeviceConnect(_deviceId, c, self, _node), self);
+                Region.Tell(new DeviceConnect(_deviceId, c, self, _shared.Node), self);
                 break;
             case HeartbeatMessage h:
                 if (_deviceId is null) { Refused("before_connect", "heartbeat before connect"); return; }
                 if (h.DeviceId != _deviceId)
                 { Refused("device_id_mismatch", $"heartbeat names '{h.DeviceId}' but this socket is bound to '{_deviceId}'"); return; }
                 if (GatewayProblem(h) is { } hbGw) { Refused("invalid_gw_id", hbGw); return; }
-                _metrics.Heartbeat();
+                _shared.Metrics.Heartbeat();
                 var same = SameReport(h, _lastReport);
                 var unchanged = same && _heartbeatReply is not null;
-                if (unchanged) _outbound.Writer.TryWrite(_heartbeatReply!);
+                if (unchanged) Write(_heartbeatReply!);
                 // Keep the older (equal) report: holding each new heartbeat until the next one promotes
                 // every heartbeat out of gen 0, and gen 2 collections are what stall all sockets at once.
                 if (!same) _lastReport = h;
-                _region.Tell(new DeviceHeartbeat(_deviceId, h, self, _node, ReplyWanted: !unchanged), self);
+                Region.Tell(new DeviceHeartbeat(_deviceId, h, self, _shared.Node, ReplyWanted: !unchanged), self);
                 break;
             case IDeviceResponse r:
                 if (_deviceId is null) { Refused("before_connect", $"{r.Type} before connect"); return; }
-                _region.Tell(new DeviceAnswer(_deviceId, Encoding.UTF8.GetString(frame), self), self);
+                Region.Tell(new DeviceAnswer(_deviceId, Encoding.UTF8.GetString(frame), self), self);
                 break;
         }
     }
@@ -166,8 +176,8 @@ public sealed class DeviceConnection : ReceiveActor
 
     private void Refused(string reason, string detail)
     {
-        _metrics.Refused(reason);
-        _log.Warning("refused frame from {0} ({1}): {2}: {3}", _deviceId ?? "unbound socket", _remote, reason, detail);
+        _shared.Metrics.Refused(reason);
+        Log.Warning("refused frame from {0} ({1}): {2}: {3}", _deviceId ?? "unbound socket", _remote, reason, detail);
     }
 
     private async Task ReadLoop(IActorRef self)
@@ -183,11 +193,11 @@ public sealed class DeviceConnection : ReceiveActor
                 if (peek.MessageType == WebSocketMessageType.Close) break;
                 var (message, type, tooLarge) = await ReadMessage(ct);
                 if (type == WebSocketMessageType.Close) break;
-                _metrics.FrameIn();
+                _shared.Metrics.FrameIn();
                 if (type == WebSocketMessageType.Binary)
                     Refused("binary", "binary frames are not part of the protocol");
                 else if (tooLarge)
-                    Refused("too_large", $"frame over {_maxBytes} bytes");
+                    Refused("too_large", $"frame over {_shared.MaxMessageBytes} bytes");
                 else
                     OnFrame(self, ProtocolCodec.DecodeFromDevice(message.AsSpan()), message);
             }
@@ -220,7 +230,7 @@ public sealed class DeviceConnection : ReceiveActor
                 if (!tooLarge)
                 {
                     length += r.Count;
-                    if (length > _maxBytes) tooLarge = true;
+                    if (length > _shared.MaxMessageBytes) tooLarge = true;
                 }
                 if (r.EndOfMessage)
                     return (tooLarge || r.MessageType == WebSocketMessageType.Binary ? [] : buffer.AsSpan(0, length).ToArray(), r.MessageType, tooLarge);
@@ -232,23 +242,62 @@ public sealed class DeviceConnection : ReceiveActor
         }
     }
 
-    private async Task WriteLoop(IActorRef self)
+    /// <summary>
+    /// Queues a frame and starts a drain if none runs. Called by the actor and by the read loop (cached
+    /// heartbeat replies); the drain starts on the caller's thread, so a frame the kernel takes at once
+    /// is written without a hop.
+    /// </summary>
+    private void Write(SendFrame f)
     {
-        await foreach (var f in _outbound.Reader.ReadAllAsync())
+        lock (_writeLock)
         {
+            if (!_writeFailed)
+            {
+                (_pending ??= new Queue<SendFrame>(2)).Enqueue(f);
+                if (_drainRunning) return;
+                _drainRunning = true;
+                _draining = Drain();
+                return;
+            }
+        }
+        if (f.CommandId is not null) Region.Tell(new FrameNotWritten(f.DeviceId, f.CommandId));
+    }
+
+    private async Task Drain()
+    {
+        await Task.Yield(); // out of the caller's lock; the first frame follows at once
+        while (true)
+        {
+            SendFrame f;
+            lock (_writeLock)
+            {
+                if (_pending is null || !_pending.TryDequeue(out f!))
+                {
+                    _pending = null; // idle sockets hold no queue
+                    _drainRunning = false;
+                    return;
+                }
+            }
             try
             {
                 await _socket.SendAsync(f.Frame, WebSocketMessageType.Text, true, _cts.Token);
-                _metrics.FrameOut();
-                if (f.CommandId is not null) _region.Tell(new FrameWritten(f.DeviceId, f.CommandId));
+                _shared.Metrics.FrameOut();
+                if (f.CommandId is not null) Region.Tell(new FrameWritten(f.DeviceId, f.CommandId));
             }
-            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException)
+            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException or InvalidOperationException)
             {
-                if (f.CommandId is not null) _region.Tell(new FrameNotWritten(f.DeviceId, f.CommandId));
-                // Everything still queued will not be written either.
-                while (_outbound.Reader.TryRead(out var rest))
-                    if (rest.CommandId is not null) _region.Tell(new FrameNotWritten(rest.DeviceId, rest.CommandId));
-                self.Tell(new SocketEnded($"write failed: {ex.Message}"));
+                List<SendFrame> lost = [f];
+                lock (_writeLock)
+                {
+                    _writeFailed = true;
+                    _drainRunning = false;
+                    if (_pending is not null) lost.AddRange(_pending);
+                    _pending = null;
+                }
+                // Nothing still queued will be written either.
+                foreach (var l in lost)
+                    if (l.CommandId is not null) Region.Tell(new FrameNotWritten(l.DeviceId, l.CommandId));
+                _self.Tell(new SocketEnded($"write failed: {ex.Message}"));
                 return;
             }
         }
@@ -267,3 +316,6 @@ public sealed class DeviceConnection : ReceiveActor
         }
     }
 }
+
+/// <summary>What every connection of a node shares (one object, not one copy per socket).</summary>
+public sealed record ConnectionShared(IActorRef Region, string Node, ConnectionMetrics Metrics, int MaxMessageBytes, ILoggingAdapter Log);

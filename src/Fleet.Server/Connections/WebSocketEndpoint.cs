@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Event;
 using Akka.Hosting;
 using Fleet.Server.Devices;
 using Fleet.Server.Hosting;
@@ -17,8 +18,17 @@ public static class WebSocketEndpoint
         return app;
     }
 
-    private static async Task Accept(HttpContext ctx, ActorSystem system, IRequiredActor<DeviceEntity> region,
-        ConnectionGate gate, ConnectionMetrics metrics, NodeIdentity node, IOptions<FleetSettings> settings,
+    /// <summary>The one <see cref="ConnectionShared"/> of the node, made on first use (after Akka started).</summary>
+    public static IServiceCollection AddDeviceSockets(this IServiceCollection services) =>
+        services.AddSingleton(sp => new ConnectionShared(
+            sp.GetRequiredService<IRequiredActor<DeviceEntity>>().ActorRef,
+            sp.GetRequiredService<NodeIdentity>().Id,
+            sp.GetRequiredService<ConnectionMetrics>(),
+            sp.GetRequiredService<IOptions<FleetSettings>>().Value.WebSocket.MaxMessageBytes,
+            Logging.GetLogger(sp.GetRequiredService<ActorSystem>(), "Fleet.Connections")));
+
+    private static async Task Accept(HttpContext ctx, ActorSystem system, ConnectionShared shared,
+        ConnectionGate gate, ConnectionMetrics metrics, IOptions<FleetSettings> settings,
         IHostApplicationLifetime lifetime)
     {
         if (!ctx.WebSockets.IsWebSocketRequest)
@@ -53,8 +63,7 @@ public static class WebSocketEndpoint
             metrics.Opened();
             var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var remote = $"{ctx.Connection.RemoteIpAddress}:{ctx.Connection.RemotePort}";
-            system.ActorOf(DeviceConnection.Props(socket, region.ActorRef, node.Id, metrics,
-                settings.Value.WebSocket.MaxMessageBytes, done, remote));
+            system.ActorOf(DeviceConnection.Props(socket, shared, done, remote));
             await done.Task;
         }
         finally

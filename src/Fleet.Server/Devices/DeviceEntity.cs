@@ -20,7 +20,7 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
     // Arguments, not an expression: Props.Create(() => new …) compiles the argument expressions on
     // every call, and an entity is created per device (a reconnect storm creates thousands a second).
     public static Props Props(string deviceId, FleetSettings settings, TimeProvider clock) =>
-        Akka.Actor.Props.Create<DeviceEntity>(deviceId, settings, clock);
+        Akka.Actor.Props.Create<DeviceEntity>(deviceId, settings, clock).WithMailbox(LightMailbox.ConfigPath);
 
     private sealed class DeadlineTick : INotInfluenceReceiveTimeout
     {
@@ -35,7 +35,6 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
     private readonly string _deviceId;
     private readonly FleetSettings _settings;
     private readonly TimeProvider _clock;
-    private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, List<IActorRef>> _waiters = new();
     /// <summary>
     /// Commands handed to the current connection whose write it has not confirmed yet. If that
@@ -120,9 +119,9 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
 
         Command<SaveSnapshotSuccess>(s =>
             DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
-        Command<SaveSnapshotFailure>(f => _log.Warning(f.Cause, "snapshot of {0} failed", _deviceId));
+        Command<SaveSnapshotFailure>(f => Log.Warning(f.Cause, "snapshot of {0} failed", _deviceId));
         Command<DeleteSnapshotsSuccess>(_ => { });
-        Command<DeleteSnapshotsFailure>(f => _log.Warning(f.Cause, "deleting old snapshots of {0} failed", _deviceId));
+        Command<DeleteSnapshotsFailure>(f => Log.Warning(f.Cause, "deleting old snapshots of {0} failed", _deviceId));
         Command<ReceiveTimeout>(_ =>
         {
             if (_connection is null && _waiters.Count == 0) Context.Parent.Tell(new Passivate(PoisonPill.Instance));
@@ -135,7 +134,7 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
     {
         if (_connection is not null && !_connection.Equals(c.Connection))
         {
-            _log.Info("device {0}: a newer connection replaces {1}", _deviceId, _connection.Path);
+            Log.Info("device {0}: a newer connection replaces {1}", _deviceId, _connection.Path);
             Context.Unwatch(_connection);
             _connection.Tell(new CloseConnection("replaced by a newer connection for the same device"));
         }
@@ -199,7 +198,7 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
             .Where(id => _state.FindCommand(id) is { Status: CommandStatus.Sent })
             .Select(id => (IDeviceEvent)new CommandRequeued(id))
             .ToList();
-        if (events.Count > 0) _log.Info("device {0}: {1} command(s) never confirmed written by the old connection, queued again", _deviceId, events.Count);
+        if (events.Count > 0) Log.Info("device {0}: {1} command(s) never confirmed written by the old connection, queued again", _deviceId, events.Count);
         _unconfirmed.Clear();
         return events;
     }
@@ -210,13 +209,13 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
         var decoded = ProtocolCodec.DecodeFromDevice(Encoding.UTF8.GetBytes(a.Json));
         if (decoded.Message is not IDeviceResponse response)
         {
-            _log.Warning("device {0}: answer refused: {1}", _deviceId, decoded.Error);
+            Log.Warning("device {0}: answer refused: {1}", _deviceId, decoded.Error);
             return;
         }
         var result = DeviceLogic.OnAnswer(_state, response, a.Json, Now);
         if (result.Dropped is not null)
         {
-            _log.Info("device {0}: {1} dropped: {2}", _deviceId, response.Type, result.Dropped);
+            Log.Info("device {0}: {1} dropped: {2}", _deviceId, response.Type, result.Dropped);
             return;
         }
         PersistThen(result.Events);

@@ -67,6 +67,7 @@ public static class FleetNode
         var cap = ConnectionGate.CapacityFor(settings.WebSocket.MaxConnections, settings.WebSocket.ReservedFileDescriptors);
         builder.Services.AddSingleton(new ConnectionGate(cap));
         builder.Services.AddSingleton<NodeIdentity>();
+        builder.Services.AddDeviceSockets();
         builder.Services.Configure<KestrelServerOptions>(k =>
         {
             // Kestrel itself stops accepting before the process runs out of file descriptors; the

@@ -6,6 +6,7 @@ using Akka.TestKit;
 using Fleet.Protocol;
 using Fleet.Server.Devices;
 using Fleet.Server.Hosting;
+using Microsoft.Extensions.Configuration;
 using Xunit;
 
 namespace Fleet.Server.Tests.Unit;
@@ -15,8 +16,12 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
 {
     public DeviceEntitySpecs() : base(nameof(DeviceEntitySpecs)) { }
 
+    // The node's own Akka settings (appsettings.json "akka": the entity's mailbox among them), with an
+    // in-memory journal instead of SQLite.
     protected override void ConfigureAkka(AkkaConfigurationBuilder builder, IServiceProvider provider) =>
-        builder.WithFleetSerialization().WithInMemoryJournal().WithInMemorySnapshotStore();
+        builder.AddHocon(new ConfigurationBuilder()
+                .AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json")).Build().GetSection("akka"), HoconAddMode.Prepend)
+            .WithFleetSerialization().WithInMemoryJournal().WithInMemorySnapshotStore();
 
     private readonly FleetSettings _settings = new() { Devices = { SnapshotEvery = 3 } };
 
