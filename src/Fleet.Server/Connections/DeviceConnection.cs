@@ -29,7 +29,8 @@ public sealed class DeviceConnection : UntypedActor
     private readonly CancellationTokenSource _cts = new();
     // Frames waiting to be written and the drain writing them, under _writeLock. A queue allocated on
     // first use instead of a Channel and a write loop per socket (about 1 KB less per router).
-    private readonly Lock _writeLock = new();
+    private readonly object _writeLock = new(); // not System.Threading.Lock: 120 B per router
+
     private Queue<SendFrame>? _pending;
     private bool _drainRunning;
     private Task _draining = Task.CompletedTask;
@@ -37,7 +38,10 @@ public sealed class DeviceConnection : UntypedActor
     private IActorRef _self = ActorRefs.Nobody;
     // Written by the read loop only; read by the actor (PostStop, logs).
     private volatile string? _deviceId;
-    private DeviceReport? _lastReport;
+    // The parts of the last report the entity keeps (not the whole message).
+    private bool _reported;
+    private DeviceInfo? _lastInfo;
+    private IReadOnlyList<GatewayReport>? _lastGateways;
     // The entity's latest heartbeat reply for this device; set by the actor, read by the read loop.
     private volatile SendFrame? _heartbeatReply;
     private Task _reading = Task.CompletedTask;
@@ -136,7 +140,7 @@ public sealed class DeviceConnection : UntypedActor
                 if (_deviceId is not null && _deviceId != c.DeviceId)
                 { Refused("device_id_mismatch", $"connect names '{c.DeviceId}' but this socket is bound to '{_deviceId}'"); return; }
                 _deviceId = c.DeviceId!;
-                _lastReport = c;
+                Remember(c);
                 Region.Tell(new DeviceConnect(_deviceId, c, self, _shared.Node), self);
                 break;
             case HeartbeatMessage h:
@@ -145,12 +149,12 @@ public sealed class DeviceConnection : UntypedActor
                 { Refused("device_id_mismatch", $"heartbeat names '{h.DeviceId}' but this socket is bound to '{_deviceId}'"); return; }
                 if (GatewayProblem(h) is { } hbGw) { Refused("invalid_gw_id", hbGw); return; }
                 _shared.Metrics.Heartbeat();
-                var same = SameReport(h, _lastReport);
+                var same = SameReport(h);
                 var unchanged = same && _heartbeatReply is not null;
                 if (unchanged) Write(_heartbeatReply!);
                 // Keep the older (equal) report: holding each new heartbeat until the next one promotes
                 // every heartbeat out of gen 0, and gen 2 collections are what stall all sockets at once.
-                if (!same) _lastReport = h;
+                if (!same) Remember(h);
                 Region.Tell(new DeviceHeartbeat(_deviceId, h, self, _shared.Node, ReplyWanted: !unchanged), self);
                 break;
             case IDeviceResponse r:
@@ -170,9 +174,15 @@ public sealed class DeviceConnection : UntypedActor
     }
 
     /// <summary>Same gateways and device_info as the last report (the only parts the entity keeps).</summary>
-    private static bool SameReport(DeviceReport now, DeviceReport? before) =>
-        before is not null && Equals(now.DeviceInfo, before.DeviceInfo)
-        && (now.Gateway ?? []).SequenceEqual(before.Gateway ?? []);
+    private bool SameReport(DeviceReport now) =>
+        _reported && Equals(now.DeviceInfo, _lastInfo) && (now.Gateway ?? []).SequenceEqual(_lastGateways ?? []);
+
+    private void Remember(DeviceReport r)
+    {
+        _reported = true;
+        _lastInfo = r.DeviceInfo;
+        _lastGateways = r.Gateway;
+    }
 
     private void Refused(string reason, string detail)
     {
@@ -273,8 +283,9 @@ public sealed class DeviceConnection : UntypedActor
             {
                 if (_pending is null || !_pending.TryDequeue(out f!))
                 {
-                    _pending = null; // idle sockets hold no queue
+                    _pending = null; // idle sockets hold no queue…
                     _drainRunning = false;
+                    _draining = Task.CompletedTask; // …and no finished drain
                     return;
                 }
             }
@@ -291,6 +302,7 @@ public sealed class DeviceConnection : UntypedActor
                 {
                     _writeFailed = true;
                     _drainRunning = false;
+                    _draining = Task.CompletedTask;
                     if (_pending is not null) lost.AddRange(_pending);
                     _pending = null;
                 }

@@ -15,7 +15,7 @@ namespace Fleet.Server.Devices;
 /// commands' lifecycle, knows its current connection by reference and watches it. Passivates when
 /// offline and idle; recovers everything but the socket.
 /// </summary>
-public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
+public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
 {
     // Arguments, not an expression: Props.Create(() => new …) compiles the argument expressions on
     // every call, and an entity is created per device (a reconnect storm creates thousands a second).
@@ -64,68 +64,85 @@ public sealed class DeviceEntity : ReceivePersistentActor, IWithTimers
         _clock = clock;
         _state = DeviceState.Empty with { HistoryLimit = settings.Devices.CommandHistory };
         PersistenceId = FleetNames.PersistenceIdPrefix + deviceId;
+    }
 
-        Recover<IDeviceEvent>(e => _state = _state.Apply(e));
-        Recover<SnapshotOffer>(o =>
+    // Untyped: a ReceivePersistentActor builds its handler tables per instance (~0.8 KB on every router).
+    protected override void OnRecover(object message)
+    {
+        switch (message)
         {
-            if (o.Snapshot is DeviceState s) _state = s with { HistoryLimit = settings.Devices.CommandHistory };
-        });
-        Recover<RecoveryCompleted>(_ =>
-        {
-            // The socket does not survive a restart: the device is offline until it reconnects. The view
-            // says so at once; the transition is persisted by the first command (messages stashed during
-            // recovery, such as the connect that woke us, are handled before it).
-            _recoveredOnline = _state.Online;
-            _state = _state with { Online = false };
-            Self.Tell(AfterRecovery.Instance);
-        });
+            case IDeviceEvent e:
+                _state = _state.Apply(e);
+                break;
+            case SnapshotOffer { Snapshot: DeviceState s }:
+                _state = s with { HistoryLimit = _settings.Devices.CommandHistory };
+                break;
+            case RecoveryCompleted:
+                // The socket does not survive a restart: the device is offline until it reconnects. The view
+                // says so at once; the transition is persisted by the first command (messages stashed during
+                // recovery, such as the connect that woke us, are handled before it).
+                _recoveredOnline = _state.Online;
+                _state = _state with { Online = false };
+                Self.Tell(AfterRecovery.Instance);
+                break;
+        }
+    }
 
-        Command<AfterRecovery>(_ =>
+    protected override void OnCommand(object message)
+    {
+        switch (message)
         {
-            if (_recoveredOnline && _connection is null) PersistThen([new DeviceDisconnected(Now)]);
-            else AfterChange();
-        });
-        Command<DeviceConnect>(OnConnect);
-        Command<DeviceHeartbeat>(OnHeartbeat);
-        Command<DeviceAnswer>(OnAnswer);
-        Command<ConnectionClosed>(c => OnConnectionGone(c.Connection));
-        Command<Terminated>(t => OnConnectionGone(t.ActorRef));
-        Command<FrameWritten>(w =>
-        {
-            _unconfirmed.Remove(w.CommandId);
-            PersistThen(DeviceLogic.OnWritten(_state, w.CommandId, Now));
-        });
-        Command<FrameNotWritten>(w =>
-        {
-            _unconfirmed.Remove(w.CommandId);
-            if (_state.FindCommand(w.CommandId) is { Status: CommandStatus.Sent })
-                PersistThen([new CommandRequeued(w.CommandId)]);
-        });
-        Command<DeadlineTick>(_ => PersistThen(DeviceLogic.OnTick(_state, Now)));
+            case AfterRecovery:
+                if (_recoveredOnline && _connection is null) PersistThen([new DeviceDisconnected(Now)]);
+                else AfterChange();
+                break;
+            case DeviceConnect connect: OnConnect(connect); break;
+            case DeviceHeartbeat h: OnHeartbeat(h); break;
+            case DeviceAnswer a: OnAnswer(a); break;
+            case ConnectionClosed closed: OnConnectionGone(closed.Connection); break;
+            case Terminated t: OnConnectionGone(t.ActorRef); break;
+            case FrameWritten w:
+                _unconfirmed.Remove(w.CommandId);
+                PersistThen(DeviceLogic.OnWritten(_state, w.CommandId, Now));
+                break;
+            case FrameNotWritten w:
+                _unconfirmed.Remove(w.CommandId);
+                if (_state.FindCommand(w.CommandId) is { Status: CommandStatus.Sent })
+                    PersistThen([new CommandRequeued(w.CommandId)]);
+                break;
+            case DeadlineTick: PersistThen(DeviceLogic.OnTick(_state, Now)); break;
 
-        Command<GetDevice>(_ => Sender.Tell(_state.Exists
-            ? new DeviceFound(Views.Of(_state, _deviceId, _lastSeen, _mode, _figures))
-            : new DeviceNotFound(_deviceId)));
-        Command<SetDesiredAuthMode>(OnSetAuthMode);
-        Command<SubmitCommand>(OnSubmit);
-        Command<GetCommands>(_ => Sender.Tell(_state.Exists
-            ? new CommandList(_state.Commands.Reverse().Select(c => Views.Of(c, _deviceId)).ToList())
-            : new DeviceNotFound(_deviceId)));
-        Command<GetCommand>(g => Sender.Tell(!_state.Exists ? new DeviceNotFound(_deviceId)
-            : _state.FindCommand(g.CommandId) is { } c ? new CommandFound(Views.Of(c, _deviceId))
-            : new CommandNotFound(g.CommandId)));
-        Command<AwaitCommand>(OnAwait);
-        Command<CancelCommand>(OnCancel);
+            case GetDevice:
+                Sender.Tell(_state.Exists
+                    ? new DeviceFound(Views.Of(_state, _deviceId, _lastSeen, _mode, _figures))
+                    : new DeviceNotFound(_deviceId));
+                break;
+            case SetDesiredAuthMode m: OnSetAuthMode(m); break;
+            case SubmitCommand submit: OnSubmit(submit); break;
+            case GetCommands:
+                Sender.Tell(_state.Exists
+                    ? new CommandList(_state.Commands.Reverse().Select(c => Views.Of(c, _deviceId)).ToList())
+                    : new DeviceNotFound(_deviceId));
+                break;
+            case GetCommand g:
+                Sender.Tell(!_state.Exists ? new DeviceNotFound(_deviceId)
+                    : _state.FindCommand(g.CommandId) is { } found ? new CommandFound(Views.Of(found, _deviceId))
+                    : new CommandNotFound(g.CommandId));
+                break;
+            case AwaitCommand a: OnAwait(a); break;
+            case CancelCommand cancel: OnCancel(cancel); break;
 
-        Command<SaveSnapshotSuccess>(s =>
-            DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
-        Command<SaveSnapshotFailure>(f => Log.Warning(f.Cause, "snapshot of {0} failed", _deviceId));
-        Command<DeleteSnapshotsSuccess>(_ => { });
-        Command<DeleteSnapshotsFailure>(f => Log.Warning(f.Cause, "deleting old snapshots of {0} failed", _deviceId));
-        Command<ReceiveTimeout>(_ =>
-        {
-            if (_connection is null && _waiters.Count == 0) Context.Parent.Tell(new Passivate(PoisonPill.Instance));
-        });
+            case SaveSnapshotSuccess s: DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)); break;
+            case SaveSnapshotFailure f: Log.Warning(f.Cause, "snapshot of {0} failed", _deviceId); break;
+            case DeleteSnapshotsSuccess: break;
+            case DeleteSnapshotsFailure f: Log.Warning(f.Cause, "deleting old snapshots of {0} failed", _deviceId); break;
+            case ReceiveTimeout:
+                if (_connection is null && _waiters.Count == 0) Context.Parent.Tell(new Passivate(PoisonPill.Instance));
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
     }
 
     private DateTimeOffset Now => _clock.GetUtcNow();

@@ -26,7 +26,8 @@ public sealed class LightMessageQueue : IMessageQueue, IUnboundedDequeBasedMessa
     /// <summary>A queue that grew past this during a burst is released once it is empty again.</summary>
     private const int KeepUpTo = 16;
 
-    private readonly Lock _lock = new();
+    // A plain object: System.Threading.Lock is 120 B, and there are two of these queues per router.
+    private readonly object _lock = new();
     private Queue<Envelope>? _queue;
     private Stack<Envelope>? _front; // unstashed messages, ahead of the queue
     private int _count;
