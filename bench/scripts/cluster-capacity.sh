@@ -5,14 +5,20 @@
 # all three. Reports routers held per node and in total, memory per router (ΣΔRSS / N after a full
 # GC in every node) and that every router is online in the directory.
 #   bench/scripts/cluster-capacity.sh      env: PER_NODE (18000) RAMP (150/s per node) HB (60 s) HOLD (20 s)
-#                                               FLEET_POSTGRES (admin connection; default: local Debian PG, role fleet)
+#   Uses the local PostgreSQL (Debian's package): started if down, role fleet/fleet made if missing.
 source "$(dirname "$0")/lib.sh"
 PER_NODE="${PER_NODE:-18000}"; RAMP="${RAMP:-150}"; HB="${HB:-60}"; HOLD="${HOLD:-20}"
 HTTP_PORTS=(18081 18082 18083); AKKA_PORTS=(14053 14054 14055)
-ADMIN="${FLEET_POSTGRES:-Host=127.0.0.1;Port=5432;Username=fleet;Password=fleet;Database=postgres}"
+ADMIN="Host=127.0.0.1;Port=5432;Username=fleet;Password=fleet;Database=postgres"
 DB="fleet_bench_cluster"
 [[ "${BUILD:-1}" == 1 ]] && build_all node
 
+# Local PostgreSQL (Debian's package) started and the fleet role made when missing, as tests/run.sh does.
+if command -v pg_lsclusters >/dev/null; then
+  read -r ver name _ status _ <<<"$(pg_lsclusters -h | head -1)"
+  [[ "$status" == online ]] || pg_ctlcluster "$ver" "$name" start
+  su postgres -c "psql -q -tc \"SELECT 1 FROM pg_roles WHERE rolname='fleet'\" | grep -q 1 || psql -q -c \"CREATE ROLE fleet LOGIN SUPERUSER PASSWORD 'fleet'\"" >/dev/null
+fi
 psql_admin() { PGPASSWORD=fleet psql -h 127.0.0.1 -U fleet -d postgres -qtAc "$1"; }
 psql_admin "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
 psql_admin "CREATE DATABASE $DB" >/dev/null
@@ -70,17 +76,29 @@ done
 log "holding $HOLD s"; sleep "$HOLD"
 held=$(connected_all)
 per_node=(); for i in 0 1 2; do per_node+=("$(curl -sf "http://127.0.0.1:${HTTP_PORTS[$i]}/api/v1/node" | jq '.connections.active')"); done
-# Every router online in the directory (read through node 1, pages of 1000).
-online=0; cursor=""
-for _ in $(seq 1 200); do
-  page=$(curl -sf "http://127.0.0.1:${HTTP_PORTS[0]}/api/v1/devices?online=true&limit=1000${cursor:+&cursor=$cursor}")
-  online=$(( online + $(jq '.items | length' <<<"$page") ))
-  cursor=$(jq -r '.next_cursor // empty' <<<"$page"); [[ -z "$cursor" ]] && break
+# Every router online in the directory (read through node 1, pages of 1000): how long after the last
+# connect the directory shows them all, polled every 10 s for at most CONVERGE seconds.
+count_online() {
+  local n=0 cursor="" page
+  for _ in $(seq 1 200); do
+    page=$(curl -sf -m 30 "http://127.0.0.1:${HTTP_PORTS[0]}/api/v1/devices?online=true&limit=1000${cursor:+&cursor=$cursor}") || break
+    n=$(( n + $(jq '.items | length' <<<"$page") ))
+    cursor=$(jq -r '.next_cursor // empty' <<<"$page"); [[ -z "$cursor" ]] && break
+  done
+  echo "$n"
+}
+CONVERGE="${CONVERGE:-300}"; t_all=$(date +%s); online=0
+while :; do
+  online=$(count_online); waited=$(( $(date +%s) - t_all ))
+  log "directory: $online of $held online (+${waited} s after the hold)"
+  (( online >= held || waited >= CONVERGE )) && break
+  sleep 10
 done
+converged=null; (( online >= held )) && converged=$(( $(date +%s) - t_all + HOLD ))
 alive=0; for p in "${NODE_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=$(( alive + 1 )); done
 rss1=$(settle_all ccap-full)
 SIM_PIDS=("${ALL_SIMS[@]}"); SIM_JSONS=("${ALL_JSONS[@]}")
 for p in "${SIM_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait_sims
 per=$(awk -v a="$rss0" -v b="$rss1" -v n="$held" 'BEGIN{ if (n>0) printf "%.2f", (b-a)/n; else print "null" }')
 fail=$(sim_sum connect_failures)
-result "{\"bench\":\"cluster_capacity\",\"nodes\":3,\"offered\":$TOTAL,\"held\":$held,\"per_node_active\":[${per_node[0]},${per_node[1]},${per_node[2]}],\"online_in_directory\":$online,\"nodes_alive\":$alive,\"rss_idle_kb\":$rss0,\"rss_full_kb\":$rss1,\"kb_per_router\":$per,\"connect_failures\":$fail,\"heartbeat_s\":$HB,\"ramp_per_s_per_node\":$RAMP}"
+result "{\"bench\":\"cluster_capacity\",\"nodes\":3,\"offered\":$TOTAL,\"held\":$held,\"per_node_active\":[${per_node[0]},${per_node[1]},${per_node[2]}],\"online_in_directory\":$online,\"directory_complete_after_s\":$converged,\"nodes_alive\":$alive,\"rss_idle_kb\":$rss0,\"rss_full_kb\":$rss1,\"kb_per_router\":$per,\"connect_failures\":$fail,\"heartbeat_s\":$HB,\"ramp_per_s_per_node\":$RAMP}"
