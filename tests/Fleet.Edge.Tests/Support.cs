@@ -1,29 +1,9 @@
-using System.Diagnostics;
 using Fleet.Edge.Config;
 using Fleet.Edge.Router;
 
 [assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
 
 namespace Fleet.Edge.Tests;
-
-/// <summary>Waiting for things without sleeping on a guess: poll a condition until a deadline.</summary>
-public static class Eventually
-{
-    public static async Task True(Func<Task<bool>> condition, string what, TimeSpan? within = null)
-    {
-        var deadline = Stopwatch.StartNew();
-        var limit = within ?? TimeSpan.FromSeconds(10);
-        while (true)
-        {
-            if (await condition()) return;
-            if (deadline.Elapsed > limit) throw new TimeoutException($"not within {limit.TotalSeconds:0.#} s: {what}");
-            await Task.Delay(50, TestContext.Current.CancellationToken);
-        }
-    }
-
-    public static Task True(Func<bool> condition, string what, TimeSpan? within = null) =>
-        True(() => Task.FromResult(condition()), what, within);
-}
 
 /// <summary>Commands the tests run (ip, nft, ping) — argument lists only.</summary>
 public static class Sh

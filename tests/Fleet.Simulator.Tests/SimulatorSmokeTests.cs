@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Fleet.Protocol;
 using Xunit;
 
@@ -7,16 +6,6 @@ namespace Fleet.Simulator.Tests;
 public sealed class SimulatorSmokeTests
 {
     private const int Devices = 200;
-
-    private static async Task Until(Func<bool> condition, TimeSpan timeout, Func<string> describe)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!condition())
-        {
-            if (deadline.Elapsed > timeout) Assert.Fail($"not reached within {timeout.TotalSeconds}s: {describe()}");
-            await Task.Delay(25, TestContext.Current.CancellationToken);
-        }
-    }
 
     [Theory]
     [InlineData(false)]
@@ -33,9 +22,9 @@ public sealed class SimulatorSmokeTests
         var run = runner.RunAsync(cts.Token);
 
         var expected = FakeController.ExpectedAnswers.Length;
-        await Until(() => controller.Connected.Count == Devices && controller.Answers.Values.Sum(q => q.Count) == Devices * expected
+        await Eventually.True(() => controller.Connected.Count == Devices && controller.Answers.Values.Sum(q => q.Count) == Devices * expected
                           && runner.Stats.RepliesReceived >= Devices,
-            TimeSpan.FromSeconds(30),
+            "every device connected, answered the script and got a heartbeat reply", TimeSpan.FromSeconds(30),
             () => $"{controller.Connected.Count} connected, {controller.Answers.Values.Sum(q => q.Count)} answers, {runner.Stats.RepliesReceived} heartbeat replies");
         Assert.Equal(Devices, runner.Stats.Connected);
 
@@ -71,8 +60,8 @@ public sealed class SimulatorSmokeTests
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         var run = runner.RunAsync(cts.Token);
 
-        await Until(() => controller.Connected.Count == 5 && controller.Answers.Values.Sum(q => q.Count) == 5 * FakeController.ExpectedAnswers.Length,
-            TimeSpan.FromSeconds(15), () => $"{controller.Connected.Count} reconnected");
+        await Eventually.True(() => controller.Connected.Count == 5 && controller.Answers.Values.Sum(q => q.Count) == 5 * FakeController.ExpectedAnswers.Length,
+            "five devices rebooted, reconnected and answered the script", TimeSpan.FromSeconds(15), () => $"{controller.Connected.Count} reconnected");
         Assert.All(controller.Connects.Values, n => Assert.Equal(2, n));
         Assert.Equal(5, runner.Stats.Reboots);
         Assert.Equal(5 * 3, runner.Stats.OneWayReceived); // reboot_device, then auth and tmp_pass, per device

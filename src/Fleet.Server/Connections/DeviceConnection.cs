@@ -175,7 +175,17 @@ public sealed class DeviceConnection : UntypedActor
 
     /// <summary>Same gateways and device_info as the last report (the only parts the entity keeps).</summary>
     private bool SameReport(DeviceReport now) =>
-        _reported && Equals(now.DeviceInfo, _lastInfo) && (now.Gateway ?? []).SequenceEqual(_lastGateways ?? []);
+        _reported && Equals(now.DeviceInfo, _lastInfo) && SameGateways(now.Gateway, _lastGateways);
+
+    // A plain loop: this runs for every heartbeat (SequenceEqual would allocate enumerators).
+    private static bool SameGateways(IReadOnlyList<GatewayReport>? a, IReadOnlyList<GatewayReport>? b)
+    {
+        var n = a?.Count ?? 0;
+        if (n != (b?.Count ?? 0)) return false;
+        for (var i = 0; i < n; i++)
+            if (!Equals(a![i], b![i])) return false;
+        return true;
+    }
 
     private void Remember(DeviceReport r)
     {
