@@ -218,7 +218,7 @@ internal sealed class DeviceSession : IBeating
             OnHeartbeatReply();
             return false;
         }
-        var decoded = ProtocolCodec.DecodeFromServer(frame.Span);
+        var decoded = ProtocolCodec.DecodeFromController(frame.Span);
         DeviceAction action;
         string type;
         lock (_device)
@@ -236,7 +236,7 @@ internal sealed class DeviceSession : IBeating
             }
         }
 
-        if (decoded.Message is HeartbeatReply)
+        if (decoded.Message is ReportReply)
         {
             _lastReply = frame.ToArray();
             OnHeartbeatReply();

@@ -6,9 +6,9 @@ using Fleet.Protocol;
 namespace Fleet.Simulator;
 
 /// <summary>What a device does with one frame from the controller.</summary>
-public sealed record DeviceAction(IDeviceMessage? Reply, bool Reboot = false, bool StateChanged = false)
+public sealed record DeviceAction(IDeviceFrame? Reply, bool Reboot = false, bool StateChanged = false)
 {
-    public static readonly DeviceAction None = new((IDeviceMessage?)null);
+    public static readonly DeviceAction None = new((IDeviceFrame?)null);
 }
 
 /// <summary>A client the device lets through (fed by auth and tmp_pass).</summary>
@@ -92,9 +92,9 @@ public sealed class SimulatedDevice
         }).ToList();
 
     /// <summary>Decides what the device does with a decoded controller frame.</summary>
-    public DeviceAction Handle(IServerMessage message) => message switch
+    public DeviceAction Handle(IControllerFrame message) => message switch
     {
-        HeartbeatReply r => ApplyHeartbeatReply(r),
+        ReportReply r => ApplyHeartbeatReply(r),
         AuthRequest a => Auth(a),
         TmpPassRequest t => TmpPass(t),
         KickoffRequest k => Kickoff(k),
@@ -142,7 +142,7 @@ public sealed class SimulatedDevice
 
     // ------------------------------------------------------------------ requests
 
-    private DeviceAction ApplyHeartbeatReply(HeartbeatReply reply)
+    private DeviceAction ApplyHeartbeatReply(ReportReply reply)
     {
         var changed = false;
         foreach (var g in reply.Gateway ?? [])
@@ -165,14 +165,14 @@ public sealed class SimulatedDevice
             if (i >= 0 && _gateways[i].AuthMode != 0) { _gateways[i] = _gateways[i] with { AuthMode = 0 }; return Changed(); }
             return DeviceAction.None;
         }
-        var mac = Rules.NormalizeMac(a.ClientMac!);
+        var mac = FieldRules.NormalizeMac(a.ClientMac!);
         _clients[mac] = new SimulatedClient(mac, a.ClientIp, a.GwId, a.Token, null);
         return Changed();
     }
 
     private DeviceAction TmpPass(TmpPassRequest t)
     {
-        var mac = Rules.NormalizeMac(t.ClientMac!);
+        var mac = FieldRules.NormalizeMac(t.ClientMac!);
         var expires = _time.GetUtcNow().AddSeconds(t.Timeout ?? TmpPassRequest.DefaultTimeoutSeconds);
         _clients[mac] = new SimulatedClient(mac, null, _gateways[0].GwId, null, expires);
         return Changed();
@@ -183,7 +183,7 @@ public sealed class SimulatedDevice
         if (k.DeviceId != DeviceId)
             return Reply(new KickoffError { Error = KickoffError.DeviceIdMismatch, ExpectedDeviceId = DeviceId, ActualDeviceId = k.DeviceId }, k.ReqId);
         PurgeExpired();
-        var mac = Rules.IsMac(k.ClientMac) ? Rules.NormalizeMac(k.ClientMac!) : k.ClientMac!;
+        var mac = FieldRules.IsMac(k.ClientMac) ? FieldRules.NormalizeMac(k.ClientMac!) : k.ClientMac!;
         if (!_clients.TryGetValue(mac, out var client))
             return Reply(new KickoffError { Error = KickoffError.ClientNotFound, ClientIp = k.ClientIp, ClientMac = k.ClientMac }, k.ReqId);
         if (client.GwId is not null && client.GwId != k.GwId)
@@ -193,8 +193,8 @@ public sealed class SimulatedDevice
         return Reply(new KickoffResponse { Status = "success", ClientIp = k.ClientIp, ClientMac = k.ClientMac, Message = "Client kicked off successfully" }, k.ReqId) with { StateChanged = true };
     }
 
-    private static IDeviceResponse FirmwareUpgrade(FirmwareUpgradeRequest f) =>
-        Rules.IsFirmwareUrl(f.Url)
+    private static IAnswerFrame FirmwareUpgrade(FirmwareUpgradeRequest f) =>
+        FieldRules.IsFirmwareUrl(f.Url)
             ? new GenericResponse { Type = "firmware_upgrade_response", Status = "success", Message = "Firmware upgrade initiated successfully" }
             : new GenericResponse { Type = "firmware_upgrade_error", Error = "Missing or invalid 'url' field" };
 
@@ -212,7 +212,7 @@ public sealed class SimulatedDevice
         },
     };
 
-    private IDeviceResponse Simple(string type)
+    private IAnswerFrame Simple(string type)
     {
         switch (type)
         {
@@ -283,9 +283,9 @@ public sealed class SimulatedDevice
         return Reply(new GenericResponse { Type = d.Type + "_response", Status = "success", Message = "Domains synchronized successfully" }, d.ReqId);
     }
 
-    private IDeviceResponse ClientInfo(string mac)
+    private IAnswerFrame ClientInfo(string mac)
     {
-        var key = Rules.IsMac(mac) ? Rules.NormalizeMac(mac) : mac;
+        var key = FieldRules.IsMac(mac) ? FieldRules.NormalizeMac(mac) : mac;
         if (!_clients.TryGetValue(key, out var c))
             return new GenericResponse { Type = "get_client_info_error", Error = "Client not found" };
         return Data("get_client_info_response", w =>
@@ -302,12 +302,12 @@ public sealed class SimulatedDevice
 
     // ------------------------------------------------------------------ helpers
 
-    private DeviceAction Reply(IDeviceResponse response, ReqId? reqId) =>
+    private DeviceAction Reply(IAnswerFrame response, ReqId? reqId) =>
         new(SeedEra || reqId is null ? response : WithReqId(response, reqId.Value));
 
     private DeviceAction Changed() { ReportVersion++; return new DeviceAction(null, StateChanged: true); }
 
-    private static IDeviceMessage WithReqId(IDeviceResponse r, ReqId id) => r switch
+    private static IDeviceFrame WithReqId(IAnswerFrame r, ReqId id) => r switch
     {
         KickoffResponse k => k with { ReqId = id },
         KickoffError k => k with { ReqId = id },

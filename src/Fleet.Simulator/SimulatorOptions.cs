@@ -131,5 +131,5 @@ public sealed record SimulatorOptions
             ? u : throw new FormatException($"--url '{v}' is not a ws:// or wss:// URL");
 
     private static string Prefix(string v) =>
-        Fleet.Protocol.Rules.IsDeviceId(v + "-000000") ? v : throw new FormatException($"--device-prefix '{v}' makes no valid device id");
+        Fleet.Protocol.FieldRules.IsDeviceId(v + "-000000") ? v : throw new FormatException($"--device-prefix '{v}' makes no valid device id");
 }

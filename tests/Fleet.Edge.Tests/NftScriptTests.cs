@@ -39,7 +39,7 @@ public class NftScriptTests
     [Fact]
     public void An_open_gateway_accepts_everybody_on_its_interface()
     {
-        var s = PortalDecisions.HeartbeatReply(State(), new HeartbeatReply { Gateway = [new() { GwId = "gw-2", AuthMode = 0 }] }).State;
+        var s = PortalDecisions.ReportReply(State(), new ReportReply { Gateway = [new() { GwId = "gw-2", AuthMode = 0 }] }).State;
         var script = NftScript.Render("fleet", Spec(s));
         Assert.Contains("iifname \"wlan1\" accept comment \"gw-2: open\"", script);
         Assert.DoesNotContain("iifname \"wlan1\" counter drop", script);

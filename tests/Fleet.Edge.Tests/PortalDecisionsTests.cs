@@ -126,7 +126,7 @@ public class PortalDecisionsTests
     [Fact]
     public void Heartbeat_reply_sets_auth_mode_of_known_gateways_only()
     {
-        var d = PortalDecisions.HeartbeatReply(Empty, new HeartbeatReply { Gateway = [new() { GwId = "gw-1", AuthMode = 0 }, new() { GwId = "gw-9", AuthMode = 0 }] });
+        var d = PortalDecisions.ReportReply(Empty, new ReportReply { Gateway = [new() { GwId = "gw-1", AuthMode = 0 }, new() { GwId = "gw-9", AuthMode = 0 }] });
         Assert.Equal(0, d.State.AuthModeOf("gw-1"));
         Assert.False(d.State.AuthModes.ContainsKey("gw-9"));
     }
@@ -134,14 +134,14 @@ public class PortalDecisionsTests
     [Fact]
     public void Heartbeat_reply_that_changes_nothing_keeps_the_state()
     {
-        var d = PortalDecisions.HeartbeatReply(Empty, new HeartbeatReply { Gateway = [new() { GwId = "gw-1", AuthMode = 1 }] });
+        var d = PortalDecisions.ReportReply(Empty, new ReportReply { Gateway = [new() { GwId = "gw-1", AuthMode = 1 }] });
         Assert.False(d.Changed(Empty));
     }
 
     [Fact]
     public void Reconcile_drops_clients_of_gateways_no_longer_configured_and_keeps_modes_of_the_rest()
     {
-        var stored = PortalDecisions.HeartbeatReply(WithClient(gw: "gw-2"), new HeartbeatReply { Gateway = [new() { GwId = "gw-1", AuthMode = 0 }] }).State;
+        var stored = PortalDecisions.ReportReply(WithClient(gw: "gw-2"), new ReportReply { Gateway = [new() { GwId = "gw-1", AuthMode = 0 }] }).State;
         var s = PortalDecisions.Reconcile(stored, [("gw-1", 1), ("gw-3", 2)]);
         Assert.Empty(s.Clients);
         Assert.Equal(0, s.AuthModeOf("gw-1"));

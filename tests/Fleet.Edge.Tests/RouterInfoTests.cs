@@ -51,7 +51,7 @@ public class RouterInfoTests
     [InlineData("""{"req_id":7}""", "request_error", "Missing 'type' field")]
     public void Undecodable_requests_get_the_firmwares_error_with_req_id(string frame, string type, string error)
     {
-        var e = ProtocolCodec.DecodeFromServer(frame).Error!;
+        var e = ProtocolCodec.DecodeFromController(frame).Error!;
         var reply = Requests.AnswerToBadFrame(e);
         using var doc = System.Text.Json.JsonDocument.Parse(ProtocolCodec.Encode(reply!));
         var root = doc.RootElement;
@@ -66,5 +66,5 @@ public class RouterInfoTests
     [InlineData("""{"type":"auth","req_id":1}""")]
     [InlineData("""{"type":"tmp_pass"}""")]
     public void Garbage_and_broken_one_way_requests_get_no_answer(string frame) =>
-        Assert.Null(Requests.AnswerToBadFrame(ProtocolCodec.DecodeFromServer(frame).Error!));
+        Assert.Null(Requests.AnswerToBadFrame(ProtocolCodec.DecodeFromController(frame).Error!));
 }

@@ -40,7 +40,7 @@ public class DecodeErrorTests
     [InlineData("{\"type\":\"auth\",\"client_ip\":\"1.2.3.4\",\"client_mac\":\"aa:bb:cc:dd:ee:ff\",\"gw_id\":\"g\"}", "token", "auth")]
     public void Requests_missing_a_field_name_it_and_keep_type_and_req_id(string frame, string field, string type)
     {
-        var error = ProtocolCodec.DecodeFromServer(frame).Error!;
+        var error = ProtocolCodec.DecodeFromController(frame).Error!;
         Assert.Equal(DecodeErrorKind.MissingField, error.Kind);
         Assert.Equal(field, error.Field);
         Assert.Equal(type, error.Type);
@@ -50,7 +50,7 @@ public class DecodeErrorTests
     [Fact]
     public void Unknown_request_type_keeps_req_id_for_request_error()
     {
-        var error = ProtocolCodec.DecodeFromServer("{\"type\":\"make_coffee\",\"req_id\":17}").Error!;
+        var error = ProtocolCodec.DecodeFromController("{\"type\":\"make_coffee\",\"req_id\":17}").Error!;
         Assert.Equal(DecodeErrorKind.UnknownType, error.Kind);
         Assert.Equal(new ReqId("17", true), error.ReqId);
     }
@@ -81,7 +81,7 @@ public class DecodeErrorTests
     [InlineData("{\"type\":\"kickoff_response\",\"req_id\":\"abc\",\"status\":\"success\"}", "abc", false)]
     public void Req_id_is_a_number_or_a_string_and_echoes_as_it_came(string frame, string value, bool isNumber)
     {
-        var msg = (IDeviceResponse)ProtocolCodec.DecodeFromDevice(frame).Message!;
+        var msg = (IAnswerFrame)ProtocolCodec.DecodeFromDevice(frame).Message!;
         Assert.Equal(new ReqId(value, isNumber), msg.ReqId);
         Assert.Contains(isNumber ? $"\"req_id\":{value}" : $"\"req_id\":\"{value}\"", ProtocolCodec.EncodeToString(msg));
     }
@@ -115,7 +115,7 @@ public class DecodeErrorTests
                 "get_client_info" => "{\"type\":\"get_client_info\",\"mac\":\"aa:bb:cc:dd:ee:ff\"}",
                 _ => $"{{\"type\":\"{kind.Type}\"}}",
             };
-            var r = ProtocolCodec.DecodeFromServer(json);
+            var r = ProtocolCodec.DecodeFromController(json);
             Assert.True(r.IsOk, $"{kind.Type}: {r.Error}");
             Assert.Equal(kind.Type, r.Message!.Type);
             Assert.Equal(json.Length > 0, ProtocolCodec.EncodeToString(r.Message).Contains(kind.Type));

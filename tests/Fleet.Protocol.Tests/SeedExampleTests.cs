@@ -43,7 +43,7 @@ public partial class SeedExampleTests
             ("auth" or "kickoff" or "tmp_pass" or "get_firmware_info" or "firmware_upgrade");
         IWireMessage message = fromDevice
             ? ProtocolCodec.DecodeFromDevice(json).Message ?? throw new Xunit.Sdk.XunitException(ProtocolCodec.DecodeFromDevice(json).Error!.Message)
-            : ProtocolCodec.DecodeFromServer(json).Message ?? throw new Xunit.Sdk.XunitException(ProtocolCodec.DecodeFromServer(json).Error!.Message);
+            : ProtocolCodec.DecodeFromController(json).Message ?? throw new Xunit.Sdk.XunitException(ProtocolCodec.DecodeFromController(json).Error!.Message);
         Assert.Equal(type, message.Type);
         var encoded = JsonNode.Parse(ProtocolCodec.EncodeToString(message))!;
         Assert.True(JsonNode.DeepEquals(original, encoded), $"expected {original.ToJsonString()}\n got {encoded.ToJsonString()}");

@@ -21,7 +21,7 @@ internal sealed class FakeController : IAsyncDisposable
     private readonly WebApplication _app;
 
     /// <summary>Requests sent to each device after connect; the ones that expect an answer are counted.</summary>
-    public static IServerRequest[] Script(string deviceId) =>
+    public static IControllerRequest[] Script(string deviceId) =>
     [
         new AuthRequest { ReqId = ReqId.Of("1"), Token = "tok", ClientIp = "192.168.1.23", ClientMac = "aa:bb:cc:dd:ee:01", GwId = "gw-1" },
         new KickoffRequest { ReqId = ReqId.Of("2"), ClientIp = "192.168.1.23", ClientMac = "aa:bb:cc:dd:ee:01", DeviceId = deviceId, GwId = "gw-1" },
@@ -41,7 +41,7 @@ internal sealed class FakeController : IAsyncDisposable
     public ConcurrentDictionary<string, int> RemoteAddresses { get; } = new();
     /// <summary>Send reboot_device instead of the script on a device's first connection.</summary>
     public bool RebootOnFirstConnect { get; init; }
-    public ConcurrentDictionary<string, ConcurrentQueue<IDeviceMessage>> Answers { get; } = new();
+    public ConcurrentDictionary<string, ConcurrentQueue<IDeviceFrame>> Answers { get; } = new();
     public long HeartbeatsAnswered => Interlocked.Read(ref _heartbeats);
     public long Undecodable => Interlocked.Read(ref _undecodable);
     private long _heartbeats, _undecodable;
@@ -96,12 +96,12 @@ internal sealed class FakeController : IAsyncDisposable
                             break;
                         }
                         Connected[deviceId] = 0;
-                        Answers.TryAdd(deviceId, new ConcurrentQueue<IDeviceMessage>());
+                        Answers.TryAdd(deviceId, new ConcurrentQueue<IDeviceFrame>());
                         foreach (var request in Script(deviceId))
                             await ws.SendAsync(ProtocolCodec.Encode(request), WebSocketMessageType.Text, true, context.RequestAborted);
                         break;
                     case HeartbeatMessage h:
-                        var reply = new HeartbeatReply { Gateway = h.Gateway!.Select(g => new GatewayAuthMode { GwId = g.GwId, AuthMode = g.AuthMode }).ToList() };
+                        var reply = new ReportReply { Gateway = h.Gateway!.Select(g => new GatewayAuthMode { GwId = g.GwId, AuthMode = g.AuthMode }).ToList() };
                         await ws.SendAsync(ProtocolCodec.Encode(reply), WebSocketMessageType.Text, true, context.RequestAborted);
                         Interlocked.Increment(ref _heartbeats);
                         break;

@@ -18,15 +18,15 @@ public sealed class SimulatedDeviceTests
     private static SimulatedDevice Device(bool seedEra = false, int gateways = 1, TimeProvider? time = null) =>
         new("sim-000007", gateways, seedEra, index: 7, time: time);
 
-    private static IServerMessage FromServer(string json)
+    private static IControllerFrame FromServer(string json)
     {
-        var decoded = ProtocolCodec.DecodeFromServer(json);
+        var decoded = ProtocolCodec.DecodeFromController(json);
         Assert.True(decoded.IsOk, decoded.Error?.Message);
         return decoded.Message!;
     }
 
     /// <summary>Encodes the device's reply and decodes it as the controller would: proves it is valid wire.</summary>
-    private static IDeviceMessage OnTheWire(DeviceAction action)
+    private static IDeviceFrame OnTheWire(DeviceAction action)
     {
         Assert.NotNull(action.Reply);
         var decoded = ProtocolCodec.DecodeFromDevice(ProtocolCodec.Encode(action.Reply!));
@@ -43,7 +43,7 @@ public sealed class SimulatedDeviceTests
         var c = Device(gateways: 3).Connect();
         Assert.Equal("sim-000007", c.DeviceId);
         Assert.Equal(["gw-1", "gw-2", "gw-3"], c.Gateway!.Select(g => g.GwId));
-        Assert.True(Rules.IsMac(c.DeviceInfo!.ApMacAddress));
+        Assert.True(FieldRules.IsMac(c.DeviceInfo!.ApMacAddress));
         Assert.True(ProtocolCodec.DecodeFromDevice(ProtocolCodec.Encode(c)).IsOk);
     }
 
@@ -103,7 +103,7 @@ public sealed class SimulatedDeviceTests
     [Fact]
     public void Kickoff_missing_fields_answers_missing_required_fields_and_echoes_req_id()
     {
-        var decoded = ProtocolCodec.DecodeFromServer("""{"type":"kickoff","req_id":"r-1","client_mac":"aa:bb:cc:dd:ee:01"}""");
+        var decoded = ProtocolCodec.DecodeFromController("""{"type":"kickoff","req_id":"r-1","client_mac":"aa:bb:cc:dd:ee:01"}""");
         Assert.False(decoded.IsOk);
         var e = Assert.IsType<KickoffError>(OnTheWire(Device().HandleUndecodable(decoded.Error!)));
         Assert.Equal(KickoffError.MissingFields, e.Error);
@@ -135,7 +135,7 @@ public sealed class SimulatedDeviceTests
         Assert.Equal("success", ok.Status);
         var bad = Assert.IsType<GenericResponse>(OnTheWire(Device().Handle(new FirmwareUpgradeRequest { Url = "http://x/;reboot" })));
         Assert.Equal("firmware_upgrade_error", bad.Type);
-        var missing = ProtocolCodec.DecodeFromServer("""{"type":"firmware_upgrade"}""").Error!;
+        var missing = ProtocolCodec.DecodeFromController("""{"type":"firmware_upgrade"}""").Error!;
         Assert.Equal("firmware_upgrade_error", Assert.IsType<GenericResponse>(OnTheWire(Device().HandleUndecodable(missing))).Type);
     }
 
@@ -176,21 +176,21 @@ public sealed class SimulatedDeviceTests
     public void Heartbeat_reply_applies_the_controller_auth_mode_to_known_gateways_only()
     {
         var d = Device(gateways: 2);
-        var action = d.Handle(new HeartbeatReply { Gateway = [new GatewayAuthMode { GwId = "gw-2", AuthMode = 0 }, new GatewayAuthMode { GwId = "nope", AuthMode = 0 }] });
+        var action = d.Handle(new ReportReply { Gateway = [new GatewayAuthMode { GwId = "gw-2", AuthMode = 0 }, new GatewayAuthMode { GwId = "nope", AuthMode = 0 }] });
         Assert.Null(action.Reply);
         Assert.Equal([1, 0], d.Heartbeat().Gateway!.Select(g => g.AuthMode!.Value));
-        Assert.False(d.Handle(new HeartbeatReply { Gateway = [new GatewayAuthMode { GwId = "gw-2", AuthMode = 0 }] }).StateChanged);
+        Assert.False(d.Handle(new ReportReply { Gateway = [new GatewayAuthMode { GwId = "gw-2", AuthMode = 0 }] }).StateChanged);
     }
 
     [Fact]
     public void Unknown_type_gets_request_error_from_upstream_firmware_and_nothing_from_seed_firmware()
     {
-        var error = ProtocolCodec.DecodeFromServer("""{"type":"make_coffee","req_id":"r-9"}""").Error!;
+        var error = ProtocolCodec.DecodeFromController("""{"type":"make_coffee","req_id":"r-9"}""").Error!;
         var e = Assert.IsType<GenericResponse>(OnTheWire(Device().HandleUndecodable(error)));
         Assert.Equal(RequestKinds.RequestError, e.Type);
         Assert.Equal(ReqId.Of("r-9"), e.ReqId);
         Assert.Null(Device(seedEra: true).HandleUndecodable(error).Reply);
-        Assert.Null(Device().HandleUndecodable(ProtocolCodec.DecodeFromServer("not json").Error!).Reply);
+        Assert.Null(Device().HandleUndecodable(ProtocolCodec.DecodeFromController("not json").Error!).Reply);
     }
 
     [Fact]
@@ -265,6 +265,6 @@ public sealed class SimulatedDeviceTests
     {
         Assert.Equal("02:00:00:00:01:00", SimulatedDevice.MacOf(256, 0x02));
         Assert.NotEqual(SimulatedDevice.MacOf(1, 2), SimulatedDevice.MacOf(2, 2));
-        Assert.True(Rules.IsMac(SimulatedDevice.MacOf(int.MaxValue, 0x02)));
+        Assert.True(FieldRules.IsMac(SimulatedDevice.MacOf(int.MaxValue, 0x02)));
     }
 }

@@ -41,7 +41,7 @@ public sealed class SimulatorSmokeTests
         {
             var list = answers.ToList();
             Assert.Equal(FakeController.ExpectedAnswers, list.Select(a => a.Type));
-            var reqIds = list.Cast<IDeviceResponse>().Select(a => a.ReqId).ToList();
+            var reqIds = list.Cast<IAnswerFrame>().Select(a => a.ReqId).ToList();
             if (seedEra) Assert.All(reqIds, id => Assert.Null(id));
             else Assert.Equal([ReqId.Of("2"), ReqId.Of("3"), new ReqId("5", true), ReqId.Of("6")], reqIds.Select(id => id!.Value));
             Assert.StartsWith(seedEra ? "seed-" : "up-", device);

@@ -49,9 +49,9 @@ public static partial class ConfigLoader
             errors.Add($"controller_url: '{c.ControllerUrl}' is not a ws:// or wss:// URL");
 
         if (c.DeviceId is null) errors.Add("device_id: missing");
-        else Check(Rules.CheckDeviceId("device_id", c.DeviceId));
+        else Check(FieldRules.CheckDeviceId("device_id", c.DeviceId));
 
-        if (c.DeviceInfo?.ApMacAddress is { } apMac) Check(Rules.CheckMac("device_info.ap_mac_address", apMac));
+        if (c.DeviceInfo?.ApMacAddress is { } apMac) Check(FieldRules.CheckMac("device_info.ap_mac_address", apMac));
 
         if (c.Gateways is null || c.Gateways.Count == 0) errors.Add("gateways: missing or empty (expected at least one gateway)");
         else
@@ -63,19 +63,19 @@ public static partial class ConfigLoader
                 var key = $"gateways[{i}]";
                 if (g is null) { errors.Add($"{key}: is null, expected an object"); continue; }
                 if (g.GwId is null) errors.Add($"{key}.gw_id: missing");
-                else if (Rules.CheckGwId($"{key}.gw_id", g.GwId) is { } bad) errors.Add(bad);
+                else if (FieldRules.CheckGwId($"{key}.gw_id", g.GwId) is { } bad) errors.Add(bad);
                 else if (!seen.Add(g.GwId)) errors.Add($"{key}.gw_id: '{g.GwId}' appears twice");
                 if (g.GwInterface is null) errors.Add($"{key}.gw_interface: missing (the client-facing interface, e.g. br-lan)");
                 else if (!IsInterfaceName(g.GwInterface))
                     errors.Add($"{key}.gw_interface: '{g.GwInterface}' is not an interface name (1–15 letters, digits, - _ .)");
-                if (g.GwAddressV4 is not null) Check(Rules.CheckIPv4($"{key}.gw_address_v4", g.GwAddressV4));
-                if (g.GwAddressV6 is not null) Check(Rules.CheckIPv6($"{key}.gw_address_v6", g.GwAddressV6));
+                if (g.GwAddressV4 is not null) Check(FieldRules.CheckIPv4($"{key}.gw_address_v4", g.GwAddressV4));
+                if (g.GwAddressV6 is not null) Check(FieldRules.CheckIPv6($"{key}.gw_address_v6", g.GwAddressV6));
                 if (g.AuthMode < 0) errors.Add($"{key}.auth_mode: must be 0 or more, got {g.AuthMode}");
             }
         }
 
-        Check(Rules.CheckPositive("heartbeat_interval_seconds", c.HeartbeatIntervalSeconds));
-        Check(Rules.CheckPositive("reconnect_max_backoff_seconds", c.ReconnectMaxBackoffSeconds));
+        Check(FieldRules.CheckPositive("heartbeat_interval_seconds", c.HeartbeatIntervalSeconds));
+        Check(FieldRules.CheckPositive("reconnect_max_backoff_seconds", c.ReconnectMaxBackoffSeconds));
 
         if (c.Firewall is null) errors.Add("firewall: is null, expected an object");
         else
@@ -84,7 +84,7 @@ public static partial class ConfigLoader
                 errors.Add($"firewall.backend: '{c.Firewall.Backend}' is not one of nftables, memory");
             if (c.Firewall.Table is null || !TableName().IsMatch(c.Firewall.Table))
                 errors.Add($"firewall.table: '{c.Firewall.Table}' is not an nft table name (letter or _, then letters, digits, _; at most 32)");
-            Check(Rules.CheckPositive("firewall.check_interval_seconds", c.Firewall.CheckIntervalSeconds));
+            Check(FieldRules.CheckPositive("firewall.check_interval_seconds", c.Firewall.CheckIntervalSeconds));
             if (string.IsNullOrWhiteSpace(c.Firewall.NftCommand)) errors.Add("firewall.nft_command: is empty");
         }
 

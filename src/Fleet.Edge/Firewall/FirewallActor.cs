@@ -68,7 +68,7 @@ public sealed class FirewallActor : ReceiveActor, IWithTimers
 
         ReceiveAsync<AuthRequest>(r => Change(PortalDecisions.Auth(_state, r, Now), r.Type));
         ReceiveAsync<TmpPassRequest>(r => Change(PortalDecisions.TmpPass(_state, r, Now), r.Type));
-        ReceiveAsync<HeartbeatReply>(r => Change(PortalDecisions.HeartbeatReply(_state, r), r.Type));
+        ReceiveAsync<ReportReply>(r => Change(PortalDecisions.ReportReply(_state, r), r.Type));
         ReceiveAsync<KickoffRequest>(async r =>
         {
             var d = PortalDecisions.Kickoff(_state, _deviceId, r);

@@ -35,7 +35,7 @@ public static class NftScript
         for (var i = 0; i < spec.Gateways.Count; i++)
         {
             var g = spec.Gateways[i];
-            Require(Rules.IsGwId(g.GwId), $"gw_id '{g.GwId}'");
+            Require(FieldRules.IsGwId(g.GwId), $"gw_id '{g.GwId}'");
             Require(ConfigLoader.IsInterfaceName(g.Interface), $"interface '{g.Interface}'");
             sb.Append("  set ").Append(SetName(i)).Append(" {\n");
             sb.Append("    type ether_addr\n    flags timeout\n");
@@ -46,9 +46,9 @@ public static class NftScript
                 for (var j = 0; j < g.Allowed.Count; j++)
                 {
                     var a = g.Allowed[j];
-                    Require(Rules.IsMac(a.Mac), $"MAC '{a.Mac}'");
+                    Require(FieldRules.IsMac(a.Mac), $"MAC '{a.Mac}'");
                     if (j > 0) sb.Append(", ");
-                    sb.Append(Rules.NormalizeMac(a.Mac));
+                    sb.Append(FieldRules.NormalizeMac(a.Mac));
                     if (a.Timeout is { } t)
                         sb.Append(" timeout ").Append(Math.Max(1, (long)Math.Ceiling(t.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture)).Append("ms");
                 }

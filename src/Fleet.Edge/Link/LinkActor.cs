@@ -8,7 +8,7 @@ using Fleet.Protocol;
 namespace Fleet.Edge.Link;
 
 /// <summary>A frame for the controller, from whichever actor answered a request.</summary>
-public sealed record Outbound(IDeviceMessage Message);
+public sealed record Outbound(IDeviceFrame Message);
 
 /// <summary>What the link reports about this router in connect and heartbeat frames.</summary>
 public sealed record DeviceIdentity(string DeviceId, DeviceInfo? DeviceInfo, IReadOnlyList<GatewayReport> Gateways);
@@ -156,7 +156,7 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
             .ToList(),
     };
 
-    private async Task Send(IDeviceMessage message)
+    private async Task Send(IDeviceFrame message)
     {
         if (_socket is not { State: WebSocketState.Open } socket) return;
         try
@@ -172,18 +172,18 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
 
     private void Dispatch(byte[] frame)
     {
-        var decoded = ProtocolCodec.DecodeFromServer(frame);
+        var decoded = ProtocolCodec.DecodeFromController(frame);
         if (decoded.Error is { } error) { Answer(error); return; }
         switch (decoded.Message)
         {
-            case HeartbeatReply or AuthRequest or KickoffRequest or TmpPassRequest:
+            case ReportReply or AuthRequest or KickoffRequest or TmpPassRequest:
                 _firewall.Tell(decoded.Message);
                 break;
             case FirmwareUpgradeRequest:
             case SimpleRequest { Type: "get_firmware_info" or "get_sys_info" or "reboot_device" }:
                 _router.Tell(decoded.Message);
                 break;
-            case IServerRequest other:
+            case IControllerRequest other:
                 _log.Warning("Unsupported request {0}", other.Type);
                 Self.Tell(new Outbound(RequestError(other.ReqId, $"Unsupported request type '{other.Type}'")));
                 break;
@@ -245,7 +245,7 @@ public static class Requests
 {
     public const string FirmwareUrlInvalid = "Missing or invalid 'url' field";
 
-    public static IDeviceMessage? AnswerToBadFrame(DecodeError e) => e.Kind switch
+    public static IDeviceFrame? AnswerToBadFrame(DecodeError e) => e.Kind switch
     {
         // Not JSON, or not an object: nothing to answer to (seed: logged, no response).
         DecodeErrorKind.NotJson or DecodeErrorKind.NotObject => null,
@@ -257,7 +257,7 @@ public static class Requests
             FirmwareUpgradeRequest.TypeName when e.Field == "url" =>
                 new GenericResponse { Type = RequestKinds.FirmwareUpgrade.ErrorType!, ReqId = e.ReqId, Error = FirmwareUrlInvalid },
             // One-way requests and heartbeat replies have no answer, not even an error.
-            AuthRequest.TypeName or TmpPassRequest.TypeName or HeartbeatReply.TypeName => null,
+            AuthRequest.TypeName or TmpPassRequest.TypeName or ReportReply.TypeName => null,
             { } t when RequestKinds.Find(t) is { ErrorType: { } errorType } =>
                 new GenericResponse { Type = errorType, ReqId = e.ReqId, Error = e.Message },
             _ => new GenericResponse { Type = RequestKinds.RequestError, ReqId = e.ReqId, Error = e.Message },

@@ -37,7 +37,7 @@ public sealed record PortalState
 }
 
 /// <summary>The outcome of a request: the new state, the answer to send (if any), and why nothing changed (if so).</summary>
-public sealed record Decision(PortalState State, IDeviceMessage? Reply = null, string? Ignored = null)
+public sealed record Decision(PortalState State, IDeviceFrame? Reply = null, string? Ignored = null)
 {
     public bool Changed(PortalState before) => !ReferenceEquals(State, before);
 }
@@ -55,8 +55,8 @@ public static class PortalDecisions
         if (r.GwId is null || !s.AuthModes.ContainsKey(r.GwId)) return new(s, Ignored: $"auth for unknown gateway '{r.GwId}'");
         if (r.OnceAuth == true)
             return s.AuthModeOf(r.GwId) == 0 ? new(s) : new(s with { AuthModes = s.AuthModes.SetItem(r.GwId, 0) });
-        if ((Rules.CheckMac("client_mac", r.ClientMac) ?? Rules.CheckIp("client_ip", r.ClientIp)) is { } bad) return new(s, Ignored: "auth: " + bad);
-        var mac = Rules.NormalizeMac(r.ClientMac!);
+        if ((FieldRules.CheckMac("client_mac", r.ClientMac) ?? FieldRules.CheckIp("client_ip", r.ClientIp)) is { } bad) return new(s, Ignored: "auth: " + bad);
+        var mac = FieldRules.NormalizeMac(r.ClientMac!);
         var entry = new ClientEntry(mac, r.ClientIp!, r.GwId, r.Token, r.ClientName, now);
         // One entry per MAC: a client that moves to another gateway or gets a new address replaces its old entry.
         var clients = s.Clients.RemoveAll(c => c.Mac == mac).Add(entry);
@@ -68,7 +68,7 @@ public static class PortalDecisions
     {
         if (r.ClientIp is null || r.ClientMac is null || r.DeviceId is null || r.GwId is null)
             return new(s, MissingFields(r.ReqId));
-        var mac = Rules.IsMac(r.ClientMac) ? Rules.NormalizeMac(r.ClientMac) : r.ClientMac;
+        var mac = FieldRules.IsMac(r.ClientMac) ? FieldRules.NormalizeMac(r.ClientMac) : r.ClientMac;
         var client = s.Clients.Find(c => c.Mac == mac && c.Ip == r.ClientIp);
         if (client is null)
             return new(s, new KickoffError { ReqId = r.ReqId, Error = KickoffError.ClientNotFound, ClientIp = r.ClientIp, ClientMac = r.ClientMac });
@@ -84,15 +84,15 @@ public static class PortalDecisions
 
     public static Decision TmpPass(PortalState s, TmpPassRequest r, DateTimeOffset now)
     {
-        if (Rules.CheckMac("client_mac", r.ClientMac) is { } bad) return new(s, Ignored: "tmp_pass: " + bad);
+        if (FieldRules.CheckMac("client_mac", r.ClientMac) is { } bad) return new(s, Ignored: "tmp_pass: " + bad);
         var seconds = r.Timeout is > 0 ? r.Timeout.Value : TmpPassRequest.DefaultTimeoutSeconds;
-        var mac = Rules.NormalizeMac(r.ClientMac!);
+        var mac = FieldRules.NormalizeMac(r.ClientMac!);
         var pass = new TmpPass(mac, now.AddSeconds(seconds));
         return new(s with { TmpPasses = s.TmpPasses.RemoveAll(p => p.Mac == mac).Add(pass) });
     }
 
     /// <summary>The controller's heartbeat reply sets auth_mode of the gateways it names (unknown ones are ignored).</summary>
-    public static Decision HeartbeatReply(PortalState s, HeartbeatReply r)
+    public static Decision ReportReply(PortalState s, ReportReply r)
     {
         var modes = s.AuthModes;
         foreach (var g in r.Gateway ?? [])

@@ -18,7 +18,7 @@ public sealed record RouterOptions(
 /// <summary>
 /// Answers the requests about the router itself: get_firmware_info, firmware_upgrade,
 /// reboot_device and get_sys_info. Executables are started with argument lists only; a URL reaches
-/// sysupgrade only after <see cref="Rules.IsFirmwareUrl"/> accepted it.
+/// sysupgrade only after <see cref="FieldRules.IsFirmwareUrl"/> accepted it.
 /// </summary>
 public sealed class RouterActor : ReceiveActor
 {
@@ -47,14 +47,14 @@ public sealed class RouterActor : ReceiveActor
         ReceiveAsync<FirmwareUpgradeRequest>(async r => Reply(await Upgrade(r)));
     }
 
-    private void Reply(IDeviceMessage m) => Sender.Tell(new Outbound(m));
+    private void Reply(IDeviceFrame m) => Sender.Tell(new Outbound(m));
 
-    private IDeviceMessage FirmwareInfo(ReqId? reqId) =>
+    private IDeviceFrame FirmwareInfo(ReqId? reqId) =>
         RouterInfo.ReadRelease(_options.ReleaseFile) is { } data
             ? new FirmwareInfoResponse { ReqId = reqId, Data = data }
             : Error(RequestKinds.GetFirmwareInfo, reqId, FirmwareInfoFailed);
 
-    private IDeviceMessage SysInfo(ReqId? reqId)
+    private IDeviceFrame SysInfo(ReqId? reqId)
     {
         var info = RouterInfo.ReadSysInfo(_options.ProcRoot, _uptime.Elapsed);
         if (info.SysUptime is null && info.SysMemfree is null && info.SysLoad is null)
@@ -66,9 +66,9 @@ public sealed class RouterActor : ReceiveActor
         };
     }
 
-    private async Task<IDeviceMessage> Upgrade(FirmwareUpgradeRequest r)
+    private async Task<IDeviceFrame> Upgrade(FirmwareUpgradeRequest r)
     {
-        if (!Rules.IsFirmwareUrl(r.Url)) return Error(RequestKinds.FirmwareUpgrade, r.ReqId, Requests.FirmwareUrlInvalid);
+        if (!FieldRules.IsFirmwareUrl(r.Url)) return Error(RequestKinds.FirmwareUpgrade, r.ReqId, Requests.FirmwareUrlInvalid);
         string[] args = r.Force == true ? ["-F", r.Url!] : [r.Url!];
         _log.Warning("Firmware upgrade from {0} (force: {1})", r.Url, r.Force == true);
         // Answered as soon as sysupgrade runs: it reboots the router, and the seed answers before that.

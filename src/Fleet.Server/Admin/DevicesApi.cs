@@ -62,7 +62,7 @@ public static class DevicesApi
     private static async Task<Results<Ok<DeviceView>, ProblemHttpResult>> Get(string deviceId,
         IRequiredActor<DeviceEntity> region, CancellationToken ct)
     {
-        if (!Rules.IsDeviceId(deviceId)) return NeverSeen(deviceId);
+        if (!FieldRules.IsDeviceId(deviceId)) return NeverSeen(deviceId);
         return await Ask(region, new GetDevice(deviceId), ct) switch
         {
             DeviceFound f => TypedResults.Ok(f.View),
@@ -74,7 +74,7 @@ public static class DevicesApi
     private static async Task<Results<Ok<GatewayView>, ProblemHttpResult>> SetAuthMode(string deviceId, string gwId,
         HttpRequest request, IRequiredActor<DeviceEntity> region, CancellationToken ct)
     {
-        if (!Rules.IsDeviceId(deviceId)) return NeverSeen(deviceId);
+        if (!FieldRules.IsDeviceId(deviceId)) return NeverSeen(deviceId);
         var (body, problem) = await ReadObject(request, ct);
         if (problem is not null) return Problems.BadRequest(problem);
         if (body!["auth_mode"] is not JsonValue v || v.GetValueKind() != JsonValueKind.Number || !v.TryGetValue(out int mode))
@@ -93,7 +93,7 @@ public static class DevicesApi
         HttpRequest request, IRequiredActor<DeviceEntity> region, IOptions<FleetSettings> options, string? wait,
         string? ttl, string? timeout, CancellationToken ct)
     {
-        if (!Rules.IsDeviceId(deviceId)) return NeverSeen(deviceId);
+        if (!FieldRules.IsDeviceId(deviceId)) return NeverSeen(deviceId);
         var settings = options.Value.Commands;
         var waitProblem = ParseSeconds("wait", wait, 0, settings.MaxWaitSeconds, 0, out var waitSeconds);
         var ttlProblem = ParseSeconds("ttl", ttl, 1, int.MaxValue, settings.DefaultTtlSeconds, out var ttlSeconds);
@@ -110,7 +110,7 @@ public static class DevicesApi
         if (waitSeconds == 0) return TypedResults.Accepted(location, accepted.View);
         try
         {
-            var done = await region.ActorRef.Ask<IDeviceReply>(new AwaitCommand(deviceId, accepted.View.CommandId),
+            var done = await region.ActorRef.Ask<IAdminReply>(new AwaitCommand(deviceId, accepted.View.CommandId),
                 TimeSpan.FromSeconds(waitSeconds), ct);
             if (done is CommandFound f) return TypedResults.Ok(f.View);
         }
@@ -126,7 +126,7 @@ public static class DevicesApi
     private static async Task<Results<Ok<CommandList>, ProblemHttpResult>> ListCommands(string deviceId,
         IRequiredActor<DeviceEntity> region, CancellationToken ct)
     {
-        if (!Rules.IsDeviceId(deviceId)) return NeverSeen(deviceId);
+        if (!FieldRules.IsDeviceId(deviceId)) return NeverSeen(deviceId);
         return await Ask(region, new GetCommands(deviceId), ct) switch
         {
             CommandList l => TypedResults.Ok(l),
@@ -138,7 +138,7 @@ public static class DevicesApi
     private static async Task<Results<Ok<CommandView>, ProblemHttpResult>> GetCommand(string deviceId, string commandId,
         IRequiredActor<DeviceEntity> region, CancellationToken ct)
     {
-        if (!Rules.IsDeviceId(deviceId)) return NeverSeen(deviceId);
+        if (!FieldRules.IsDeviceId(deviceId)) return NeverSeen(deviceId);
         return await Ask(region, new GetCommand(deviceId, commandId), ct) switch
         {
             CommandFound f => TypedResults.Ok(f.View),
@@ -151,7 +151,7 @@ public static class DevicesApi
     private static async Task<Results<Ok<CommandView>, ProblemHttpResult>> Cancel(string deviceId, string commandId,
         IRequiredActor<DeviceEntity> region, CancellationToken ct)
     {
-        if (!Rules.IsDeviceId(deviceId)) return NeverSeen(deviceId);
+        if (!FieldRules.IsDeviceId(deviceId)) return NeverSeen(deviceId);
         return await Ask(region, new CancelCommand(deviceId, commandId), ct) switch
         {
             CommandFound f => TypedResults.Ok(f.View),
@@ -172,13 +172,13 @@ public static class DevicesApi
         : Problems.Result(500, "Unexpected reply", $"the device entity answered {reply.GetType().Name}");
 
     /// <summary>The entity did not answer in time (never sent anywhere; only the HTTP layer makes it).</summary>
-    private sealed record NoAnswer(string DeviceId) : IDeviceReply;
+    private sealed record NoAnswer(string DeviceId) : IAdminReply;
 
-    private static async Task<IDeviceReply> Ask(IRequiredActor<DeviceEntity> region, IToDevice message, CancellationToken ct)
+    private static async Task<IAdminReply> Ask(IRequiredActor<DeviceEntity> region, IToDeviceEntity message, CancellationToken ct)
     {
         try
         {
-            return await region.ActorRef.Ask<IDeviceReply>(message, AskTimeout, ct);
+            return await region.ActorRef.Ask<IAdminReply>(message, AskTimeout, ct);
         }
         catch (AskTimeoutException)
         {
@@ -233,7 +233,7 @@ public static class DevicesApi
         }
         body.Remove("req_id"); // the controller sets req_id (the command id)
         var json = body.ToJsonString();
-        var decoded = ProtocolCodec.DecodeFromServer(json);
+        var decoded = ProtocolCodec.DecodeFromController(json);
         if (decoded.Error is { } e)
             return (null, e.Kind switch
             {

@@ -23,7 +23,7 @@ public sealed class DeviceConnection : UntypedActor
     private sealed record SocketEnded(string Reason);
 
     private readonly WebSocket _socket;
-    private readonly ConnectionShared _shared;
+    private readonly ConnectionContext _shared;
     private readonly TaskCompletionSource _done;
     private readonly string _remote;
     private readonly CancellationTokenSource _cts = new();
@@ -50,11 +50,11 @@ public sealed class DeviceConnection : UntypedActor
     private IActorRef Region => _shared.Region;
     private ILoggingAdapter Log => _shared.Log;
 
-    public static Props Props(WebSocket socket, ConnectionShared shared, TaskCompletionSource done, string remote) =>
+    public static Props Props(WebSocket socket, ConnectionContext shared, TaskCompletionSource done, string remote) =>
         // Arguments, not an expression: one connection per socket, and expressions are compiled per call.
         Akka.Actor.Props.Create<DeviceConnection>(socket, shared, done, remote).WithMailbox(LightMailbox.ConfigPath);
 
-    public DeviceConnection(WebSocket socket, ConnectionShared shared, TaskCompletionSource done, string remote)
+    public DeviceConnection(WebSocket socket, ConnectionContext shared, TaskCompletionSource done, string remote)
     {
         _socket = socket;
         _shared = shared;
@@ -68,7 +68,7 @@ public sealed class DeviceConnection : UntypedActor
         switch (message)
         {
             case SendFrame f:
-                if (f.HeartbeatReply) _heartbeatReply = f;
+                if (f.ReportReply) _heartbeatReply = f;
                 Write(f);
                 break;
             case CloseConnection c:
@@ -117,7 +117,7 @@ public sealed class DeviceConnection : UntypedActor
     }
 
     /// <summary>Runs on the read loop, one frame at a time.</summary>
-    private void OnFrame(IActorRef self, Decoded<Fleet.Protocol.IDeviceMessage> decoded, byte[] frame)
+    private void OnFrame(IActorRef self, Decoded<Fleet.Protocol.IDeviceFrame> decoded, byte[] frame)
     {
         if (decoded.Error is { } err)
         {
@@ -135,7 +135,7 @@ public sealed class DeviceConnection : UntypedActor
         switch (decoded.Message)
         {
             case ConnectMessage c:
-                if (!Rules.IsDeviceId(c.DeviceId)) { Refused("invalid_device_id", Rules.CheckDeviceId("device_id", c.DeviceId)!); return; }
+                if (!FieldRules.IsDeviceId(c.DeviceId)) { Refused("invalid_device_id", FieldRules.CheckDeviceId("device_id", c.DeviceId)!); return; }
                 if (GatewayProblem(c) is { } gwProblem) { Refused("invalid_gw_id", gwProblem); return; }
                 if (_deviceId is not null && _deviceId != c.DeviceId)
                 { Refused("device_id_mismatch", $"connect names '{c.DeviceId}' but this socket is bound to '{_deviceId}'"); return; }
@@ -157,7 +157,7 @@ public sealed class DeviceConnection : UntypedActor
                 if (!same) Remember(h);
                 Region.Tell(new DeviceHeartbeat(_deviceId, h, self, _shared.Node, ReplyWanted: !unchanged), self);
                 break;
-            case IDeviceResponse r:
+            case IAnswerFrame r:
                 if (_deviceId is null) { Refused("before_connect", $"{r.Type} before connect"); return; }
                 Region.Tell(new DeviceAnswer(_deviceId, Encoding.UTF8.GetString(frame), self), self);
                 break;
@@ -169,7 +169,7 @@ public sealed class DeviceConnection : UntypedActor
     {
         if (r.Gateway is null) return null;
         foreach (var g in r.Gateway)
-            if (!Rules.IsGwId(g.GwId)) return Rules.CheckGwId("gateway.gw_id", g.GwId);
+            if (!FieldRules.IsGwId(g.GwId)) return FieldRules.CheckGwId("gateway.gw_id", g.GwId);
         return null;
     }
 
@@ -340,4 +340,4 @@ public sealed class DeviceConnection : UntypedActor
 }
 
 /// <summary>What every connection of a node shares (one object, not one copy per socket).</summary>
-public sealed record ConnectionShared(IActorRef Region, string Node, ConnectionMetrics Metrics, int MaxMessageBytes, ILoggingAdapter Log);
+public sealed record ConnectionContext(IActorRef Region, string Node, ConnectionMetrics Metrics, int MaxMessageBytes, ILoggingAdapter Log);

@@ -18,16 +18,16 @@ public static class WebSocketEndpoint
         return app;
     }
 
-    /// <summary>The one <see cref="ConnectionShared"/> of the node, made on first use (after Akka started).</summary>
+    /// <summary>The one <see cref="ConnectionContext"/> of the node, made on first use (after Akka started).</summary>
     public static IServiceCollection AddDeviceSockets(this IServiceCollection services) =>
-        services.AddSingleton(sp => new ConnectionShared(
+        services.AddSingleton(sp => new ConnectionContext(
             sp.GetRequiredService<IRequiredActor<DeviceEntity>>().ActorRef,
             sp.GetRequiredService<NodeIdentity>().Id,
             sp.GetRequiredService<ConnectionMetrics>(),
             sp.GetRequiredService<IOptions<FleetSettings>>().Value.WebSocket.MaxMessageBytes,
             Logging.GetLogger(sp.GetRequiredService<ActorSystem>(), "Fleet.Connections")));
 
-    private static async Task Accept(HttpContext ctx, ActorSystem system, ConnectionShared shared,
+    private static async Task Accept(HttpContext ctx, ActorSystem system, ConnectionContext shared,
         ConnectionGate gate, ConnectionMetrics metrics, IOptions<FleetSettings> settings,
         IHostApplicationLifetime lifetime)
     {

@@ -224,7 +224,7 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
     {
         _lastSeen = Now;
         var decoded = ProtocolCodec.DecodeFromDevice(Encoding.UTF8.GetBytes(a.Json));
-        if (decoded.Message is not IDeviceResponse response)
+        if (decoded.Message is not IAnswerFrame response)
         {
             Log.Warning("device {0}: answer refused: {1}", _deviceId, decoded.Error);
             return;
@@ -253,8 +253,8 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
     {
         if (!_state.Exists) { Sender.Tell(new DeviceNotFound(_deviceId)); return; }
         if (s.Problem is not null) { Sender.Tell(new CommandInvalid(s.Problem)); return; }
-        var decoded = ProtocolCodec.DecodeFromServer(s.RequestJson ?? "");
-        if (decoded.Message is not IServerRequest request)
+        var decoded = ProtocolCodec.DecodeFromController(s.RequestJson ?? "");
+        if (decoded.Message is not IControllerRequest request)
         {
             Sender.Tell(new CommandInvalid(decoded.Error?.Message ?? "not a request"));
             return;
@@ -330,7 +330,7 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
         {
             var c = _state.FindCommand(id);
             if (c is not null && !c.Status.IsFinal()) continue;
-            IDeviceReply reply = c is null ? new CommandNotFound(id) : new CommandFound(Views.Of(c, _deviceId));
+            IAdminReply reply = c is null ? new CommandNotFound(id) : new CommandFound(Views.Of(c, _deviceId));
             foreach (var w in _waiters[id]) w.Tell(reply);
             _waiters.Remove(id);
         }
@@ -360,7 +360,7 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
     }
 
     private SendFrame HeartbeatReplyFrame() =>
-        _heartbeatReply ??= new SendFrame(_deviceId, ProtocolCodec.Encode(DeviceLogic.HeartbeatReply(_state)), null, HeartbeatReply: true);
+        _heartbeatReply ??= new SendFrame(_deviceId, ProtocolCodec.Encode(DeviceLogic.ReportReply(_state)), null, ReportReply: true);
 
     /// <summary>Sends the heartbeat reply, remembering what the current connection was last told.</summary>
     private void SendReply(IActorRef to)

@@ -36,7 +36,7 @@ public static class DeviceLogic
     }
 
     /// <summary>The heartbeat reply: every reported gateway with the desired auth_mode where one is set.</summary>
-    public static HeartbeatReply HeartbeatReply(DeviceState state) => new()
+    public static ReportReply ReportReply(DeviceState state) => new()
     {
         Gateway = state.Gateways
             .Select(g => new GatewayAuthMode
@@ -50,25 +50,25 @@ public static class DeviceLogic
     public sealed record SubmitResult(CommandQueued? Queued, string? Problem);
 
     /// <summary>Accepts a validated request as a queued command, or says why not.</summary>
-    public static SubmitResult Submit(DeviceState state, string commandId, IServerRequest request, int ttlSeconds,
+    public static SubmitResult Submit(DeviceState state, string commandId, IControllerRequest request, int ttlSeconds,
         int timeoutSeconds, DateTimeOffset now)
     {
         var known = state.Gateways.Select(g => g.GwId).ToArray();
-        var problem = Rules.CheckRequest(request, known);
+        var problem = FieldRules.CheckRequest(request, known);
         if (problem is not null) return new(null, problem);
         var json = ProtocolCodec.EncodeToString(request switch
         {
             // The device sees the command id as req_id; the entity correlates by it.
-            AuthRequest a => a with { ReqId = ReqId.Of(commandId), ClientMac = Rules.NormalizeMac(a.ClientMac!) },
-            KickoffRequest k => k with { ReqId = ReqId.Of(commandId), ClientMac = Rules.NormalizeMac(k.ClientMac!) },
-            TmpPassRequest t => t with { ReqId = ReqId.Of(commandId), ClientMac = Rules.NormalizeMac(t.ClientMac!), Timeout = t.Timeout ?? TmpPassRequest.DefaultTimeoutSeconds },
+            AuthRequest a => a with { ReqId = ReqId.Of(commandId), ClientMac = FieldRules.NormalizeMac(a.ClientMac!) },
+            KickoffRequest k => k with { ReqId = ReqId.Of(commandId), ClientMac = FieldRules.NormalizeMac(k.ClientMac!) },
+            TmpPassRequest t => t with { ReqId = ReqId.Of(commandId), ClientMac = FieldRules.NormalizeMac(t.ClientMac!), Timeout = t.Timeout ?? TmpPassRequest.DefaultTimeoutSeconds },
             FirmwareUpgradeRequest f => f with { ReqId = ReqId.Of(commandId), Force = f.Force ?? false },
             _ => WithReqId(request, commandId),
         });
         return new(new CommandQueued(commandId, request.Type, json, now, now.AddSeconds(ttlSeconds), timeoutSeconds), null);
     }
 
-    private static IServerRequest WithReqId(IServerRequest r, string id) => r switch
+    private static IControllerRequest WithReqId(IControllerRequest r, string id) => r switch
     {
         UpdateDeviceInfoRequest u => u with { ReqId = ReqId.Of(id) },
         SetWifiInfoRequest s => s with { ReqId = ReqId.Of(id) },
@@ -102,7 +102,7 @@ public static class DeviceLogic
         var kind = c is null ? null : RequestKinds.Find(c.Type);
         if (c is not { Status: CommandStatus.Sent } || kind is not { OneWay: true }) return [];
         var events = ImmutableList.Create<IDeviceEvent>(new CommandCompleted(commandId, CommandStatus.Delivered, null, null, now));
-        switch (ProtocolCodec.DecodeFromServer(c.RequestJson).Message)
+        switch (ProtocolCodec.DecodeFromController(c.RequestJson).Message)
         {
             case AuthRequest { OnceAuth: true } a:
                 events = events.Add(new DesiredAuthModeSet(a.GwId!, 0));
@@ -125,7 +125,7 @@ public static class DeviceLogic
     /// Correlates a device's answer with a command: by echoed req_id, else by kind (one in flight per
     /// kind), with a kickoff answer's client_mac as a cross-check. Unmatched answers are dropped with a reason.
     /// </summary>
-    public static AnswerResult OnAnswer(DeviceState state, IDeviceResponse answer, string answerJson, DateTimeOffset now)
+    public static AnswerResult OnAnswer(DeviceState state, IAnswerFrame answer, string answerJson, DateTimeOffset now)
     {
         CommandRecord? command;
         if (answer.ReqId is { } reqId)
@@ -151,8 +151,8 @@ public static class DeviceLogic
         if (answer.Type != commandKind.SuccessType && answer.Type != commandKind.ErrorType && answer.Type != RequestKinds.RequestError)
             return Drop($"'{answer.Type}' does not answer a {command.Type} command");
         if (answer is KickoffResponse or KickoffError && MacOf(answer) is { } mac
-            && ProtocolCodec.DecodeFromServer(command.RequestJson).Message is KickoffRequest k
-            && Rules.IsMac(mac) && Rules.NormalizeMac(mac) != k.ClientMac)
+            && ProtocolCodec.DecodeFromController(command.RequestJson).Message is KickoffRequest k
+            && FieldRules.IsMac(mac) && FieldRules.NormalizeMac(mac) != k.ClientMac)
             return Drop($"kickoff answer for {mac} does not match the command's client_mac {k.ClientMac}");
 
         var error = answer.ErrorText;
@@ -163,7 +163,7 @@ public static class DeviceLogic
             switch (answer)
             {
                 case KickoffResponse:
-                    if (ProtocolCodec.DecodeFromServer(command.RequestJson).Message is KickoffRequest kr && state.Clients.ContainsKey(kr.ClientMac!))
+                    if (ProtocolCodec.DecodeFromController(command.RequestJson).Message is KickoffRequest kr && state.Clients.ContainsKey(kr.ClientMac!))
                         events = events.Add(new ClientRemoved(kr.ClientMac!, "kicked off"));
                     break;
                 case FirmwareInfoResponse f:
@@ -177,7 +177,7 @@ public static class DeviceLogic
         static AnswerResult Drop(string why) => new([], why);
     }
 
-    private static string? MacOf(IDeviceResponse r) => r switch
+    private static string? MacOf(IAnswerFrame r) => r switch
     {
         KickoffResponse k => k.ClientMac,
         KickoffError e => e.ClientMac,

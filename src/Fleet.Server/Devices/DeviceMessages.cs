@@ -6,7 +6,7 @@ using Fleet.Server.Serialization;
 namespace Fleet.Server.Devices;
 
 /// <summary>Every message routed to a device entity carries its device id; the shard extractor reads it.</summary>
-public interface IToDevice : IFleetSerializable
+public interface IToDeviceEntity : IFleetSerializable
 {
     string DeviceId { get; }
 }
@@ -14,54 +14,54 @@ public interface IToDevice : IFleetSerializable
 // ---- from a DeviceConnection (may cross nodes)
 
 /// <summary>A socket bound itself to this device with a connect frame.</summary>
-public sealed record DeviceConnect(string DeviceId, ConnectMessage Message, IActorRef Connection, string Node) : IToDevice;
+public sealed record DeviceConnect(string DeviceId, ConnectMessage Message, IActorRef Connection, string Node) : IToDeviceEntity;
 /// <summary>
 /// A heartbeat frame; also re-attaches a connection the entity forgot (restart, rebalance).
 /// ReplyWanted is false when the connection already answered it from the entity's last reply
 /// (nothing reported changed); the entity then only notes the device was seen.
 /// </summary>
 public sealed record DeviceHeartbeat(string DeviceId, HeartbeatMessage Message, IActorRef Connection, string Node,
-    bool ReplyWanted = true) : IToDevice;
+    bool ReplyWanted = true) : IToDeviceEntity;
 /// <summary>An answer frame, as the device sent it.</summary>
-public sealed record DeviceAnswer(string DeviceId, string Json, IActorRef Connection) : IToDevice;
-public sealed record ConnectionClosed(string DeviceId, IActorRef Connection) : IToDevice;
-public sealed record FrameWritten(string DeviceId, string CommandId) : IToDevice;
-public sealed record FrameNotWritten(string DeviceId, string CommandId) : IToDevice;
+public sealed record DeviceAnswer(string DeviceId, string Json, IActorRef Connection) : IToDeviceEntity;
+public sealed record ConnectionClosed(string DeviceId, IActorRef Connection) : IToDeviceEntity;
+public sealed record FrameWritten(string DeviceId, string CommandId) : IToDeviceEntity;
+public sealed record FrameNotWritten(string DeviceId, string CommandId) : IToDeviceEntity;
 
 // ---- to a DeviceConnection
 
 /// <summary>
-/// A frame for the device; CommandId set when the entity wants to hear it was written. HeartbeatReply
+/// A frame for the device; CommandId set when the entity wants to hear it was written. ReportReply
 /// marks the entity's current heartbeat answer, which the connection keeps to answer unchanged heartbeats.
 /// </summary>
-public sealed record SendFrame(string DeviceId, byte[] Frame, string? CommandId, bool HeartbeatReply = false) : IFleetSerializable;
+public sealed record SendFrame(string DeviceId, byte[] Frame, string? CommandId, bool ReportReply = false) : IFleetSerializable;
 /// <summary>Close the socket (a newer connection replaced it).</summary>
 public sealed record CloseConnection(string Reason) : IFleetSerializable;
 
 // ---- from the admin API
 
-public sealed record GetDevice(string DeviceId) : IToDevice;
-public sealed record SetDesiredAuthMode(string DeviceId, string GwId, int AuthMode) : IToDevice;
+public sealed record GetDevice(string DeviceId) : IToDeviceEntity;
+public sealed record SetDesiredAuthMode(string DeviceId, string GwId, int AuthMode) : IToDeviceEntity;
 /// <summary>Either RequestJson (already decoded and checked at the edge) or Problem (why it could not be).</summary>
-public sealed record SubmitCommand(string DeviceId, string? RequestJson, string? Problem, int TtlSeconds, int TimeoutSeconds) : IToDevice;
-public sealed record GetCommands(string DeviceId) : IToDevice;
-public sealed record GetCommand(string DeviceId, string CommandId) : IToDevice;
-public sealed record CancelCommand(string DeviceId, string CommandId) : IToDevice;
+public sealed record SubmitCommand(string DeviceId, string? RequestJson, string? Problem, int TtlSeconds, int TimeoutSeconds) : IToDeviceEntity;
+public sealed record GetCommands(string DeviceId) : IToDeviceEntity;
+public sealed record GetCommand(string DeviceId, string CommandId) : IToDeviceEntity;
+public sealed record CancelCommand(string DeviceId, string CommandId) : IToDeviceEntity;
 /// <summary>Replies with the command view once it is final (or now, if it already is).</summary>
-public sealed record AwaitCommand(string DeviceId, string CommandId) : IToDevice;
+public sealed record AwaitCommand(string DeviceId, string CommandId) : IToDeviceEntity;
 
 // ---- replies (explicit results; the HTTP layer maps them to status codes)
 
-public interface IDeviceReply : IFleetSerializable;
-public sealed record DeviceNotFound(string DeviceId) : IDeviceReply;
-public sealed record DeviceFound(DeviceView View) : IDeviceReply;
-public sealed record GatewayNotFound(string DeviceId, string GwId) : IDeviceReply;
-public sealed record GatewayUpdated(GatewayView View) : IDeviceReply;
-public sealed record CommandInvalid(string Problem) : IDeviceReply;
-public sealed record CommandNotFound(string CommandId) : IDeviceReply;
-public sealed record CommandConflict(string Problem, CommandView View) : IDeviceReply;
-public sealed record CommandFound(CommandView View) : IDeviceReply;
-public sealed record CommandList(IReadOnlyList<CommandView> Items) : IDeviceReply;
+public interface IAdminReply : IFleetSerializable;
+public sealed record DeviceNotFound(string DeviceId) : IAdminReply;
+public sealed record DeviceFound(DeviceView View) : IAdminReply;
+public sealed record GatewayNotFound(string DeviceId, string GwId) : IAdminReply;
+public sealed record GatewayUpdated(GatewayView View) : IAdminReply;
+public sealed record CommandInvalid(string Problem) : IAdminReply;
+public sealed record CommandNotFound(string CommandId) : IAdminReply;
+public sealed record CommandConflict(string Problem, CommandView View) : IAdminReply;
+public sealed record CommandFound(CommandView View) : IAdminReply;
+public sealed record CommandList(IReadOnlyList<CommandView> Items) : IAdminReply;
 
 // ---- views (the admin API's JSON, snake_case)
 

@@ -107,7 +107,7 @@ public sealed class DeviceMessageExtractor(int shards) : HashCodeMessageExtracto
 {
     public override string? EntityId(object message) => message switch
     {
-        IToDevice m => m.DeviceId,
+        IToDeviceEntity m => m.DeviceId,
         _ => null,
     };
 }

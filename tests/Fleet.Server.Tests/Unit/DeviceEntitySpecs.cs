@@ -68,14 +68,14 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
         var entity = Entity("e2b");
         entity.Tell(new DeviceConnect("e2b", Connect("e2b"), old.Ref, "n"));
         await old.ExpectMsgAsync<SendFrame>(cancellationToken: ct);
-        var accepted = await entity.Ask<IDeviceReply>(new SubmitCommand("e2b", "{\"type\":\"get_firmware_info\"}", null, 60, 30), ct);
+        var accepted = await entity.Ask<IAdminReply>(new SubmitCommand("e2b", "{\"type\":\"get_firmware_info\"}", null, 60, 30), ct);
         var id = Assert.IsType<CommandFound>(accepted).View.CommandId;
         Assert.Equal(id, (await old.ExpectMsgAsync<SendFrame>(cancellationToken: ct)).CommandId);
 
         entity.Tell(new DeviceConnect("e2b", Connect("e2b"), newer.Ref, "n"));
         var frames = new[] { await newer.ExpectMsgAsync<SendFrame>(cancellationToken: ct), await newer.ExpectMsgAsync<SendFrame>(cancellationToken: ct) };
         Assert.Contains(frames, f => f.CommandId == id);
-        var view = Assert.IsType<CommandFound>(await entity.Ask<IDeviceReply>(new GetCommand("e2b", id), ct)).View;
+        var view = Assert.IsType<CommandFound>(await entity.Ask<IAdminReply>(new GetCommand("e2b", id), ct)).View;
         Assert.Equal("sent", view.Status);
     }
 
@@ -88,7 +88,7 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
         var entity = Entity("e2c");
         entity.Tell(new DeviceConnect("e2c", Connect("e2c"), old.Ref, "n"));
         await old.ExpectMsgAsync<SendFrame>(cancellationToken: ct);
-        var accepted = await entity.Ask<IDeviceReply>(new SubmitCommand("e2c", "{\"type\":\"get_firmware_info\"}", null, 60, 30), ct);
+        var accepted = await entity.Ask<IAdminReply>(new SubmitCommand("e2c", "{\"type\":\"get_firmware_info\"}", null, 60, 30), ct);
         var id = Assert.IsType<CommandFound>(accepted).View.CommandId;
         await old.ExpectMsgAsync<SendFrame>(cancellationToken: ct);
         entity.Tell(new FrameWritten("e2c", id));
@@ -105,12 +105,12 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
         var entity = Entity("e3");
         entity.Tell(new DeviceConnect("e3", Connect("e3"), conn.Ref, "n"));
         await conn.ExpectMsgAsync<SendFrame>(cancellationToken: TestContext.Current.CancellationToken);
-        var accepted = await entity.Ask<IDeviceReply>(new SubmitCommand("e3", "{\"type\":\"get_firmware_info\"}", null, 60, 30),
+        var accepted = await entity.Ask<IAdminReply>(new SubmitCommand("e3", "{\"type\":\"get_firmware_info\"}", null, 60, 30),
             TestContext.Current.CancellationToken);
         var id = Assert.IsType<CommandFound>(accepted).View.CommandId;
         var frame = await conn.ExpectMsgAsync<SendFrame>(cancellationToken: TestContext.Current.CancellationToken);
         Assert.Equal(id, frame.CommandId);
-        var waiter = entity.Ask<IDeviceReply>(new AwaitCommand("e3", id), TestContext.Current.CancellationToken);
+        var waiter = entity.Ask<IAdminReply>(new AwaitCommand("e3", id), TestContext.Current.CancellationToken);
         entity.Tell(new DeviceAnswer("e3", $$$"""{"type":"firmware_info_response","req_id":"{{{id}}}","data":{"DISTRIB_RELEASE":"1"}}""", conn.Ref));
         Assert.Equal("succeeded", Assert.IsType<CommandFound>(await waiter).View.Status);
     }
@@ -119,14 +119,14 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
     public async Task Unknown_device_is_not_found_and_invalid_commands_are_refused_without_state()
     {
         var entity = Entity("e4");
-        Assert.IsType<DeviceNotFound>(await entity.Ask<IDeviceReply>(new GetDevice("e4"), TestContext.Current.CancellationToken));
-        Assert.IsType<DeviceNotFound>(await entity.Ask<IDeviceReply>(new SubmitCommand("e4", "{}", null, 1, 1), TestContext.Current.CancellationToken));
+        Assert.IsType<DeviceNotFound>(await entity.Ask<IAdminReply>(new GetDevice("e4"), TestContext.Current.CancellationToken));
+        Assert.IsType<DeviceNotFound>(await entity.Ask<IAdminReply>(new SubmitCommand("e4", "{}", null, 1, 1), TestContext.Current.CancellationToken));
         var conn = CreateTestProbe();
         entity.Tell(new DeviceConnect("e4", Connect("e4"), conn.Ref, "n"));
-        var invalid = await entity.Ask<IDeviceReply>(new SubmitCommand("e4", null, "client_mac 'zz' is not a MAC address", 1, 1),
+        var invalid = await entity.Ask<IAdminReply>(new SubmitCommand("e4", null, "client_mac 'zz' is not a MAC address", 1, 1),
             TestContext.Current.CancellationToken);
         Assert.Equal("client_mac 'zz' is not a MAC address", Assert.IsType<CommandInvalid>(invalid).Problem);
-        Assert.Empty(Assert.IsType<CommandList>(await entity.Ask<IDeviceReply>(new GetCommands("e4"), TestContext.Current.CancellationToken)).Items);
+        Assert.Empty(Assert.IsType<CommandList>(await entity.Ask<IAdminReply>(new GetCommands("e4"), TestContext.Current.CancellationToken)).Items);
     }
 
     [Fact]
@@ -138,13 +138,13 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
         await conn.ExpectMsgAsync<SendFrame>(cancellationToken: TestContext.Current.CancellationToken);
         // Enough changes to cross the snapshot threshold (3), so recovery uses a snapshot plus events.
         for (var mode = 0; mode < 4; mode++)
-            Assert.IsType<GatewayUpdated>(await entity.Ask<IDeviceReply>(new SetDesiredAuthMode("e5", "gw-1", mode), TestContext.Current.CancellationToken));
+            Assert.IsType<GatewayUpdated>(await entity.Ask<IAdminReply>(new SetDesiredAuthMode("e5", "gw-1", mode), TestContext.Current.CancellationToken));
         await WatchAsync(entity);
         entity.Tell(PoisonPill.Instance);
         await ExpectTerminatedAsync(entity, cancellationToken: TestContext.Current.CancellationToken);
 
         var again = Entity("e5");
-        var view = Assert.IsType<DeviceFound>(await again.Ask<IDeviceReply>(new GetDevice("e5"), TestContext.Current.CancellationToken)).View;
+        var view = Assert.IsType<DeviceFound>(await again.Ask<IAdminReply>(new GetDevice("e5"), TestContext.Current.CancellationToken)).View;
         Assert.False(view.Online);
         Assert.Equal(3, view.Gateways.Single().DesiredAuthMode);
     }
@@ -156,16 +156,16 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
         var conn = CreateTestProbe();
         var entity = Entity("e6");
         entity.Tell(new DeviceConnect("e6", Connect("e6"), conn.Ref, "n"));
-        Assert.True((await conn.ExpectMsgAsync<SendFrame>(cancellationToken: ct)).HeartbeatReply);
+        Assert.True((await conn.ExpectMsgAsync<SendFrame>(cancellationToken: ct)).ReportReply);
         var hb = new HeartbeatMessage { DeviceId = "e6", Gateway = [new GatewayReport { GwId = "gw-1", AuthMode = 1 }] };
         entity.Tell(new DeviceHeartbeat("e6", hb, conn.Ref, "n", ReplyWanted: false));
         await conn.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300), ct);
         entity.Tell(new DeviceHeartbeat("e6", hb, conn.Ref, "n", ReplyWanted: true));
         Assert.Contains("\"auth_mode\":1", Text(await conn.ExpectMsgAsync<SendFrame>(cancellationToken: ct)));
         // An operator's change reaches the connection without waiting for a heartbeat.
-        await entity.Ask<IDeviceReply>(new SetDesiredAuthMode("e6", "gw-1", 0), ct);
+        await entity.Ask<IAdminReply>(new SetDesiredAuthMode("e6", "gw-1", 0), ct);
         var pushed = await conn.ExpectMsgAsync<SendFrame>(cancellationToken: ct);
-        Assert.True(pushed.HeartbeatReply);
+        Assert.True(pushed.ReportReply);
         Assert.Contains("\"auth_mode\":0", Text(pushed));
     }
 }

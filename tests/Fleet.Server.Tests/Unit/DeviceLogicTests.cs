@@ -22,7 +22,7 @@ public class DeviceLogicTests
     private static DeviceState Connected() =>
         Fold(DeviceState.Empty, DeviceLogic.OnReport(DeviceState.Empty, Report(), true, T0, "node-a"));
 
-    private static (DeviceState State, CommandRecord Command) Submit(DeviceState s, string id, IServerRequest r, int timeout = 30)
+    private static (DeviceState State, CommandRecord Command) Submit(DeviceState s, string id, IControllerRequest r, int timeout = 30)
     {
         var q = DeviceLogic.Submit(s, id, r, 60, timeout, T0).Queued!;
         s = s.Apply(q).Apply(new CommandSent(id, T0));
@@ -50,9 +50,9 @@ public class DeviceLogicTests
     public void Heartbeat_reply_carries_desired_auth_mode_where_set_else_reported()
     {
         var s = Connected();
-        Assert.Equal(1, DeviceLogic.HeartbeatReply(s).Gateway!.Single().AuthMode);
+        Assert.Equal(1, DeviceLogic.ReportReply(s).Gateway!.Single().AuthMode);
         s = s.Apply(new DesiredAuthModeSet("gw-1", 0));
-        Assert.Equal(0, DeviceLogic.HeartbeatReply(s).Gateway!.Single().AuthMode);
+        Assert.Equal(0, DeviceLogic.ReportReply(s).Gateway!.Single().AuthMode);
     }
 
     [Fact]

@@ -10,13 +10,13 @@ public interface IWireMessage
 }
 
 /// <summary>A frame a device sends to the controller.</summary>
-public interface IDeviceMessage : IWireMessage;
+public interface IDeviceFrame : IWireMessage;
 
 /// <summary>A frame the controller sends to a device.</summary>
-public interface IServerMessage : IWireMessage;
+public interface IControllerFrame : IWireMessage;
 
 /// <summary>A device's answer to a request; upstream firmware echoes the request's req_id.</summary>
-public interface IDeviceResponse : IDeviceMessage
+public interface IAnswerFrame : IDeviceFrame
 {
     ReqId? ReqId { get; }
     /// <summary>The device's error text when this is an error answer, else null.</summary>
@@ -24,7 +24,7 @@ public interface IDeviceResponse : IDeviceMessage
 }
 
 /// <summary>A request from the controller to a device.</summary>
-public interface IServerRequest : IServerMessage
+public interface IControllerRequest : IControllerFrame
 {
     ReqId? ReqId { get; init; }
 }
@@ -66,7 +66,7 @@ public sealed record SystemFigures(
 // ---------------------------------------------------------------- device → server
 
 /// <summary>connect and heartbeat carry the same report (seed 1.1 and 1.2).</summary>
-public abstract record DeviceReport : IDeviceMessage
+public abstract record DeviceReport : IDeviceFrame
 {
     [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => ReportType;
     /// <summary>Kept out of JSON: an overridden serialised property would be written twice.</summary>
@@ -114,7 +114,7 @@ public sealed record HeartbeatMessage : DeviceReport
     protected override string ReportType => TypeName;
 }
 
-public sealed record KickoffResponse : IDeviceResponse
+public sealed record KickoffResponse : IAnswerFrame
 {
     public const string TypeName = "kickoff_response";
     [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
@@ -127,7 +127,7 @@ public sealed record KickoffResponse : IDeviceResponse
 }
 
 /// <summary>All four kickoff_error forms of the seed in one shape; absent fields stay null.</summary>
-public sealed record KickoffError : IDeviceResponse
+public sealed record KickoffError : IAnswerFrame
 {
     public const string TypeName = "kickoff_error";
     public const string MissingFields = "Missing required fields in request";
@@ -147,7 +147,7 @@ public sealed record KickoffError : IDeviceResponse
     [JsonIgnore] public string? ErrorText => Error ?? "kickoff_error";
 }
 
-public sealed record FirmwareInfoResponse : IDeviceResponse
+public sealed record FirmwareInfoResponse : IAnswerFrame
 {
     public const string TypeName = "firmware_info_response";
     [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
@@ -167,7 +167,7 @@ public sealed record FirmwareInfoResponse : IDeviceResponse
 /// Every other device answer: the seed's firmware_info_error, firmware_upgrade_response/_error and
 /// the answers of EXTENSIONS.md. They differ only in which of these optional fields they carry.
 /// </summary>
-public sealed record GenericResponse : IDeviceResponse
+public sealed record GenericResponse : IAnswerFrame
 {
     [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type { get; init; } = "";
     [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
@@ -176,6 +176,8 @@ public sealed record GenericResponse : IDeviceResponse
     [JsonPropertyName("error")] public string? Error { get; init; }
     [JsonPropertyName("data")] public JsonElement? Data { get; init; }
     [JsonPropertyName("domains")] public IReadOnlyList<string>? Domains { get; init; }
+    /// <summary>request_error: the type the device did not know.</summary>
+    [JsonPropertyName("requested_type")] public string? RequestedType { get; init; }
     [JsonIgnore] public bool IsError => Type.EndsWith("_error", StringComparison.Ordinal);
     [JsonIgnore] public string? ErrorText => IsError ? Error ?? Type : null;
 }
@@ -188,15 +190,18 @@ public sealed record GatewayAuthMode
     [JsonPropertyName("auth_mode")] public int? AuthMode { get; init; }
 }
 
-/// <summary>The controller's heartbeat reply: each gateway's auth_mode.</summary>
-public sealed record HeartbeatReply : IServerMessage
+/// <summary>
+/// The controller's reply to a device's connect or heartbeat: each gateway's auth_mode. The seed frames it as a
+/// message of type "heartbeat"; other dialects frame it their own way (see <see cref="IDeviceDialect"/>).
+/// </summary>
+public sealed record ReportReply : IControllerFrame
 {
     public const string TypeName = "heartbeat";
     [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
     [JsonPropertyName("gateway")] public IReadOnlyList<GatewayAuthMode>? Gateway { get; init; }
 }
 
-public sealed record AuthRequest : IServerRequest
+public sealed record AuthRequest : IControllerRequest
 {
     public const string TypeName = "auth";
     [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
@@ -209,7 +214,7 @@ public sealed record AuthRequest : IServerRequest
     [JsonPropertyName("once_auth")] public bool? OnceAuth { get; init; }
 }
 
-public sealed record KickoffRequest : IServerRequest
+public sealed record KickoffRequest : IControllerRequest
 {
     public const string TypeName = "kickoff";
     [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
@@ -220,7 +225,7 @@ public sealed record KickoffRequest : IServerRequest
     [JsonPropertyName("gw_id")] public string? GwId { get; init; }
 }
 
-public sealed record TmpPassRequest : IServerRequest
+public sealed record TmpPassRequest : IControllerRequest
 {
     public const string TypeName = "tmp_pass";
     public const int DefaultTimeoutSeconds = 300;
@@ -230,7 +235,7 @@ public sealed record TmpPassRequest : IServerRequest
     [JsonPropertyName("timeout")] public int? Timeout { get; init; }
 }
 
-public sealed record FirmwareUpgradeRequest : IServerRequest
+public sealed record FirmwareUpgradeRequest : IControllerRequest
 {
     public const string TypeName = "firmware_upgrade";
     [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
@@ -239,7 +244,7 @@ public sealed record FirmwareUpgradeRequest : IServerRequest
     [JsonPropertyName("force")] public bool? Force { get; init; }
 }
 
-public sealed record UpdateDeviceInfoRequest : IServerRequest
+public sealed record UpdateDeviceInfoRequest : IControllerRequest
 {
     public const string TypeName = "update_device_info";
     [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
@@ -247,7 +252,7 @@ public sealed record UpdateDeviceInfoRequest : IServerRequest
     [JsonPropertyName("device_info")] public DeviceInfo? DeviceInfo { get; init; }
 }
 
-public sealed record SetWifiInfoRequest : IServerRequest
+public sealed record SetWifiInfoRequest : IControllerRequest
 {
     public const string TypeName = "set_wifi_info";
     [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
@@ -256,7 +261,7 @@ public sealed record SetWifiInfoRequest : IServerRequest
     [JsonPropertyName("data")] public JsonElement? Data { get; init; }
 }
 
-public sealed record SyncDomainsRequest : IServerRequest
+public sealed record SyncDomainsRequest : IControllerRequest
 {
     public const string TrustedTypeName = "sync_trusted_domain";
     public const string WildcardTypeName = "sync_trusted_wildcard_domains";
@@ -265,7 +270,7 @@ public sealed record SyncDomainsRequest : IServerRequest
     [JsonPropertyName("domains")] public IReadOnlyList<string>? Domains { get; init; }
 }
 
-public sealed record GetClientInfoRequest : IServerRequest
+public sealed record GetClientInfoRequest : IControllerRequest
 {
     public const string TypeName = "get_client_info";
     [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
@@ -277,7 +282,7 @@ public sealed record GetClientInfoRequest : IServerRequest
 /// The requests that carry nothing but their type: get_firmware_info (seed) and get_status,
 /// reboot_device, get_wifi_info, get_sys_info, get_trusted_domains, get_trusted_wildcard_domains.
 /// </summary>
-public sealed record SimpleRequest : IServerRequest
+public sealed record SimpleRequest : IControllerRequest
 {
     [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type { get; init; } = "";
     [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }

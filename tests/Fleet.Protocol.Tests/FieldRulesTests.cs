@@ -15,10 +15,10 @@ public class RulesTests
     [InlineData("", false)]
     [InlineData(null, false)]
     [InlineData("aa:bb:cc:dd:ee:ff;reboot", false)]
-    public void Mac(string? value, bool ok) => Assert.Equal(ok, Rules.IsMac(value));
+    public void Mac(string? value, bool ok) => Assert.Equal(ok, FieldRules.IsMac(value));
 
     [Fact]
-    public void Mac_normalises_to_lower_case_colons() => Assert.Equal("aa:bb:cc:dd:ee:ff", Rules.NormalizeMac("AA-BB-CC-DD-EE-FF"));
+    public void Mac_normalises_to_lower_case_colons() => Assert.Equal("aa:bb:cc:dd:ee:ff", FieldRules.NormalizeMac("AA-BB-CC-DD-EE-FF"));
 
     [Theory]
     [InlineData("192.168.1.23", true)]
@@ -36,7 +36,7 @@ public class RulesTests
     [InlineData("fe80::1%eth0", false)]
     [InlineData("gg::1", false)]
     [InlineData("", false)]
-    public void Ip(string value, bool ok) => Assert.Equal(ok, Rules.IsIp(value));
+    public void Ip(string value, bool ok) => Assert.Equal(ok, FieldRules.IsIp(value));
 
     [Theory]
     [InlineData("gw-1", true)]
@@ -46,10 +46,10 @@ public class RulesTests
     [InlineData("gw 1", false)]
     [InlineData("gw;rm", false)]
     [InlineData("gw\"1", false)]
-    public void Gateway_id(string value, bool ok) => Assert.Equal(ok, Rules.IsGwId(value));
+    public void Gateway_id(string value, bool ok) => Assert.Equal(ok, FieldRules.IsGwId(value));
 
     [Fact]
-    public void Gateway_id_has_a_length_limit() => Assert.False(Rules.IsGwId(new string('a', 65)));
+    public void Gateway_id_has_a_length_limit() => Assert.False(FieldRules.IsGwId(new string('a', 65)));
 
     [Theory]
     [InlineData("http://fw.example.com/openwrt-sysupgrade.bin", true)]
@@ -65,7 +65,7 @@ public class RulesTests
     [InlineData("http://x/a b.bin", false)]
     [InlineData("http://x/a.bin\n", false)]
     [InlineData("", false)]
-    public void Firmware_url(string value, bool ok) => Assert.Equal(ok, Rules.IsFirmwareUrl(value));
+    public void Firmware_url(string value, bool ok) => Assert.Equal(ok, FieldRules.IsFirmwareUrl(value));
 
     [Theory]
     [InlineData("example.com", false, true)]
@@ -73,22 +73,22 @@ public class RulesTests
     [InlineData("*.example.com", false, false)]
     [InlineData("-bad.com", false, false)]
     [InlineData("a..b", false, false)]
-    public void Domain(string value, bool wildcard, bool ok) => Assert.Equal(ok, Rules.IsDomain(value, wildcard));
+    public void Domain(string value, bool wildcard, bool ok) => Assert.Equal(ok, FieldRules.IsDomain(value, wildcard));
 
     [Fact]
     public void Check_messages_name_the_field_and_the_value()
     {
-        Assert.Equal("client_mac 'zz' is not a MAC address (expected aa:bb:cc:dd:ee:ff)", Rules.CheckMac("client_mac", "zz"));
-        Assert.Null(Rules.CheckMac("client_mac", "aa:bb:cc:dd:ee:ff"));
-        Assert.Contains("url", Rules.CheckFirmwareUrl("url", "x")!);
+        Assert.Equal("client_mac 'zz' is not a MAC address (expected aa:bb:cc:dd:ee:ff)", FieldRules.CheckMac("client_mac", "zz"));
+        Assert.Null(FieldRules.CheckMac("client_mac", "aa:bb:cc:dd:ee:ff"));
+        Assert.Contains("url", FieldRules.CheckFirmwareUrl("url", "x")!);
     }
 
     [Fact]
     public void CheckRequest_limits_gw_id_to_the_device_gateways()
     {
         var k = new KickoffRequest { ClientIp = "1.2.3.4", ClientMac = "aa:bb:cc:dd:ee:ff", DeviceId = "d", GwId = "gw-9" };
-        Assert.Contains("gw-9", Rules.CheckRequest(k, ["gw-1"])!);
-        Assert.Null(Rules.CheckRequest(k with { GwId = "gw-1" }, ["gw-1"]));
-        Assert.Contains("timeout", Rules.CheckRequest(new TmpPassRequest { ClientMac = "aa:bb:cc:dd:ee:ff", Timeout = 0 })!);
+        Assert.Contains("gw-9", FieldRules.CheckRequest(k, ["gw-1"])!);
+        Assert.Null(FieldRules.CheckRequest(k with { GwId = "gw-1" }, ["gw-1"]));
+        Assert.Contains("timeout", FieldRules.CheckRequest(new TmpPassRequest { ClientMac = "aa:bb:cc:dd:ee:ff", Timeout = 0 })!);
     }
 }

@@ -9,7 +9,7 @@ namespace Fleet.Protocol;
 /// Each Check* returns null when the value is good, else a sentence naming the field and the value.
 /// Values that pass these rules are safe to put into an nft script or a process argument list.
 /// </summary>
-public static class Rules
+public static class FieldRules
 {
     public const int MaxIdLength = 64;
     public const int MaxDeviceIdLength = 128;
@@ -117,7 +117,7 @@ public static class Rules
     /// Validates a server→device request the way the device would need it: every field it carries.
     /// Returns the first problem, or null. <paramref name="knownGateways"/>, when non-empty, limits gw_id.
     /// </summary>
-    public static string? CheckRequest(IServerRequest request, IReadOnlyCollection<string>? knownGateways = null)
+    public static string? CheckRequest(IControllerRequest request, IReadOnlyCollection<string>? knownGateways = null)
     {
         string? Gw(string? gw) =>
             CheckGwId("gw_id", gw)

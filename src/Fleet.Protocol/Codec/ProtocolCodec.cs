@@ -4,34 +4,6 @@ using System.Text.Json.Serialization.Metadata;
 
 namespace Fleet.Protocol;
 
-public enum DecodeErrorKind
-{
-    /// <summary>The frame is not well-formed JSON (or not UTF-8).</summary>
-    NotJson,
-    /// <summary>Well-formed JSON, but not an object.</summary>
-    NotObject,
-    /// <summary>No "type" field (or it is not a string).</summary>
-    MissingType,
-    /// <summary>A "type" this direction of the protocol does not have.</summary>
-    UnknownType,
-    /// <summary>A required field is absent or null.</summary>
-    MissingField,
-    /// <summary>A field has the wrong JSON kind (a string where a number belongs, …).</summary>
-    WrongKind,
-}
-
-/// <summary>Why a frame could not be decoded. Type and ReqId are filled when they could be read.</summary>
-public sealed record DecodeError(DecodeErrorKind Kind, string Message, string? Type = null, string? Field = null, ReqId? ReqId = null)
-{
-    public override string ToString() => Message;
-}
-
-/// <summary>Either a decoded message or the precise reason it is not one.</summary>
-public readonly record struct Decoded<T>(T? Message, DecodeError? Error) where T : class, IWireMessage
-{
-    public bool IsOk => Message is not null;
-}
-
 /// <summary>
 /// The wire codec: JSON text frames ⇄ protocol records, with System.Text.Json source generation.
 /// Unknown extra fields are tolerated; missing required fields and wrong kinds are named.
@@ -82,7 +54,7 @@ public static class ProtocolCodec
 
     private static readonly Dictionary<string, Entry> FromServerTable = new(StringComparer.Ordinal)
     {
-        [HeartbeatReply.TypeName] = E(Ctx.HeartbeatReply),
+        [ReportReply.TypeName] = E(Ctx.ReportReply),
         [AuthRequest.TypeName] = E(Ctx.AuthRequest, m => First(("token", m.Token), ("client_ip", m.ClientIp), ("client_mac", m.ClientMac), ("gw_id", m.GwId))),
         [KickoffRequest.TypeName] = E(Ctx.KickoffRequest, m => First(("client_ip", m.ClientIp), ("client_mac", m.ClientMac), ("device_id", m.DeviceId), ("gw_id", m.GwId))),
         [TmpPassRequest.TypeName] = E(Ctx.TmpPassRequest, m => First(("client_mac", m.ClientMac))),
@@ -99,17 +71,17 @@ public static class ProtocolCodec
         .Select(k => k.Type).Where(t => !FromServerTable.ContainsKey(t)).ToHashSet(StringComparer.Ordinal);
 
     /// <summary>Decodes a frame a device sent (connect, heartbeat and every answer type).</summary>
-    public static Decoded<IDeviceMessage> DecodeFromDevice(ReadOnlySpan<byte> utf8) =>
-        Decode<IDeviceMessage>(utf8, type =>
+    public static Decoded<IDeviceFrame> DecodeFromDevice(ReadOnlySpan<byte> utf8) =>
+        Decode<IDeviceFrame>(utf8, type =>
             FromDeviceTable.GetValueOrDefault(type) ?? (RequestKinds.IsAnswerType(type) ? GenericEntry : null));
 
     /// <summary>Decodes a frame the controller sent (heartbeat reply and every request type).</summary>
-    public static Decoded<IServerMessage> DecodeFromServer(ReadOnlySpan<byte> utf8) =>
-        Decode<IServerMessage>(utf8, type =>
+    public static Decoded<IControllerFrame> DecodeFromController(ReadOnlySpan<byte> utf8) =>
+        Decode<IControllerFrame>(utf8, type =>
             FromServerTable.GetValueOrDefault(type) ?? (SimpleRequestTypes.Contains(type) ? SimpleEntry : null));
 
-    public static Decoded<IDeviceMessage> DecodeFromDevice(string json) => DecodeFromDevice(System.Text.Encoding.UTF8.GetBytes(json));
-    public static Decoded<IServerMessage> DecodeFromServer(string json) => DecodeFromServer(System.Text.Encoding.UTF8.GetBytes(json));
+    public static Decoded<IDeviceFrame> DecodeFromDevice(string json) => DecodeFromDevice(System.Text.Encoding.UTF8.GetBytes(json));
+    public static Decoded<IControllerFrame> DecodeFromController(string json) => DecodeFromController(System.Text.Encoding.UTF8.GetBytes(json));
 
     private static readonly Entry GenericEntry = E(Ctx.GenericResponse);
     private static readonly Entry SimpleEntry = E(Ctx.SimpleRequest);
@@ -132,7 +104,7 @@ public static class ProtocolCodec
         {
             var field = FieldOf(ex.Path);
             return Fail<T>(DecodeErrorKind.WrongKind,
-                field is null ? $"{type}: {ex.Message}" : $"{type}: field '{field}' has the wrong kind ({Expected(ex)})",
+                field is null ? $"{type}: the frame does not match the message (at byte {ex.BytePositionInLine})" : $"{type}: field '{field}' has the wrong kind ({Expected(entry.Info, ex.Path)})",
                 type, field, reqId);
         }
         if (message is null) return Fail<T>(DecodeErrorKind.NotObject, "frame is null", type, null, reqId);
@@ -193,11 +165,12 @@ public static class ProtocolCodec
         }
         catch (JsonException ex)
         {
-            return (null, null, new DecodeError(DecodeErrorKind.NotJson, $"frame is not valid JSON: {ex.Message}"));
+            return (null, null, new DecodeError(DecodeErrorKind.NotJson,
+                $"frame is not valid JSON (stops at line {ex.LineNumber + 1}, byte {ex.BytePositionInLine + 1})"));
         }
-        catch (InvalidOperationException ex)
+        catch (InvalidOperationException)
         {
-            return (null, null, new DecodeError(DecodeErrorKind.NotJson, $"frame is not valid JSON: {ex.Message}"));
+            return (null, null, new DecodeError(DecodeErrorKind.NotJson, $"frame is not valid JSON (stops at byte {reader.BytesConsumed + 1})"));
         }
         if (typeWrongKind)
             return (null, reqId, new DecodeError(DecodeErrorKind.MissingType, "field 'type' must be a string", null, "type", reqId));
@@ -224,23 +197,63 @@ public static class ProtocolCodec
         return p.Replace("['", "").Replace("']", "");
     }
 
-    private static string Expected(JsonException ex)
+    /// <summary>
+    /// What the field at <paramref name="path"/> ("$.gateway[0].auth_mode") should have held, read from the
+    /// target type's own metadata (not from the wording of the exception).
+    /// </summary>
+    private static string Expected(JsonTypeInfo root, string? path)
     {
-        var m = ex.Message;
-        // STJ says "The JSON value could not be converted to System.Int32." — keep it short and human.
-        var i = m.IndexOf("converted to ", StringComparison.Ordinal);
-        if (i < 0) return "unexpected value";
-        var tail = m[(i + 13)..];
-        return tail switch
+        var type = TypeAt(root, path);
+        if (type is null) return "unexpected value";
+        type = Nullable.GetUnderlyingType(type) ?? type;
+        if (type == typeof(int) || type == typeof(long) || type == typeof(short)) return "expected an integer";
+        if (type == typeof(double) || type == typeof(float) || type == typeof(decimal)) return "expected a number";
+        if (type == typeof(bool)) return "expected true or false";
+        if (type == typeof(string)) return "expected a string";
+        if (type == typeof(ReqId)) return "expected a number or a string";
+        if (type == typeof(JsonElement)) return "unexpected value";
+        return root.Options.GetTypeInfo(type).Kind switch
         {
-            _ when tail.Contains("Int32") || tail.Contains("Int64") => "expected an integer",
-            _ when tail.Contains("Double") => "expected a number",
-            _ when tail.Contains("Boolean") => "expected true or false",
-            _ when tail.Contains("String") => "expected a string",
-            _ when tail.Contains("IReadOnlyList") || tail.Contains("List") => "expected an array",
-            _ when tail.Contains("Dictionary") || tail.Contains("Fleet.Protocol") => "expected an object",
+            JsonTypeInfoKind.Enumerable => "expected an array",
+            JsonTypeInfoKind.Dictionary or JsonTypeInfoKind.Object => "expected an object",
             _ => "unexpected value",
         };
+    }
+
+    /// <summary>Walks a JSON path through type metadata: property names and [n] indexes.</summary>
+    private static Type? TypeAt(JsonTypeInfo root, string? path)
+    {
+        if (string.IsNullOrEmpty(path)) return null;
+        var info = root;
+        Type? current = root.Type;
+        var i = path.StartsWith('$') ? 1 : 0;
+        while (i < path.Length && current is not null)
+        {
+            if (path[i] == '.')
+            {
+                var end = path.IndexOfAny(['.', '['], i + 1);
+                var name = path[(i + 1)..(end < 0 ? path.Length : end)];
+                current = info.Kind == JsonTypeInfoKind.Dictionary
+                    ? info.ElementType
+                    : info.Properties.FirstOrDefault(p => p.Name == name)?.PropertyType;
+                i = end < 0 ? path.Length : end;
+            }
+            else if (path[i] == '[')
+            {
+                var end = path.IndexOf(']', i);
+                if (end < 0) return null;
+                var inner = path[(i + 1)..end];
+                current = inner.StartsWith('\'') && info.Kind == JsonTypeInfoKind.Object
+                    ? info.Properties.FirstOrDefault(p => p.Name == inner.Trim('\''))?.PropertyType
+                    : info.ElementType;
+                i = end + 1;
+            }
+            else return null;
+            if (current is null) return null;
+            var underlying = Nullable.GetUnderlyingType(current) ?? current;
+            if (i < path.Length) info = root.Options.GetTypeInfo(underlying);
+        }
+        return current;
     }
 
     // ------------------------------------------------------------ encoding
@@ -265,7 +278,7 @@ public static class ProtocolCodec
         KickoffError => DeviceText.KickoffError,
         FirmwareInfoResponse => DeviceText.FirmwareInfoResponse,
         GenericResponse => DeviceText.GenericResponse,
-        HeartbeatReply => Ctx.HeartbeatReply,
+        ReportReply => Ctx.ReportReply,
         AuthRequest => Ctx.AuthRequest,
         KickoffRequest => Ctx.KickoffRequest,
         TmpPassRequest => Ctx.TmpPassRequest,

@@ -14,7 +14,7 @@ namespace Fleet.Protocol;
 [JsonSerializable(typeof(KickoffError))]
 [JsonSerializable(typeof(FirmwareInfoResponse))]
 [JsonSerializable(typeof(GenericResponse))]
-[JsonSerializable(typeof(HeartbeatReply))]
+[JsonSerializable(typeof(ReportReply))]
 [JsonSerializable(typeof(AuthRequest))]
 [JsonSerializable(typeof(KickoffRequest))]
 [JsonSerializable(typeof(TmpPassRequest))]
