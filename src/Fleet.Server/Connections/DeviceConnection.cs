@@ -159,7 +159,7 @@ public sealed class DeviceConnection : UntypedActor
                 break;
             case IAnswerFrame r:
                 if (_deviceId is null) { Refused("before_connect", $"{r.Type} before connect"); return; }
-                Region.Tell(new DeviceAnswer(_deviceId, Encoding.UTF8.GetString(frame), self), self);
+                Region.Tell(new AnswerReceived(_deviceId, Encoding.UTF8.GetString(frame), self), self);
                 break;
         }
     }

@@ -98,7 +98,7 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
                 break;
             case DeviceConnect connect: OnConnect(connect); break;
             case DeviceHeartbeat h: OnHeartbeat(h); break;
-            case DeviceAnswer a: OnAnswer(a); break;
+            case AnswerReceived a: OnAnswer(a); break;
             case ConnectionClosed closed: OnConnectionGone(closed.Connection); break;
             case Terminated t: OnConnectionGone(t.ActorRef); break;
             case FrameWritten w:
@@ -220,7 +220,7 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
         return events;
     }
 
-    private void OnAnswer(DeviceAnswer a)
+    private void OnAnswer(AnswerReceived a)
     {
         _lastSeen = Now;
         var decoded = ProtocolCodec.DecodeFromDevice(Encoding.UTF8.GetBytes(a.Json));

@@ -23,7 +23,7 @@ public sealed record DeviceConnect(string DeviceId, ConnectMessage Message, IAct
 public sealed record DeviceHeartbeat(string DeviceId, HeartbeatMessage Message, IActorRef Connection, string Node,
     bool ReplyWanted = true) : IToDeviceEntity;
 /// <summary>An answer frame, as the device sent it.</summary>
-public sealed record DeviceAnswer(string DeviceId, string Json, IActorRef Connection) : IToDeviceEntity;
+public sealed record AnswerReceived(string DeviceId, string Json, IActorRef Connection) : IToDeviceEntity;
 public sealed record ConnectionClosed(string DeviceId, IActorRef Connection) : IToDeviceEntity;
 public sealed record FrameWritten(string DeviceId, string CommandId) : IToDeviceEntity;
 public sealed record FrameNotWritten(string DeviceId, string CommandId) : IToDeviceEntity;

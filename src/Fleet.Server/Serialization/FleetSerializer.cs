@@ -39,7 +39,7 @@ public sealed class FleetSerializer : SerializerWithStringManifest
         // messages between nodes
         ["m.connect"] = typeof(DeviceConnect),
         ["m.hb"] = typeof(DeviceHeartbeat),
-        ["m.answer"] = typeof(DeviceAnswer),
+        ["m.answer"] = typeof(AnswerReceived),
         ["m.closed"] = typeof(ConnectionClosed),
         ["m.written"] = typeof(FrameWritten),
         ["m.notwritten"] = typeof(FrameNotWritten),

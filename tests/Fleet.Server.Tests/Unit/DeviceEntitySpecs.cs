@@ -111,7 +111,7 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
         var frame = await conn.ExpectMsgAsync<SendFrame>(cancellationToken: TestContext.Current.CancellationToken);
         Assert.Equal(id, frame.CommandId);
         var waiter = entity.Ask<IAdminReply>(new AwaitCommand("e3", id), TestContext.Current.CancellationToken);
-        entity.Tell(new DeviceAnswer("e3", $$$"""{"type":"firmware_info_response","req_id":"{{{id}}}","data":{"DISTRIB_RELEASE":"1"}}""", conn.Ref));
+        entity.Tell(new AnswerReceived("e3", $$$"""{"type":"firmware_info_response","req_id":"{{{id}}}","data":{"DISTRIB_RELEASE":"1"}}""", conn.Ref));
         Assert.Equal("succeeded", Assert.IsType<CommandFound>(await waiter).View.Status);
     }
 

@@ -50,7 +50,7 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
         var connect = new ConnectMessage { DeviceId = "r1", Mode = 0, Gateway = [new GatewayReport { GwId = "gw-1", AuthMode = 1 }] };
         yield return new DeviceConnect("r1", connect, TestActor, "node#1");
         yield return new DeviceHeartbeat("r1", new HeartbeatMessage { DeviceId = "r1", SysLoad = 0.5 }, TestActor, "node#1");
-        yield return new DeviceAnswer("r1", "{\"type\":\"kickoff_response\"}", TestActor);
+        yield return new AnswerReceived("r1", "{\"type\":\"kickoff_response\"}", TestActor);
         yield return new ConnectionClosed("r1", TestActor);
         yield return new FrameWritten("r1", "c1");
         yield return new FrameNotWritten("r1", "c1");
@@ -103,9 +103,9 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
     [Fact]
     public void Actor_references_travel_as_paths_and_resolve_back()
     {
-        var msg = new DeviceAnswer("r1", "{}", TestActor);
+        var msg = new AnswerReceived("r1", "{}", TestActor);
         var s = (FleetSerializer)Sys.Serialization.FindSerializerFor(msg);
-        var back = (DeviceAnswer)s.FromBinary(s.ToBinary(msg), s.Manifest(msg));
+        var back = (AnswerReceived)s.FromBinary(s.ToBinary(msg), s.Manifest(msg));
         Assert.Equal(TestActor, back.Connection);
     }
 
