@@ -16,8 +16,12 @@ public enum DecodeErrorKind
     WrongKind,
 }
 
-/// <summary>Why a frame could not be decoded. Type and ReqId are filled when they could be read.</summary>
-public sealed record DecodeError(DecodeErrorKind Kind, string Message, string? Type = null, string? Field = null, ReqId? ReqId = null)
+/// <summary>
+/// Why a frame could not be decoded. Type and ReqId are filled when they could be read; Position (a
+/// 1-based byte offset) where the JSON stops being valid.
+/// </summary>
+public sealed record DecodeError(DecodeErrorKind Kind, string Message, string? Type = null, string? Field = null, ReqId? ReqId = null,
+    long? Position = null)
 {
     public override string ToString() => Message;
 }

@@ -76,9 +76,12 @@ public static class ProtocolCodec
             FromDeviceTable.GetValueOrDefault(type) ?? (RequestKinds.IsAnswerType(type) ? GenericEntry : null));
 
     /// <summary>Decodes a frame the controller sent (heartbeat reply and every request type).</summary>
-    public static Decoded<IControllerFrame> DecodeFromController(ReadOnlySpan<byte> utf8) =>
+    /// <param name="fillIn">Completes a message before its required fields are checked (the admin API fills in
+    /// what its path already says).</param>
+    public static Decoded<IControllerFrame> DecodeFromController(ReadOnlySpan<byte> utf8, Func<IControllerFrame, IControllerFrame>? fillIn = null) =>
         Decode<IControllerFrame>(utf8, type =>
-            FromServerTable.GetValueOrDefault(type) ?? (SimpleRequestTypes.Contains(type) ? SimpleEntry : null));
+            FromServerTable.GetValueOrDefault(type) ?? (SimpleRequestTypes.Contains(type) ? SimpleEntry : null),
+            fillIn is null ? null : m => fillIn((IControllerFrame)m));
 
     public static Decoded<IDeviceFrame> DecodeFromDevice(string json) => DecodeFromDevice(System.Text.Encoding.UTF8.GetBytes(json));
     public static Decoded<IControllerFrame> DecodeFromController(string json) => DecodeFromController(System.Text.Encoding.UTF8.GetBytes(json));
@@ -86,7 +89,8 @@ public static class ProtocolCodec
     private static readonly Entry GenericEntry = E(Ctx.GenericResponse);
     private static readonly Entry SimpleEntry = E(Ctx.SimpleRequest);
 
-    private static Decoded<T> Decode<T>(ReadOnlySpan<byte> utf8, Func<string, Entry?> lookup) where T : class, IWireMessage
+    private static Decoded<T> Decode<T>(ReadOnlySpan<byte> utf8, Func<string, Entry?> lookup,
+        Func<IWireMessage, IWireMessage>? fillIn = null) where T : class, IWireMessage
     {
         var (type, reqId, envelopeError) = ReadEnvelope(utf8);
         if (envelopeError is not null) return new(null, envelopeError);
@@ -109,6 +113,7 @@ public static class ProtocolCodec
         }
         if (message is null) return Fail<T>(DecodeErrorKind.NotObject, "frame is null", type, null, reqId);
 
+        if (fillIn is not null) message = fillIn(message);
         var missing = entry.MissingField(message);
         if (missing is not null)
             return Fail<T>(DecodeErrorKind.MissingField, $"{type}: required field '{missing}' is missing", type, missing, reqId);
@@ -166,11 +171,13 @@ public static class ProtocolCodec
         catch (JsonException ex)
         {
             return (null, null, new DecodeError(DecodeErrorKind.NotJson,
-                $"frame is not valid JSON (stops at line {ex.LineNumber + 1}, byte {ex.BytePositionInLine + 1})"));
+                $"frame is not valid JSON (stops at line {ex.LineNumber + 1}, byte {ex.BytePositionInLine + 1})",
+                Position: reader.BytesConsumed + 1));
         }
         catch (InvalidOperationException)
         {
-            return (null, null, new DecodeError(DecodeErrorKind.NotJson, $"frame is not valid JSON (stops at byte {reader.BytesConsumed + 1})"));
+            return (null, null, new DecodeError(DecodeErrorKind.NotJson, $"frame is not valid JSON (stops at byte {reader.BytesConsumed + 1})",
+                Position: reader.BytesConsumed + 1));
         }
         if (typeWrongKind)
             return (null, reqId, new DecodeError(DecodeErrorKind.MissingType, "field 'type' must be a string", null, "type", reqId));
@@ -267,6 +274,9 @@ public static class ProtocolCodec
         using var writer = new Utf8JsonWriter(output);
         JsonSerializer.Serialize(writer, message, InfoOf(message));
     }
+
+    /// <summary>The message as a JSON value (for views that embed it).</summary>
+    public static JsonElement EncodeToElement(IWireMessage message) => JsonSerializer.SerializeToElement(message, InfoOf(message));
 
     public static string EncodeToString(IWireMessage message) => System.Text.Encoding.UTF8.GetString(Encode(message));
 

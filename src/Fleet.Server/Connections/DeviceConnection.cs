@@ -11,19 +11,31 @@ namespace Fleet.Server.Connections;
 
 /// <summary>
 /// One device socket. Its read loop (zero-byte receives while idle, pooled buffers while reading)
-/// decodes frames, binds the socket to the device_id of the first connect and forwards only what
-/// belongs to that device; the actor is the socket's address for the device entity (frames to send,
-/// close). Writes go through one queue so frames never interleave.
+/// decodes frames with the device's dialect, binds the socket to the device_id of the first connect and
+/// forwards only what belongs to that device, typed; the actor is the socket's address for the device
+/// entity (replies, requests, close), and encodes what the entity sends in the device's dialect. Writes
+/// go through one queue so frames never interleave.
 /// A heartbeat that reports what the previous one reported is answered here with the entity's last
-/// heartbeat reply (the entity pushes a new one whenever its answer would change) and only told to
-/// the entity, so the common case costs no round trip through the shard.
+/// reply (the entity pushes a new one whenever its answer would change) and only told to the entity,
+/// so the common case costs no round trip through the shard.
 /// </summary>
 public sealed class DeviceConnection : UntypedActor
 {
     private sealed record SocketEnded(string Reason);
 
+    /// <summary>A frame waiting to be written; CommandId set when the entity wants to hear it was written.</summary>
+    private sealed record Outgoing(byte[] Frame, string? CommandId = null, bool AnswerExpected = false);
+
+    /// <summary>The entity's latest reply to reports, and its frame once encoded (when the dialect allows reuse).</summary>
+    private sealed class CachedReply(ReportReply reply)
+    {
+        public ReportReply Reply { get; } = reply;
+        public Outgoing? Frame;
+    }
+
     private readonly WebSocket _socket;
     private readonly ConnectionContext _shared;
+    private readonly IDeviceDialect _dialect = TypeDialect.Seed;
     private readonly TaskCompletionSource _done;
     private readonly string _remote;
     private readonly CancellationTokenSource _cts = new();
@@ -31,7 +43,7 @@ public sealed class DeviceConnection : UntypedActor
     // first use instead of a Channel and a write loop per socket (about 1 KB less per router).
     private readonly object _writeLock = new(); // not System.Threading.Lock: 120 B per router
 
-    private Queue<SendFrame>? _pending;
+    private Queue<Outgoing>? _pending;
     private bool _drainRunning;
     private Task _draining = Task.CompletedTask;
     private bool _writeFailed;
@@ -42,8 +54,10 @@ public sealed class DeviceConnection : UntypedActor
     private bool _reported;
     private DeviceInfo? _lastInfo;
     private IReadOnlyList<GatewayReport>? _lastGateways;
-    // The entity's latest heartbeat reply for this device; set by the actor, read by the read loop.
-    private volatile SendFrame? _heartbeatReply;
+    // The entity's latest reply to reports; set by the actor, read by the read loop.
+    private volatile CachedReply? _reply;
+    // The report forwarded to the entity whose reply is due (some dialects echo something of it).
+    private volatile DeviceReport? _awaitingReply;
     private Task _reading = Task.CompletedTask;
     private (WebSocketCloseStatus Status, string Reason) _close = (WebSocketCloseStatus.NormalClosure, "connection closed");
 
@@ -67,9 +81,18 @@ public sealed class DeviceConnection : UntypedActor
     {
         switch (message)
         {
-            case SendFrame f:
-                if (f.ReportReply) _heartbeatReply = f;
-                Write(f);
+            case ReplyToReport r:
+                var report = _awaitingReply;
+                _awaitingReply = null;
+                _reply = new CachedReply(r.Reply);
+                Write(new Outgoing(report is null ? _dialect.EncodeModes(r.Reply) : _dialect.EncodeReply(report, r.Reply)));
+                break;
+            case AuthModesChanged m:
+                _reply = new CachedReply(m.Reply);
+                Write(new Outgoing(_dialect.EncodeModes(m.Reply)));
+                break;
+            case DeliverRequest d:
+                Write(new Outgoing(_dialect.EncodeRequest(d.Request), d.CommandId, _dialect.Answers(d.Request.Type)));
                 break;
             case CloseConnection c:
                 Log.Info("closing {0} ({1}): {2}", _deviceId, _remote, c.Reason);
@@ -117,9 +140,9 @@ public sealed class DeviceConnection : UntypedActor
     }
 
     /// <summary>Runs on the read loop, one frame at a time.</summary>
-    private void OnFrame(IActorRef self, Decoded<Fleet.Protocol.IDeviceFrame> decoded, byte[] frame)
+    private void OnFrame(IActorRef self, DeviceFrame frame)
     {
-        if (decoded.Error is { } err)
+        if (frame.Error is { } err)
         {
             Refused(err.Kind switch
             {
@@ -132,7 +155,7 @@ public sealed class DeviceConnection : UntypedActor
             }, err.Message);
             return;
         }
-        switch (decoded.Message)
+        switch (frame.Report)
         {
             case ConnectMessage c:
                 if (!FieldRules.IsDeviceId(c.DeviceId)) { Refused("invalid_device_id", FieldRules.CheckDeviceId("device_id", c.DeviceId)!); return; }
@@ -141,8 +164,9 @@ public sealed class DeviceConnection : UntypedActor
                 { Refused("device_id_mismatch", $"connect names '{c.DeviceId}' but this socket is bound to '{_deviceId}'"); return; }
                 _deviceId = c.DeviceId!;
                 Remember(c);
+                _awaitingReply = c;
                 Region.Tell(new DeviceConnect(_deviceId, c, self, _shared.Node), self);
-                break;
+                return;
             case HeartbeatMessage h:
                 if (_deviceId is null) { Refused("before_connect", "heartbeat before connect"); return; }
                 if (h.DeviceId != _deviceId)
@@ -150,17 +174,22 @@ public sealed class DeviceConnection : UntypedActor
                 if (GatewayProblem(h) is { } hbGw) { Refused("invalid_gw_id", hbGw); return; }
                 _shared.Metrics.Heartbeat();
                 var same = SameReport(h);
-                var unchanged = same && _heartbeatReply is not null;
-                if (unchanged) Write(_heartbeatReply!);
+                var cached = same ? _reply : null;
+                if (cached is not null)
+                    Write(_dialect.ReplyIsReusable
+                        ? cached.Frame ??= new Outgoing(_dialect.EncodeReply(h, cached.Reply))
+                        : new Outgoing(_dialect.EncodeReply(h, cached.Reply)));
+                else _awaitingReply = h;
                 // Keep the older (equal) report: holding each new heartbeat until the next one promotes
                 // every heartbeat out of gen 0, and gen 2 collections are what stall all sockets at once.
                 if (!same) Remember(h);
-                Region.Tell(new DeviceHeartbeat(_deviceId, h, self, _shared.Node, ReplyWanted: !unchanged), self);
-                break;
-            case IAnswerFrame r:
-                if (_deviceId is null) { Refused("before_connect", $"{r.Type} before connect"); return; }
-                Region.Tell(new AnswerReceived(_deviceId, Encoding.UTF8.GetString(frame), self), self);
-                break;
+                Region.Tell(new DeviceHeartbeat(_deviceId, h, self, _shared.Node, ReplyWanted: cached is null), self);
+                return;
+        }
+        if (frame.Answer is { } answer)
+        {
+            if (_deviceId is null) { Refused("before_connect", $"{answer.Type} before connect"); return; }
+            Region.Tell(new AnswerReceived(_deviceId, answer, self), self);
         }
     }
 
@@ -219,7 +248,7 @@ public sealed class DeviceConnection : UntypedActor
                 else if (tooLarge)
                     Refused("too_large", $"frame over {_shared.MaxMessageBytes} bytes");
                 else
-                    OnFrame(self, ProtocolCodec.DecodeFromDevice(message.AsSpan()), message);
+                    OnFrame(self, _dialect.Decode(message));
             }
         }
         catch (OperationCanceledException) { reason = "cancelled"; }
@@ -267,20 +296,20 @@ public sealed class DeviceConnection : UntypedActor
     /// heartbeat replies); the drain starts on the caller's thread, so a frame the kernel takes at once
     /// is written without a hop.
     /// </summary>
-    private void Write(SendFrame f)
+    private void Write(Outgoing f)
     {
         lock (_writeLock)
         {
             if (!_writeFailed)
             {
-                (_pending ??= new Queue<SendFrame>(2)).Enqueue(f);
+                (_pending ??= new Queue<Outgoing>(2)).Enqueue(f);
                 if (_drainRunning) return;
                 _drainRunning = true;
                 _draining = Drain();
                 return;
             }
         }
-        if (f.CommandId is not null) Region.Tell(new FrameNotWritten(f.DeviceId, f.CommandId));
+        if (f.CommandId is not null) Region.Tell(new FrameNotWritten(_deviceId!, f.CommandId));
     }
 
     private async Task Drain()
@@ -288,7 +317,7 @@ public sealed class DeviceConnection : UntypedActor
         await Task.Yield(); // out of the caller's lock; the first frame follows at once
         while (true)
         {
-            SendFrame f;
+            Outgoing f;
             lock (_writeLock)
             {
                 if (_pending is null || !_pending.TryDequeue(out f!))
@@ -303,11 +332,11 @@ public sealed class DeviceConnection : UntypedActor
             {
                 await _socket.SendAsync(f.Frame, WebSocketMessageType.Text, true, _cts.Token);
                 _shared.Metrics.FrameOut();
-                if (f.CommandId is not null) Region.Tell(new FrameWritten(f.DeviceId, f.CommandId));
+                if (f.CommandId is not null) Region.Tell(new FrameWritten(_deviceId!, f.CommandId, f.AnswerExpected));
             }
             catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException or InvalidOperationException)
             {
-                List<SendFrame> lost = [f];
+                List<Outgoing> lost = [f];
                 lock (_writeLock)
                 {
                     _writeFailed = true;
@@ -318,7 +347,7 @@ public sealed class DeviceConnection : UntypedActor
                 }
                 // Nothing still queued will be written either.
                 foreach (var l in lost)
-                    if (l.CommandId is not null) Region.Tell(new FrameNotWritten(l.DeviceId, l.CommandId));
+                    if (l.CommandId is not null) Region.Tell(new FrameNotWritten(_deviceId!, l.CommandId));
                 _self.Tell(new SocketEnded($"write failed: {ex.Message}"));
                 return;
             }
@@ -339,5 +368,5 @@ public sealed class DeviceConnection : UntypedActor
     }
 }
 
-/// <summary>What every connection of a node shares (one object, not one copy per socket).</summary>
+/// <summary>What every device connection of a node shares: the shard region, the node's name, metrics, limits, the log (one object, not one copy per socket).</summary>
 public sealed record ConnectionContext(IActorRef Region, string Node, ConnectionMetrics Metrics, int MaxMessageBytes, ILoggingAdapter Log);

@@ -5,8 +5,7 @@ namespace Fleet.Server.Devices;
 
 /// <summary>
 /// What a DeviceEntity persists: only changes. Heartbeats that change nothing are not events.
-/// Requests and answers are kept as the JSON that went over the wire, so the journal needs no
-/// knowledge of protocol record shapes.
+/// The command lifecycle's events (Commands/CommandEvents.cs) are device events too.
 /// </summary>
 public interface IDeviceEvent : IFleetSerializable;
 
@@ -18,11 +17,3 @@ public sealed record DesiredAuthModeSet(string GwId, int AuthMode) : IDeviceEven
 public sealed record ClientAuthorized(ClientState Client) : IDeviceEvent;
 public sealed record ClientRemoved(string ClientMac, string Reason) : IDeviceEvent;
 public sealed record FirmwareReported(ImmutableSortedDictionary<string, string> Firmware) : IDeviceEvent;
-
-public sealed record CommandQueued(string CommandId, string Type, string RequestJson, DateTimeOffset At,
-    DateTimeOffset ExpiresAt, int TimeoutSeconds) : IDeviceEvent;
-public sealed record CommandSent(string CommandId, DateTimeOffset At) : IDeviceEvent;
-/// <summary>The frame could not be written (the socket went away): back to the queue.</summary>
-public sealed record CommandRequeued(string CommandId) : IDeviceEvent;
-public sealed record CommandCompleted(string CommandId, CommandStatus Status, string? ResponseJson, string? Error,
-    DateTimeOffset At) : IDeviceEvent;

@@ -1,6 +1,8 @@
 using Akka;
 using Akka.Actor;
+using Akka.Cluster.Hosting;
 using Akka.Event;
+using Akka.Hosting;
 using Akka.Persistence.Query;
 using Akka.Persistence.Sql.Query;
 using Akka.Streams;
@@ -17,6 +19,14 @@ public sealed record GetProjectionStatus : IFleetSerializable
 }
 
 public sealed record ProjectionStatus(long Offset) : IFleetSerializable;
+
+public static class DirectoryProjectionHosting
+{
+    /// <summary>One projection per cluster: a singleton on the oldest node.</summary>
+    public static AkkaConfigurationBuilder WithDirectoryProjection(this AkkaConfigurationBuilder builder, DirectoryStore store) =>
+        builder.WithSingleton<DirectoryProjection>(FleetNames.DirectoryProjection, DirectoryProjection.Props(store),
+            new ClusterSingletonOptions(), createProxyToo: false);
+}
 
 /// <summary>
 /// Feeds the device directory from the journal: every device event, in journal order, applied

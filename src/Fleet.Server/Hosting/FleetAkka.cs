@@ -2,7 +2,6 @@ using Akka.Actor;
 using Akka.Event;
 using Akka.Cluster;
 using Akka.Cluster.Hosting;
-using Akka.Cluster.Sharding;
 using Akka.Hosting;
 using Akka.Persistence.Sql.Hosting;
 using Akka.Remote.Hosting;
@@ -84,30 +83,4 @@ public static class FleetAkka
     public static AkkaConfigurationBuilder WithFleetPersistence(this AkkaConfigurationBuilder builder, FleetSettings settings,
         string connectionString) =>
         builder.WithSqlPersistence(connectionString, ProviderName(settings.Persistence.Provider));
-
-    public static AkkaConfigurationBuilder WithDeviceSharding(this AkkaConfigurationBuilder builder, FleetSettings settings,
-        TimeProvider clock) =>
-        builder.WithShardRegion<DeviceEntity>(FleetNames.DeviceRegion,
-            deviceId => DeviceEntity.Props(deviceId, settings, clock),
-            new DeviceMessageExtractor(FleetNames.ShardCount),
-            new ShardOptions
-            {
-                StateStoreMode = StateStoreMode.DData,
-                RememberEntities = false,
-                // Entities passivate themselves when offline and idle; an online device stays resident.
-                PassivateIdleEntityAfter = TimeSpan.Zero,
-            });
-
-    public static AkkaConfigurationBuilder WithDirectoryProjection(this AkkaConfigurationBuilder builder, DirectoryStore store) =>
-        builder.WithSingleton<DirectoryProjection>(FleetNames.DirectoryProjection, DirectoryProjection.Props(store),
-            new ClusterSingletonOptions(), createProxyToo: false);
-}
-
-public sealed class DeviceMessageExtractor(int shards) : HashCodeMessageExtractor(shards)
-{
-    public override string? EntityId(object message) => message switch
-    {
-        IToDeviceEntity m => m.DeviceId,
-        _ => null,
-    };
 }

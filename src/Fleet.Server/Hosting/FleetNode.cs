@@ -2,6 +2,8 @@ using System.Data.Common;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Fleet.Server.Admin;
+using Fleet.Server.Commands;
+using Fleet.Server.Devices;
 using Fleet.Server.Connections;
 using Fleet.Server.Directory;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -123,6 +125,7 @@ public static class FleetNode
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapDeviceSockets();
         app.MapDevicesApi();
+        app.MapCommandsApi();
         app.MapOperationsApi();
         return app;
     }

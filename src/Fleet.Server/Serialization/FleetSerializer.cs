@@ -1,8 +1,12 @@
 using System.Collections.Frozen;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Akka.Actor;
 using Akka.Serialization;
+using Fleet.Protocol;
+using Fleet.Server.Commands;
+using Fleet.Server.Connections;
 using Fleet.Server.Devices;
 using Fleet.Server.Directory;
 
@@ -31,19 +35,21 @@ public sealed class FleetSerializer : SerializerWithStringManifest
         ["ca"] = typeof(ClientAuthorized),
         ["cr"] = typeof(ClientRemoved),
         ["fw"] = typeof(FirmwareReported),
-        ["cq"] = typeof(CommandQueued),
+        ["cq2"] = typeof(CommandQueued),
         ["cs"] = typeof(CommandSent),
         ["crq"] = typeof(CommandRequeued),
-        ["cc"] = typeof(CommandCompleted),
-        ["ds"] = typeof(DeviceState),
+        ["cc2"] = typeof(CommandCompleted),
+        ["ds2"] = typeof(DeviceState),
         // messages between nodes
         ["m.connect"] = typeof(DeviceConnect),
         ["m.hb"] = typeof(DeviceHeartbeat),
-        ["m.answer"] = typeof(AnswerReceived),
+        ["m.answer2"] = typeof(AnswerReceived),
         ["m.closed"] = typeof(ConnectionClosed),
-        ["m.written"] = typeof(FrameWritten),
+        ["m.written2"] = typeof(FrameWritten),
         ["m.notwritten"] = typeof(FrameNotWritten),
-        ["m.send"] = typeof(SendFrame),
+        ["m.reply"] = typeof(ReplyToReport),
+        ["m.modes"] = typeof(AuthModesChanged),
+        ["m.deliver"] = typeof(DeliverRequest),
         ["m.close"] = typeof(CloseConnection),
         ["q.device"] = typeof(GetDevice),
         ["q.authmode"] = typeof(SetDesiredAuthMode),
@@ -65,6 +71,18 @@ public sealed class FleetSerializer : SerializerWithStringManifest
         ["p.statusr"] = typeof(ProjectionStatus),
     };
 
+    /// <summary>
+    /// Manifests of earlier releases still found in journals: each is read and upcast to today's type
+    /// (see <see cref="LegacyFormats"/>). Never written.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, (Type Type, Func<JsonNode, JsonNode> Upcast)> Legacy =
+        new Dictionary<string, (Type, Func<JsonNode, JsonNode>)>
+        {
+            ["cq"] = (typeof(CommandQueued), LegacyFormats.CommandQueuedV1),
+            ["cc"] = (typeof(CommandCompleted), LegacyFormats.CommandCompletedV1),
+            ["ds"] = (typeof(DeviceState), LegacyFormats.DeviceStateV1),
+        };
+
     private static readonly FrozenDictionary<Type, string> ByType = Manifests.ToFrozenDictionary(kv => kv.Value, kv => kv.Key);
     private static readonly FrozenDictionary<string, Type> ByManifest = Manifests.ToFrozenDictionary();
 
@@ -75,7 +93,7 @@ public sealed class FleetSerializer : SerializerWithStringManifest
         _options = new JsonSerializerOptions
         {
             DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-            Converters = { new ActorRefConverter(system), new JsonStringEnumConverter() },
+            Converters = { new ActorRefConverter(system), new JsonStringEnumConverter(), new ControllerRequestConverter() },
         };
     }
 
@@ -87,10 +105,31 @@ public sealed class FleetSerializer : SerializerWithStringManifest
 
     public override byte[] ToBinary(object obj) => JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), _options);
 
-    public override object FromBinary(byte[] bytes, string manifest) =>
-        ByManifest.TryGetValue(manifest, out var type)
-            ? JsonSerializer.Deserialize(bytes, type, _options)!
-            : throw new System.Runtime.Serialization.SerializationException($"unknown manifest '{manifest}'");
+    public override object FromBinary(byte[] bytes, string manifest)
+    {
+        if (ByManifest.TryGetValue(manifest, out var type)) return JsonSerializer.Deserialize(bytes, type, _options)!;
+        if (Legacy.TryGetValue(manifest, out var legacy))
+            return legacy.Upcast(JsonNode.Parse(bytes)!).Deserialize(legacy.Type, _options)!;
+        throw new System.Runtime.Serialization.SerializationException($"unknown manifest '{manifest}'");
+    }
+
+    /// <summary>
+    /// Protocol requests are stored and sent in their canonical wire JSON (the seed's "type" framing) and
+    /// read back through the protocol codec, so a stored request is exactly a request the codec accepts.
+    /// </summary>
+    private sealed class ControllerRequestConverter : JsonConverter<IControllerRequest>
+    {
+        public override IControllerRequest Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+        {
+            var raw = JsonElement.ParseValue(ref reader);
+            var decoded = ProtocolCodec.DecodeFromController(JsonSerializer.SerializeToUtf8Bytes(raw));
+            return decoded.Message as IControllerRequest
+                ?? throw new JsonException($"not a stored request: {decoded.Error?.Message ?? decoded.Message?.Type}");
+        }
+
+        public override void Write(Utf8JsonWriter writer, IControllerRequest value, JsonSerializerOptions options) =>
+            writer.WriteRawValue(ProtocolCodec.Encode(value), skipInputValidation: true);
+    }
 
     private sealed class ActorRefConverter(ExtendedActorSystem system) : JsonConverter<IActorRef>
     {

@@ -4,6 +4,8 @@ using Akka.Hosting;
 using Akka.Persistence.Hosting;
 using Akka.TestKit;
 using Fleet.Protocol;
+using Fleet.Server.Commands;
+using Fleet.Server.Connections;
 using Fleet.Server.Devices;
 using Fleet.Server.Hosting;
 using Microsoft.Extensions.Configuration;
@@ -32,7 +34,8 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
         DeviceId = id, Gateway = [new GatewayReport { GwId = "gw-1", AuthMode = 1 }],
     };
 
-    private static string Text(SendFrame f) => Encoding.UTF8.GetString(f.Frame);
+    private static SubmitCommand GetFirmwareInfo(string device) =>
+        new(device, "c" + Guid.NewGuid().ToString("N"), new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30);
 
     [Fact]
     public async Task Connect_is_answered_with_a_heartbeat_reply_to_the_connection()
@@ -40,8 +43,8 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
         var conn = CreateTestProbe();
         var entity = Entity("e1");
         entity.Tell(new DeviceConnect("e1", Connect("e1"), conn.Ref, "n"));
-        var f = await conn.ExpectMsgAsync<SendFrame>(cancellationToken: TestContext.Current.CancellationToken);
-        Assert.Equal("""{"type":"heartbeat","gateway":[{"gw_id":"gw-1","auth_mode":1}]}""", Text(f));
+        var f = await conn.ExpectMsgAsync<ReplyToReport>(cancellationToken: TestContext.Current.CancellationToken);
+        Assert.Equal("""{"type":"heartbeat","gateway":[{"gw_id":"gw-1","auth_mode":1}]}""", ProtocolCodec.EncodeToString(f.Reply));
     }
 
     [Fact]
@@ -51,11 +54,11 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
         var newer = CreateTestProbe();
         var entity = Entity("e2");
         entity.Tell(new DeviceConnect("e2", Connect("e2"), old.Ref, "n"));
-        await old.ExpectMsgAsync<SendFrame>(cancellationToken: TestContext.Current.CancellationToken);
+        await old.ExpectMsgAsync<ReplyToReport>(cancellationToken: TestContext.Current.CancellationToken);
         entity.Tell(new DeviceConnect("e2", Connect("e2"), newer.Ref, "n"));
         var close = await old.ExpectMsgAsync<CloseConnection>(cancellationToken: TestContext.Current.CancellationToken);
         Assert.Contains("newer connection", close.Reason);
-        await newer.ExpectMsgAsync<SendFrame>(cancellationToken: TestContext.Current.CancellationToken);
+        await newer.ExpectMsgAsync<ReplyToReport>(cancellationToken: TestContext.Current.CancellationToken);
     }
 
     [Fact]
@@ -67,14 +70,14 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
         var newer = CreateTestProbe();
         var entity = Entity("e2b");
         entity.Tell(new DeviceConnect("e2b", Connect("e2b"), old.Ref, "n"));
-        await old.ExpectMsgAsync<SendFrame>(cancellationToken: ct);
-        var accepted = await entity.Ask<IAdminReply>(new SubmitCommand("e2b", "{\"type\":\"get_firmware_info\"}", null, 60, 30), ct);
+        await old.ExpectMsgAsync<ReplyToReport>(cancellationToken: ct);
+        var accepted = await entity.Ask<IAdminReply>(GetFirmwareInfo("e2b"), ct);
         var id = Assert.IsType<CommandFound>(accepted).View.CommandId;
-        Assert.Equal(id, (await old.ExpectMsgAsync<SendFrame>(cancellationToken: ct)).CommandId);
+        Assert.Equal(id, (await old.ExpectMsgAsync<DeliverRequest>(cancellationToken: ct)).CommandId);
 
         entity.Tell(new DeviceConnect("e2b", Connect("e2b"), newer.Ref, "n"));
-        var frames = new[] { await newer.ExpectMsgAsync<SendFrame>(cancellationToken: ct), await newer.ExpectMsgAsync<SendFrame>(cancellationToken: ct) };
-        Assert.Contains(frames, f => f.CommandId == id);
+        await newer.ExpectMsgAsync<ReplyToReport>(cancellationToken: ct);
+        Assert.Equal(id, (await newer.ExpectMsgAsync<DeliverRequest>(cancellationToken: ct)).CommandId);
         var view = Assert.IsType<CommandFound>(await entity.Ask<IAdminReply>(new GetCommand("e2b", id), ct)).View;
         Assert.Equal("sent", view.Status);
     }
@@ -87,14 +90,14 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
         var newer = CreateTestProbe();
         var entity = Entity("e2c");
         entity.Tell(new DeviceConnect("e2c", Connect("e2c"), old.Ref, "n"));
-        await old.ExpectMsgAsync<SendFrame>(cancellationToken: ct);
-        var accepted = await entity.Ask<IAdminReply>(new SubmitCommand("e2c", "{\"type\":\"get_firmware_info\"}", null, 60, 30), ct);
+        await old.ExpectMsgAsync<ReplyToReport>(cancellationToken: ct);
+        var accepted = await entity.Ask<IAdminReply>(GetFirmwareInfo("e2c"), ct);
         var id = Assert.IsType<CommandFound>(accepted).View.CommandId;
-        await old.ExpectMsgAsync<SendFrame>(cancellationToken: ct);
-        entity.Tell(new FrameWritten("e2c", id));
+        await old.ExpectMsgAsync<DeliverRequest>(cancellationToken: ct);
+        entity.Tell(new FrameWritten("e2c", id, AnswerExpected: true));
 
         entity.Tell(new DeviceConnect("e2c", Connect("e2c"), newer.Ref, "n"));
-        Assert.Null((await newer.ExpectMsgAsync<SendFrame>(cancellationToken: ct)).CommandId); // the heartbeat reply
+        await newer.ExpectMsgAsync<ReplyToReport>(cancellationToken: ct);
         await newer.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300), ct);
     }
 
@@ -104,15 +107,18 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
         var conn = CreateTestProbe();
         var entity = Entity("e3");
         entity.Tell(new DeviceConnect("e3", Connect("e3"), conn.Ref, "n"));
-        await conn.ExpectMsgAsync<SendFrame>(cancellationToken: TestContext.Current.CancellationToken);
-        var accepted = await entity.Ask<IAdminReply>(new SubmitCommand("e3", "{\"type\":\"get_firmware_info\"}", null, 60, 30),
-            TestContext.Current.CancellationToken);
+        await conn.ExpectMsgAsync<ReplyToReport>(cancellationToken: TestContext.Current.CancellationToken);
+        var accepted = await entity.Ask<IAdminReply>(GetFirmwareInfo("e3"), TestContext.Current.CancellationToken);
         var id = Assert.IsType<CommandFound>(accepted).View.CommandId;
-        var frame = await conn.ExpectMsgAsync<SendFrame>(cancellationToken: TestContext.Current.CancellationToken);
+        var frame = await conn.ExpectMsgAsync<DeliverRequest>(cancellationToken: TestContext.Current.CancellationToken);
         Assert.Equal(id, frame.CommandId);
         var waiter = entity.Ask<IAdminReply>(new AwaitCommand("e3", id), TestContext.Current.CancellationToken);
-        entity.Tell(new AnswerReceived("e3", $$$"""{"type":"firmware_info_response","req_id":"{{{id}}}","data":{"DISTRIB_RELEASE":"1"}}""", conn.Ref));
-        Assert.Equal("succeeded", Assert.IsType<CommandFound>(await waiter).View.Status);
+        var answer = TypeDialect.Seed.Decode(Encoding.UTF8.GetBytes(
+            $$$"""{"type":"firmware_info_response","req_id":"{{{id}}}","data":{"DISTRIB_RELEASE":"1"}}""")).Answer!;
+        entity.Tell(new AnswerReceived("e3", answer, conn.Ref));
+        var done = Assert.IsType<CommandFound>(await waiter).View;
+        Assert.Equal("succeeded", done.Status);
+        Assert.Equal("1", done.Response!.Value.GetProperty("data").GetProperty("DISTRIB_RELEASE").GetString());
     }
 
     [Fact]
@@ -120,10 +126,10 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
     {
         var entity = Entity("e4");
         Assert.IsType<DeviceNotFound>(await entity.Ask<IAdminReply>(new GetDevice("e4"), TestContext.Current.CancellationToken));
-        Assert.IsType<DeviceNotFound>(await entity.Ask<IAdminReply>(new SubmitCommand("e4", "{}", null, 1, 1), TestContext.Current.CancellationToken));
+        Assert.IsType<DeviceNotFound>(await entity.Ask<IAdminReply>(GetFirmwareInfo("e4"), TestContext.Current.CancellationToken));
         var conn = CreateTestProbe();
         entity.Tell(new DeviceConnect("e4", Connect("e4"), conn.Ref, "n"));
-        var invalid = await entity.Ask<IAdminReply>(new SubmitCommand("e4", null, "client_mac 'zz' is not a MAC address", 1, 1),
+        var invalid = await entity.Ask<IAdminReply>(new SubmitCommand("e4", "c1", null, "client_mac 'zz' is not a MAC address", 1, 1),
             TestContext.Current.CancellationToken);
         Assert.Equal("client_mac 'zz' is not a MAC address", Assert.IsType<CommandInvalid>(invalid).Problem);
         Assert.Empty(Assert.IsType<CommandList>(await entity.Ask<IAdminReply>(new GetCommands("e4"), TestContext.Current.CancellationToken)).Items);
@@ -135,7 +141,7 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
         var conn = CreateTestProbe();
         var entity = Entity("e5");
         entity.Tell(new DeviceConnect("e5", Connect("e5"), conn.Ref, "n"));
-        await conn.ExpectMsgAsync<SendFrame>(cancellationToken: TestContext.Current.CancellationToken);
+        await conn.ExpectMsgAsync<ReplyToReport>(cancellationToken: TestContext.Current.CancellationToken);
         // Enough changes to cross the snapshot threshold (3), so recovery uses a snapshot plus events.
         for (var mode = 0; mode < 4; mode++)
             Assert.IsType<GatewayUpdated>(await entity.Ask<IAdminReply>(new SetDesiredAuthMode("e5", "gw-1", mode), TestContext.Current.CancellationToken));
@@ -156,16 +162,15 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
         var conn = CreateTestProbe();
         var entity = Entity("e6");
         entity.Tell(new DeviceConnect("e6", Connect("e6"), conn.Ref, "n"));
-        Assert.True((await conn.ExpectMsgAsync<SendFrame>(cancellationToken: ct)).ReportReply);
+        await conn.ExpectMsgAsync<ReplyToReport>(cancellationToken: ct);
         var hb = new HeartbeatMessage { DeviceId = "e6", Gateway = [new GatewayReport { GwId = "gw-1", AuthMode = 1 }] };
         entity.Tell(new DeviceHeartbeat("e6", hb, conn.Ref, "n", ReplyWanted: false));
         await conn.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300), ct);
         entity.Tell(new DeviceHeartbeat("e6", hb, conn.Ref, "n", ReplyWanted: true));
-        Assert.Contains("\"auth_mode\":1", Text(await conn.ExpectMsgAsync<SendFrame>(cancellationToken: ct)));
+        Assert.Equal(1, (await conn.ExpectMsgAsync<ReplyToReport>(cancellationToken: ct)).Reply.Gateway!.Single().AuthMode);
         // An operator's change reaches the connection without waiting for a heartbeat.
         await entity.Ask<IAdminReply>(new SetDesiredAuthMode("e6", "gw-1", 0), ct);
-        var pushed = await conn.ExpectMsgAsync<SendFrame>(cancellationToken: ct);
-        Assert.True(pushed.ReportReply);
-        Assert.Contains("\"auth_mode\":0", Text(pushed));
+        var pushed = await conn.ExpectMsgAsync<AuthModesChanged>(cancellationToken: ct);
+        Assert.Equal(0, pushed.Reply.Gateway!.Single().AuthMode);
     }
 }

@@ -3,6 +3,8 @@ using System.Text.Json;
 using Akka.Actor;
 using Akka.Hosting;
 using Fleet.Protocol;
+using Fleet.Server.Commands;
+using Fleet.Server.Connections;
 using Fleet.Server.Devices;
 using Fleet.Server.Directory;
 using Fleet.Server.Hosting;
@@ -21,6 +23,16 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
 
     private static readonly DateTimeOffset T = new(2026, 11, 25, 12, 0, 0, TimeSpan.Zero);
     private static readonly JsonElement Json = JsonDocument.Parse("{\"type\":\"get_status\"}").RootElement;
+    private static readonly KickoffRequest Kickoff = new()
+    {
+        ReqId = ReqId.Of("c1"), ClientIp = "192.168.1.23", ClientMac = "aa:bb:cc:dd:ee:ff", DeviceId = "r1", GwId = "gw-1",
+    };
+    private static readonly ReportReply Reply = new() { Gateway = [new GatewayAuthMode { GwId = "gw-1", AuthMode = 0 }] };
+    private static readonly DeviceAnswer Answer = new()
+    {
+        Type = "firmware_info_response", ReqId = new ReqId("7", true), RequestType = "get_firmware_info",
+        Firmware = new Dictionary<string, string> { ["DISTRIB_RELEASE"] = "24.10" }, Body = Json,
+    };
 
     private IEnumerable<object> Samples()
     {
@@ -36,29 +48,31 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
         yield return new ClientAuthorized(client);
         yield return new ClientRemoved("aa:bb:cc:dd:ee:ff", "kicked off");
         yield return new FirmwareReported(ImmutableSortedDictionary<string, string>.Empty.Add("DISTRIB_RELEASE", "24.10"));
-        yield return new CommandQueued("c1", "get_status", "{\"type\":\"get_status\"}", T, T.AddDays(1), 30);
+        yield return new CommandQueued("c1", Kickoff, T, T.AddDays(1), 30);
         yield return new CommandSent("c1", T);
         yield return new CommandRequeued("c1");
-        yield return new CommandCompleted("c1", CommandStatus.TimedOut, "{}", "no answer", T);
+        yield return new CommandCompleted("c1", CommandStatus.TimedOut, Json, "no answer", T);
         yield return DeviceState.Empty with
         {
             Exists = true, Online = true, Node = "n", Info = new DeviceInfoState("r1", null, null, null, null), Gateways = [gw],
             DesiredAuthModes = ImmutableSortedDictionary<string, int>.Empty.Add("gw-1", 0),
             Clients = ImmutableSortedDictionary<string, ClientState>.Empty.Add(client.ClientMac, client),
-            Commands = [new CommandRecord("c1", "get_status", "{}", CommandStatus.Sent, T, T.AddDays(1), 30, T)],
+            Commands = [new CommandRecord("c1", Kickoff, CommandStatus.Sent, T, T.AddDays(1), 30, T, Response: Json)],
         };
         var connect = new ConnectMessage { DeviceId = "r1", Mode = 0, Gateway = [new GatewayReport { GwId = "gw-1", AuthMode = 1 }] };
         yield return new DeviceConnect("r1", connect, TestActor, "node#1");
         yield return new DeviceHeartbeat("r1", new HeartbeatMessage { DeviceId = "r1", SysLoad = 0.5 }, TestActor, "node#1");
-        yield return new AnswerReceived("r1", "{\"type\":\"kickoff_response\"}", TestActor);
+        yield return new AnswerReceived("r1", Answer, TestActor);
         yield return new ConnectionClosed("r1", TestActor);
-        yield return new FrameWritten("r1", "c1");
+        yield return new FrameWritten("r1", "c1", AnswerExpected: true);
         yield return new FrameNotWritten("r1", "c1");
-        yield return new SendFrame("r1", [1, 2, 3], "c1");
+        yield return new ReplyToReport("r1", Reply);
+        yield return new AuthModesChanged("r1", Reply);
+        yield return new DeliverRequest("r1", Kickoff);
         yield return new CloseConnection("replaced");
         yield return new GetDevice("r1");
         yield return new SetDesiredAuthMode("r1", "gw-1", 0);
-        yield return new SubmitCommand("r1", "{}", null, 10, 20);
+        yield return new SubmitCommand("r1", "c1", Kickoff, null, 10, 20);
         yield return new GetCommands("r1");
         yield return new GetCommand("r1", "c1");
         yield return new CancelCommand("r1", "c1");
@@ -95,7 +109,8 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
             Assert.Equal(sample.GetType(), back.GetType());
             Assert.Equal(bytes, serializer.ToBinary(back));
             if (sample is not (DeviceState or GatewaysReported or FirmwareReported or DeviceFound or CommandList or CommandFound
-                or CommandConflict or SendFrame or DeviceConnect or DeviceHeartbeat))
+                or CommandConflict or DeviceConnect or DeviceHeartbeat or CommandCompleted or AnswerReceived or ReplyToReport
+                or AuthModesChanged))
                 Assert.Equal(sample, back);
         }
     }
@@ -103,7 +118,7 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
     [Fact]
     public void Actor_references_travel_as_paths_and_resolve_back()
     {
-        var msg = new AnswerReceived("r1", "{}", TestActor);
+        var msg = new AnswerReceived("r1", Answer, TestActor);
         var s = (FleetSerializer)Sys.Serialization.FindSerializerFor(msg);
         var back = (AnswerReceived)s.FromBinary(s.ToBinary(msg), s.Manifest(msg));
         Assert.Equal(TestActor, back.Connection);
@@ -112,11 +127,36 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
     [Fact]
     public void Events_carry_no_clr_type_names()
     {
-        var e = new CommandQueued("c1", "get_status", "{}", T, T, 30);
+        var e = new CommandQueued("c1", Kickoff, T, T, 30);
         var s = (FleetSerializer)Sys.Serialization.FindSerializerFor(e);
         var text = System.Text.Encoding.UTF8.GetString(s.ToBinary(e));
         Assert.DoesNotContain("Fleet.Server", text);
-        Assert.Equal("cq", s.Manifest(e));
+        Assert.DoesNotContain("Fleet.Protocol", text);
+        Assert.Equal("cq2", s.Manifest(e));
+        // The request is stored as the protocol's own JSON, not a string inside JSON.
+        Assert.Contains("\"Request\":{\"type\":\"kickoff\",\"req_id\":\"c1\"", text);
+    }
+
+    [Fact]
+    public void Commands_written_by_the_previous_release_still_recover()
+    {
+        // Exactly what the previous release wrote (manifests cq, cc, ds: request and answer as JSON strings).
+        var s = (FleetSerializer)Sys.Serialization.FindSerializerFor(new CommandSent("c1", T));
+        var queued = (CommandQueued)s.FromBinary(System.Text.Encoding.UTF8.GetBytes(
+            """{"CommandId":"c1","Type":"kickoff","RequestJson":"{\"type\":\"kickoff\",\"req_id\":\"c1\",\"client_ip\":\"192.168.1.23\",\"client_mac\":\"aa:bb:cc:dd:ee:ff\",\"device_id\":\"r1\",\"gw_id\":\"gw-1\"}","At":"2026-11-25T12:00:00+00:00","ExpiresAt":"2026-11-26T12:00:00+00:00","TimeoutSeconds":30}"""), "cq");
+        Assert.Equal(Kickoff, queued.Request);
+        Assert.Equal(T.AddDays(1), queued.ExpiresAt);
+        var completed = (CommandCompleted)s.FromBinary(System.Text.Encoding.UTF8.GetBytes(
+            """{"CommandId":"c1","Status":"Failed","ResponseJson":"{\"type\":\"kickoff_error\",\"error\":\"Client not found\"}","Error":"Client not found","At":"2026-11-25T12:00:00+00:00"}"""), "cc");
+        Assert.Equal(CommandStatus.Failed, completed.Status);
+        Assert.Equal("kickoff_error", completed.Response!.Value.GetProperty("type").GetString());
+        var snapshot = (DeviceState)s.FromBinary(System.Text.Encoding.UTF8.GetBytes(
+            """{"Exists":true,"Online":false,"Gateways":[{"GwId":"gw-1","AuthMode":1}],"Commands":[{"CommandId":"c1","Type":"get_status","RequestJson":"{\"type\":\"get_status\",\"req_id\":\"c1\"}","Status":"Succeeded","CreatedAt":"2026-11-25T12:00:00+00:00","ExpiresAt":"2026-11-26T12:00:00+00:00","TimeoutSeconds":30,"ResponseJson":"{\"type\":\"get_status_response\",\"data\":{}}"}],"HistoryLimit":200}"""), "ds");
+        var c = Assert.Single(snapshot.Commands);
+        Assert.Equal("get_status", c.Type);
+        Assert.Equal(ReqId.Of("c1"), c.Request.ReqId);
+        Assert.Equal("get_status_response", c.Response!.Value.GetProperty("type").GetString());
+        Assert.Equal("gw-1", snapshot.Gateways.Single().GwId);
     }
 
     private sealed record NotOurs(string Text);

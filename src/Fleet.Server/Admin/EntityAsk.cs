@@ -1,0 +1,35 @@
+using Akka.Actor;
+using Akka.Hosting;
+using Fleet.Server.Devices;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Fleet.Server.Admin;
+
+/// <summary>How the admin API asks device entities: always with a timeout and the request's cancellation.</summary>
+public static class EntityAsk
+{
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>The entity did not answer in time (never sent anywhere; only the HTTP layer makes it).</summary>
+    public sealed record NoAnswer(string DeviceId) : IAdminReply;
+
+    public static async Task<IAdminReply> Ask(this IRequiredActor<DeviceEntity> region, IToDeviceEntity message, CancellationToken ct,
+        TimeSpan? timeout = null)
+    {
+        try
+        {
+            return await region.ActorRef.Ask<IAdminReply>(message, timeout ?? Timeout, ct);
+        }
+        catch (AskTimeoutException)
+        {
+            return new NoAnswer(message.DeviceId);
+        }
+    }
+
+    public static ProblemHttpResult NeverSeen(string deviceId) =>
+        Problems.NotFound($"device '{deviceId}' has never connected to this fleet");
+
+    public static ProblemHttpResult Unexpected(IAdminReply reply) => reply is NoAnswer n
+        ? Problems.Timeout($"device '{n.DeviceId}' did not answer within {Timeout.TotalSeconds:0} s")
+        : Problems.Result(500, "Unexpected reply", $"the device entity answered {reply.GetType().Name}");
+}

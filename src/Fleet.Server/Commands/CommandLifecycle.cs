@@ -1,0 +1,226 @@
+using System.Collections.Immutable;
+using System.Text.Json;
+using Fleet.Protocol;
+using Fleet.Server.Devices;
+
+namespace Fleet.Server.Commands;
+
+public enum CommandStatus { Queued, Sent, Delivered, Succeeded, Failed, TimedOut, Expired, Cancelled }
+
+public static class CommandStatusExtensions
+{
+    public static bool IsFinal(this CommandStatus s) => s is not (CommandStatus.Queued or CommandStatus.Sent);
+
+    /// <summary>The API's spelling: queued, sent, delivered, succeeded, failed, timed_out, expired, cancelled.</summary>
+    public static string ToApi(this CommandStatus s) => s switch
+    {
+        CommandStatus.TimedOut => "timed_out",
+        _ => s.ToString().ToLowerInvariant(),
+    };
+}
+
+/// <summary>One command of a device: the typed request (its req_id is the command id), where it is, and how it ended.</summary>
+public sealed record CommandRecord(
+    string CommandId, IControllerRequest Request, CommandStatus Status,
+    DateTimeOffset CreatedAt, DateTimeOffset ExpiresAt, int TimeoutSeconds,
+    DateTimeOffset? SentAt = null, DateTimeOffset? CompletedAt = null,
+    JsonElement? Response = null, string? Error = null)
+{
+    public string Type => Request.Type;
+    public DateTimeOffset? AnswerDeadline => Status == CommandStatus.Sent ? SentAt!.Value.AddSeconds(TimeoutSeconds) : null;
+}
+
+/// <summary>
+/// The command lifecycle as pure functions of the device's state: accept, pick what to send, settle by
+/// write confirmation, answer or deadline, cancel — and how each event changes the command list.
+/// <c>queued → sent → succeeded | failed | timed_out</c>, <c>queued → expired | cancelled</c>, and
+/// requests the device's dialect does not answer <c>queued → sent → delivered</c>.
+/// </summary>
+public static class CommandLifecycle
+{
+    /// <summary>Accepts a request as a queued command (req_id = command id, MACs in canonical form), or says why not.</summary>
+    public static (CommandQueued? Queued, string? Problem) Submit(DeviceState state, string commandId, IControllerRequest request,
+        int ttlSeconds, int timeoutSeconds, DateTimeOffset now)
+    {
+        var known = state.Gateways.Select(g => g.GwId).ToArray();
+        var problem = FieldRules.CheckRequest(request, known);
+        if (problem is not null) return (null, problem);
+        var id = ReqId.Of(commandId);
+        IControllerRequest normalised = request switch
+        {
+            AuthRequest a => a with { ReqId = id, ClientMac = FieldRules.NormalizeMac(a.ClientMac!) },
+            KickoffRequest k => k with { ReqId = id, ClientMac = FieldRules.NormalizeMac(k.ClientMac!) },
+            TmpPassRequest t => t with { ReqId = id, ClientMac = FieldRules.NormalizeMac(t.ClientMac!), Timeout = t.Timeout ?? TmpPassRequest.DefaultTimeoutSeconds },
+            FirmwareUpgradeRequest f => f with { ReqId = id, Force = f.Force ?? false },
+            UpdateDeviceInfoRequest u => u with { ReqId = id },
+            SetWifiInfoRequest s => s with { ReqId = id },
+            SyncDomainsRequest s => s with { ReqId = id },
+            GetClientInfoRequest g => g with { ReqId = id },
+            SimpleRequest s => s with { ReqId = id },
+            _ => throw new ArgumentException($"no command for {request.GetType().Name}", nameof(request)),
+        };
+        return (new CommandQueued(commandId, normalised, now, now.AddSeconds(ttlSeconds), timeoutSeconds), null);
+    }
+
+    /// <summary>
+    /// Queued commands to send now, oldest first: at most one request of a kind in flight per device,
+    /// because seed-era firmware does not echo req_id and its answers are matched by kind.
+    /// </summary>
+    public static IReadOnlyList<CommandRecord> ToSend(DeviceState state, DateTimeOffset now)
+    {
+        List<CommandRecord>? result = null;
+        HashSet<string>? busy = null;
+        foreach (var c in state.Commands)
+            if (c.Status == CommandStatus.Sent) (busy ??= []).Add(c.Type);
+        foreach (var c in state.Commands)
+        {
+            if (c.Status != CommandStatus.Queued || c.ExpiresAt <= now || (busy?.Contains(c.Type) ?? false)) continue;
+            (busy ??= []).Add(c.Type);
+            (result ??= []).Add(c);
+        }
+        return result ?? (IReadOnlyList<CommandRecord>)[];
+    }
+
+    /// <summary>
+    /// The frame of a command reached the device's socket. A request the device will not answer is
+    /// delivered now, with what it means for the device's clients and gateways.
+    /// </summary>
+    public static ImmutableList<IDeviceEvent> OnWritten(DeviceState state, string commandId, bool answerExpected, DateTimeOffset now)
+    {
+        if (answerExpected || state.FindCommand(commandId) is not { Status: CommandStatus.Sent } c) return [];
+        var events = ImmutableList.Create<IDeviceEvent>(new CommandCompleted(commandId, CommandStatus.Delivered, null, null, now));
+        return events.AddRange(Effects(state, c.Request, now));
+    }
+
+    /// <summary>
+    /// What a request that went through (answered with success, or delivered when its dialect does not
+    /// answer it) does to the device's state as the controller sees it.
+    /// </summary>
+    private static IEnumerable<IDeviceEvent> Effects(DeviceState state, IControllerRequest request, DateTimeOffset now)
+    {
+        switch (request)
+        {
+            case AuthRequest { OnceAuth: true } a:
+                yield return new DesiredAuthModeSet(a.GwId!, 0);
+                break;
+            case AuthRequest a:
+                yield return new ClientAuthorized(new ClientState(a.ClientMac!, a.ClientIp, a.ClientName, a.GwId, now, null));
+                break;
+            case TmpPassRequest t:
+                var previous = state.Clients.GetValueOrDefault(t.ClientMac!);
+                yield return new ClientAuthorized(new ClientState(t.ClientMac!, previous?.ClientIp, previous?.ClientName,
+                    previous?.GwId, now, now.AddSeconds(t.Timeout ?? TmpPassRequest.DefaultTimeoutSeconds)));
+                break;
+            case KickoffRequest k when state.Clients.ContainsKey(k.ClientMac!):
+                yield return new ClientRemoved(k.ClientMac!, "kicked off");
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Settles the command a device's answer belongs to: by echoed req_id, else by kind (one in flight per
+    /// kind) with a kickoff answer's client_mac as a cross-check. An answer that matches nothing is
+    /// dropped, with the reason.
+    /// </summary>
+    public static (ImmutableList<IDeviceEvent> Events, string? Dropped) OnAnswer(DeviceState state, DeviceAnswer answer, DateTimeOffset now)
+    {
+        CommandRecord? command;
+        if (answer.ReqId is { } reqId)
+        {
+            command = state.FindCommand(reqId.Value);
+            if (command is null) return Drop($"req_id '{reqId}' matches no command");
+            if (command.Status.IsFinal() && !(command.Status == CommandStatus.Delivered && !answer.Succeeded))
+                return Drop($"req_id '{reqId}' answers a command already {command.Status.ToApi()} (late answer)");
+        }
+        else
+        {
+            if (answer.Unsupported) return Drop($"{answer.Type} without req_id cannot be matched");
+            if (answer.RequestType is not { } kind) return Drop($"'{answer.Type}' is not an answer to any request");
+            // A request delivered without an answer may still fail later (reboot_device_error).
+            command = state.Commands.FirstOrDefault(c => c.Type == kind && c.Status == CommandStatus.Sent)
+                ?? (answer.Succeeded ? null : state.Commands.LastOrDefault(c => c.Type == kind && c.Status == CommandStatus.Delivered));
+            if (command is null) return Drop($"no {kind} command awaits '{answer.Type}'");
+        }
+
+        if (answer.RequestType != command.Type && !answer.Unsupported)
+            return Drop($"'{answer.Type}' does not answer a {command.Type} command");
+        if (answer.ClientMac is { } mac && command.Request is KickoffRequest k
+            && FieldRules.IsMac(mac) && FieldRules.NormalizeMac(mac) != k.ClientMac)
+            return Drop($"kickoff answer for {mac} does not match the command's client_mac {k.ClientMac}");
+
+        var events = ImmutableList.Create<IDeviceEvent>(new CommandCompleted(command.CommandId,
+            answer.Succeeded ? CommandStatus.Succeeded : CommandStatus.Failed, answer.Body, answer.Error, now));
+        if (!answer.Succeeded) return (events, null);
+        events = events.AddRange(Effects(state, command.Request, now));
+        if (answer.Firmware is { } data && data.ToImmutableSortedDictionary() is var firmware && !firmware.SequenceEqual(state.Firmware))
+            events = events.Add(new FirmwareReported(firmware));
+        return (events, null);
+
+        static (ImmutableList<IDeviceEvent>, string?) Drop(string why) => ([], why);
+    }
+
+    /// <summary>Deadlines that passed: queued commands expire, sent ones time out, passes end.</summary>
+    public static ImmutableList<IDeviceEvent> OnTick(DeviceState state, DateTimeOffset now)
+    {
+        var events = ImmutableList.CreateBuilder<IDeviceEvent>();
+        foreach (var c in state.Commands)
+        {
+            if (c.Status == CommandStatus.Queued && c.ExpiresAt <= now)
+                events.Add(new CommandCompleted(c.CommandId, CommandStatus.Expired, null, "ttl passed before the device was reachable", now));
+            else if (c.AnswerDeadline is { } d && d <= now)
+                events.Add(new CommandCompleted(c.CommandId, CommandStatus.TimedOut, null, $"no answer within {c.TimeoutSeconds} s", now));
+        }
+        foreach (var client in state.Clients.Values)
+            if (client.ExpiresAt is { } e && e <= now)
+                events.Add(new ClientRemoved(client.ClientMac, "pass expired"));
+        return events.ToImmutable();
+    }
+
+    /// <summary>When <see cref="OnTick"/> next has something to do, or null.</summary>
+    public static DateTimeOffset? NextDeadline(DeviceState state)
+    {
+        DateTimeOffset? next = null;
+        void Consider(DateTimeOffset? t) { if (t is { } v && (next is null || v < next)) next = v; }
+        foreach (var c in state.Commands)
+        {
+            if (c.Status == CommandStatus.Queued) Consider(c.ExpiresAt);
+            Consider(c.AnswerDeadline);
+        }
+        foreach (var client in state.Clients.Values) Consider(client.ExpiresAt);
+        return next;
+    }
+
+    /// <summary>Only a queued command can be cancelled.</summary>
+    public static (CommandCompleted? Cancelled, string? Conflict) Cancel(CommandRecord c, DateTimeOffset now) =>
+        c.Status == CommandStatus.Queued
+            ? (new CommandCompleted(c.CommandId, CommandStatus.Cancelled, null, null, now), null)
+            : (null, $"command {c.CommandId} is {c.Status.ToApi()}, only a queued command can be cancelled");
+
+    /// <summary>How a command event changes the list (oldest first; finished commands beyond the limit are dropped).</summary>
+    public static ImmutableList<CommandRecord> Apply(ImmutableList<CommandRecord> commands, ICommandEvent e, int historyLimit) => e switch
+    {
+        CommandQueued q => Prune(commands.Add(new CommandRecord(q.CommandId, q.Request, CommandStatus.Queued,
+            q.At, q.ExpiresAt, q.TimeoutSeconds)), historyLimit),
+        CommandSent s => Update(commands, s.CommandId, c => c with { Status = CommandStatus.Sent, SentAt = s.At }),
+        CommandRequeued r => Update(commands, r.CommandId, c => c with { Status = CommandStatus.Queued, SentAt = null }),
+        CommandCompleted done => Prune(Update(commands, done.CommandId, c => c with
+        {
+            Status = done.Status, CompletedAt = done.At, Response = done.Response ?? c.Response, Error = done.Error,
+        }), historyLimit),
+        _ => commands,
+    };
+
+    private static ImmutableList<CommandRecord> Update(ImmutableList<CommandRecord> commands, string id, Func<CommandRecord, CommandRecord> f)
+    {
+        var i = commands.FindIndex(c => c.CommandId == id);
+        return i < 0 ? commands : commands.SetItem(i, f(commands[i]));
+    }
+
+    private static ImmutableList<CommandRecord> Prune(ImmutableList<CommandRecord> commands, int historyLimit)
+    {
+        var finished = commands.Count(c => c.Status.IsFinal());
+        if (finished <= historyLimit) return commands;
+        var drop = finished - historyLimit;
+        return commands.RemoveAll(c => c.Status.IsFinal() && drop-- > 0);
+    }
+}

@@ -1,0 +1,19 @@
+using Fleet.Protocol;
+using Fleet.Server.Serialization;
+
+namespace Fleet.Server.Connections;
+
+// What a device entity tells the connection that holds its device's socket (may cross nodes). They are
+// typed: the connection alone knows its device's dialect and encodes each once.
+
+/// <summary>The answer to the report (connect, or a heartbeat the connection could not answer itself) it forwarded last.</summary>
+public sealed record ReplyToReport(string DeviceId, ReportReply Reply) : IFleetSerializable;
+/// <summary>The entity's answer to reports changed (an operator's auth_mode, once_auth): tell the device now and answer with it from now on.</summary>
+public sealed record AuthModesChanged(string DeviceId, ReportReply Reply) : IFleetSerializable;
+/// <summary>A command for the device; the request's req_id is the command id.</summary>
+public sealed record DeliverRequest(string DeviceId, IControllerRequest Request) : IFleetSerializable
+{
+    public string CommandId => Request.ReqId!.Value.Value;
+}
+/// <summary>Close the socket (a newer connection replaced it).</summary>
+public sealed record CloseConnection(string Reason) : IFleetSerializable;

@@ -1,0 +1,109 @@
+using System.Text;
+using System.Text.Json;
+using Akka.Hosting;
+using Fleet.Protocol;
+using Fleet.Server.Admin;
+using Fleet.Server.Directory;
+using Fleet.Server.Hosting;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+
+namespace Fleet.Server.Devices;
+
+/// <summary>/api/v1/devices: the directory, one device, a gateway's desired auth_mode (ADMIN_API.md).</summary>
+public static class DevicesApi
+{
+    public static IEndpointRouteBuilder MapDevicesApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/api/v1/devices").WithTags("devices");
+        api.MapGet("/", List).WithName("ListDevices");
+        api.MapGet("/{deviceId}", Get).WithName("GetDevice");
+        api.MapPut("/{deviceId}/gateways/{gwId}/auth-mode", SetAuthMode).WithName("SetAuthMode")
+            .Accepts<AuthModeRequest>("application/json");
+        return app;
+    }
+
+    public sealed record DeviceList(IReadOnlyList<DeviceSummary> Items, string? NextCursor);
+
+    /// <summary>The directory's query string, read as text so that a bad value gets our own 400.</summary>
+    public sealed record DeviceListQuery(
+        [FromQuery(Name = "online")] string? Online, [FromQuery(Name = "gw_id")] string? GwId, [FromQuery(Name = "q")] string? Q,
+        [FromQuery(Name = "limit")] string? Limit, [FromQuery(Name = "cursor")] string? Cursor)
+    {
+        public const int DefaultLimit = 100;
+        public const int MaxLimit = 1000;
+
+        public (DirectoryQuery? Query, string? Problem) Parse()
+        {
+            bool? online = Online switch
+            {
+                null or "" => null,
+                "true" => true,
+                "false" => false,
+                _ => null,
+            };
+            if (Online is not (null or "" or "true" or "false")) return (null, $"online '{Online}' must be true or false");
+            var limit = DefaultLimit;
+            if (!string.IsNullOrEmpty(Limit) && (!int.TryParse(Limit, out limit) || limit is < 1 or > MaxLimit))
+                return (null, $"limit '{Limit}' must be an integer from 1 to {MaxLimit}");
+            string? after = null;
+            if (!string.IsNullOrEmpty(Cursor))
+            {
+                try { after = Encoding.UTF8.GetString(System.Buffers.Text.Base64Url.DecodeFromChars(Cursor)); }
+                catch (FormatException) { return (null, $"cursor '{Cursor}' is not a cursor this API returned"); }
+            }
+            return (new DirectoryQuery(online, string.IsNullOrEmpty(GwId) ? null : GwId, Q, limit, after), null);
+        }
+    }
+
+    private static async Task<Results<Ok<DeviceList>, ProblemHttpResult>> List([AsParameters] DeviceListQuery query,
+        DirectoryStore store, NodeIdentity node, CancellationToken ct)
+    {
+        var (parsed, problem) = query.Parse();
+        if (parsed is null) return Problems.BadRequest(problem!);
+        var (items, next) = await store.QueryAsync(parsed, node.LiveNodes(), ct);
+        return TypedResults.Ok(new DeviceList(items, next is null ? null : System.Buffers.Text.Base64Url.EncodeToString(Encoding.UTF8.GetBytes(next))));
+    }
+
+    private static async Task<Results<Ok<DeviceView>, ProblemHttpResult>> Get(string deviceId,
+        IRequiredActor<DeviceEntity> region, CancellationToken ct)
+    {
+        if (!FieldRules.IsDeviceId(deviceId)) return EntityAsk.NeverSeen(deviceId);
+        return await region.Ask(new GetDevice(deviceId), ct) switch
+        {
+            DeviceFound f => TypedResults.Ok(f.View),
+            DeviceNotFound => EntityAsk.NeverSeen(deviceId),
+            var other => EntityAsk.Unexpected(other),
+        };
+    }
+
+    /// <summary>The documented body of PUT …/auth-mode.</summary>
+    public sealed record AuthModeRequest(int AuthMode);
+
+    /// <summary>PUT …/auth-mode's body, bound from JSON with our own messages for what is wrong with it.</summary>
+    public sealed record AuthModeBody(int? AuthMode, string? Problem)
+    {
+        public static async ValueTask<AuthModeBody?> BindAsync(HttpContext context)
+        {
+            var (body, problem) = await JsonBody.ReadObjectAsync(context.Request);
+            if (problem is not null) return new(null, problem);
+            if (!body.TryGetProperty("auth_mode", out var v) || v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out var mode))
+                return new(null, $"auth_mode must be an integer, got {(body.TryGetProperty("auth_mode", out var got) ? got.GetRawText() : "nothing")}");
+            return mode < 0 ? new(null, $"auth_mode must not be negative, got {mode}") : new(mode, null);
+        }
+    }
+
+    private static async Task<Results<Ok<GatewayView>, ProblemHttpResult>> SetAuthMode(string deviceId, string gwId,
+        AuthModeBody body, IRequiredActor<DeviceEntity> region, CancellationToken ct)
+    {
+        if (!FieldRules.IsDeviceId(deviceId)) return EntityAsk.NeverSeen(deviceId);
+        if (body.AuthMode is not { } mode) return Problems.BadRequest(body.Problem!);
+        return await region.Ask(new SetDesiredAuthMode(deviceId, gwId, mode), ct) switch
+        {
+            GatewayUpdated u => TypedResults.Ok(u.View),
+            DeviceNotFound => EntityAsk.NeverSeen(deviceId),
+            GatewayNotFound => Problems.NotFound($"device '{deviceId}' has not reported a gateway '{gwId}'"),
+            var other => EntityAsk.Unexpected(other),
+        };
+    }
+}

@@ -1,0 +1,292 @@
+using System.Collections.Immutable;
+using System.Text.Json;
+using Akka.Actor;
+using Fleet.Protocol;
+using Fleet.Server.Commands;
+using Fleet.Server.Connections;
+using Fleet.Server.Devices;
+using Xunit;
+using static Fleet.Server.Tests.Unit.CommandLifecycleTests;
+
+namespace Fleet.Server.Tests.Unit;
+
+/// <summary>Every decision of a device entity, as the pure function it is: (state, memory, input, now) → decision.</summary>
+public class DeviceDeciderTests
+{
+    /// <summary>An actor reference that is only an identity (no actor system needed).</summary>
+    private sealed class FakeRef(string name) : MinimalActorRef
+    {
+        public override ActorPath Path { get; } = new RootActorPath(new Address("akka", "test")) / name;
+        public override IActorRefProvider Provider => throw new NotSupportedException();
+    }
+
+    private static readonly IActorRef Conn = new FakeRef("conn");
+    private static readonly IActorRef Newer = new FakeRef("newer");
+    private static readonly IActorRef Waiter = new FakeRef("waiter");
+
+    private static ConnectMessage ConnectReport => new()
+    {
+        DeviceId = "r1", DeviceInfo = Report().DeviceInfo, Gateway = Report().Gateway,
+    };
+
+    /// <summary>Runs one input and returns the state after its events, with the decision.</summary>
+    private static (DeviceState State, Decision Decision) Run(DeviceState s, DeviceLive live, object input, DateTimeOffset? now = null)
+    {
+        var d = DeviceDecider.Decide("r1", s, live, input, now ?? T0);
+        return (s.ApplyAll(d.Events), d);
+    }
+
+    private static (DeviceState State, DeviceLive Live) Online()
+    {
+        var (s, d) = Run(DeviceState.Empty, default, new DeviceConnect("r1", ConnectReport, Conn, "node-a"));
+        return (s, d.Live);
+    }
+
+    private static T Told<T>(Decision d, IActorRef to) =>
+        d.Effects.OfType<Tell>().Where(t => t.To.Equals(to)).Select(t => t.Message).OfType<T>().Single();
+
+    [Fact]
+    public void Connect_persists_the_device_watches_the_socket_and_answers_it()
+    {
+        var (s, d) = Run(DeviceState.Empty, default, new DeviceConnect("r1", ConnectReport, Conn, "node-a"));
+        Assert.Equal([typeof(DeviceConnected), typeof(DeviceInfoReported), typeof(GatewaysReported)], d.Events.Select(e => e.GetType()));
+        Assert.True(s.Online);
+        Assert.Contains(new Watch(Conn), d.Effects);
+        var reply = Told<ReplyToReport>(d, Conn).Reply;
+        Assert.Equal(1, reply.Gateway!.Single().AuthMode);
+        Assert.Equal(Conn, d.Live.Connection);
+        Assert.Same(reply, d.Live.Told);
+        Assert.Contains(new IdleTimer(false), d.Effects);
+    }
+
+    [Fact]
+    public void A_heartbeat_that_changes_nothing_persists_nothing_and_only_notes_the_device_was_seen()
+    {
+        var (s, live) = Online();
+        var later = T0.AddSeconds(60);
+        var (_, d) = Run(s, live, new DeviceHeartbeat("r1", Report(), Conn, "node-a", ReplyWanted: false), later);
+        Assert.Empty(d.Events);
+        Assert.Empty(d.Effects);
+        Assert.Equal(later, d.Live.LastSeen);
+        var (_, wanted) = Run(s, live, new DeviceHeartbeat("r1", Report(), Conn, "node-a", ReplyWanted: true), later);
+        Assert.Empty(wanted.Events);
+        Assert.Single(wanted.Effects.OfType<Tell>(), t => t.Message is ReplyToReport);
+    }
+
+    [Fact]
+    public void Changed_gateways_and_device_info_are_events_and_the_heartbeat_is_answered()
+    {
+        var (s, live) = Online();
+        var (after, d) = Run(s, live, new DeviceHeartbeat("r1", Report(authMode: 0, location: "hall"), Conn, "node-a", ReplyWanted: false));
+        Assert.Contains(d.Events, e => e is GatewaysReported);
+        Assert.Contains(d.Events, e => e is DeviceInfoReported { Info.LocationId: "hall" });
+        Assert.DoesNotContain(d.Events, e => e is DeviceConnected);
+        Assert.Equal(0, Told<ReplyToReport>(d, Conn).Reply.Gateway!.Single().AuthMode);
+        Assert.Equal("hall", after.Info!.LocationId);
+    }
+
+    [Fact]
+    public void A_heartbeat_from_a_socket_the_entity_forgot_adopts_it()
+    {
+        var (s, _) = Online();
+        var offline = s.Apply(new DeviceDisconnected(T0));
+        var (after, d) = Run(offline, default, new DeviceHeartbeat("r1", Report(), Conn, "node-b", ReplyWanted: false));
+        Assert.True(after.Online);
+        Assert.Equal("node-b", after.Node);
+        Assert.Contains(new Watch(Conn), d.Effects);
+        Told<ReplyToReport>(d, Conn);
+    }
+
+    [Fact]
+    public void Reply_carries_desired_auth_mode_where_set_else_reported()
+    {
+        var (s, _) = Online();
+        Assert.Equal(1, DeviceDecider.ReplyFor(s).Gateway!.Single().AuthMode);
+        Assert.Equal(0, DeviceDecider.ReplyFor(s.Apply(new DesiredAuthModeSet("gw-1", 0))).Gateway!.Single().AuthMode);
+    }
+
+    [Fact]
+    public void Reports_without_gateways_keep_existing_ones()
+    {
+        var (s, _) = Online();
+        Assert.Empty(DeviceDecider.ReportEvents(s, new HeartbeatMessage { DeviceId = "r1", DeviceInfo = Report().DeviceInfo }, false, T0, "n"));
+    }
+
+    [Fact]
+    public void An_operators_auth_mode_is_persisted_pushed_to_the_socket_and_answered()
+    {
+        var (s, live) = Online();
+        var (after, d) = Run(s, live, new SetDesiredAuthMode("r1", "gw-1", 0));
+        Assert.Equal(0, after.DesiredAuthModes["gw-1"]);
+        Assert.Equal(0, Told<AuthModesChanged>(d, Conn).Reply.Gateway!.Single().AuthMode);
+        Assert.Equal(0, Assert.IsType<GatewayUpdated>(d.Reply).View.DesiredAuthMode);
+        Assert.IsType<GatewayNotFound>(Run(s, live, new SetDesiredAuthMode("r1", "gw-9", 0)).Decision.Reply);
+    }
+
+    [Fact]
+    public void A_command_for_an_online_device_is_accepted_as_queued_and_sent_in_the_same_write()
+    {
+        var (s, live) = Online();
+        var (after, d) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        Assert.Equal("queued", Assert.IsType<CommandFound>(d.Reply).View.Status); // the command as accepted
+        Assert.Equal([typeof(CommandQueued), typeof(CommandSent)], d.Events.Select(e => e.GetType()));
+        Assert.Equal(CommandStatus.Sent, after.FindCommand("c1")!.Status);
+        Assert.Equal(ReqId.Of("c1"), Told<DeliverRequest>(d, Conn).Request.ReqId);
+        Assert.Contains("c1", d.Live.Unconfirmed);
+    }
+
+    [Fact]
+    public void A_command_for_an_offline_device_waits_queued()
+    {
+        var (s, _) = Online();
+        var offline = s.Apply(new DeviceDisconnected(T0));
+        var (after, d) = Run(offline, default, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        Assert.Equal(CommandStatus.Queued, after.FindCommand("c1")!.Status);
+        Assert.Empty(d.Effects.OfType<Tell>());
+        Assert.Contains(new ScheduleDeadline(T0.AddSeconds(60)), d.Effects);
+    }
+
+    [Fact]
+    public void A_device_never_seen_is_not_found_for_everything_and_nothing_is_written()
+    {
+        foreach (var input in new object[]
+                 {
+                     new GetDevice("r1"), new SetDesiredAuthMode("r1", "gw-1", 0), new GetCommands("r1"), new GetCommand("r1", "c"),
+                     new CancelCommand("r1", "c"), new AwaitCommand("r1", "c"),
+                     new SubmitCommand("r1", "c", null, "client_mac 'zz' is not a MAC address", 1, 1),
+                 })
+        {
+            var (_, d) = Run(DeviceState.Empty, default, input);
+            Assert.IsType<DeviceNotFound>(d.Reply);
+            Assert.Empty(d.Events);
+        }
+    }
+
+    [Fact]
+    public void An_invalid_command_is_refused_without_state()
+    {
+        var (s, live) = Online();
+        var (_, d) = Run(s, live, new SubmitCommand("r1", "c", null, "client_mac 'zz' is not a MAC address", 1, 1));
+        Assert.Equal("client_mac 'zz' is not a MAC address", Assert.IsType<CommandInvalid>(d.Reply).Problem);
+        Assert.Empty(d.Events);
+    }
+
+    [Fact]
+    public void A_newer_connection_closes_the_older_one_and_gets_its_unconfirmed_commands()
+    {
+        var (s, live) = Online();
+        (s, var sent) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        var (after, d) = Run(s, sent.Live, new DeviceConnect("r1", ConnectReport, Newer, "node-b"));
+        Assert.Contains(new Unwatch(Conn), d.Effects);
+        Assert.Contains("newer connection", Told<CloseConnection>(d, Conn).Reason);
+        Assert.Contains(d.Events, e => e is CommandRequeued { CommandId: "c1" });
+        // The reply to the connect goes first, then the command again.
+        var toNewer = d.Effects.OfType<Tell>().Where(t => t.To.Equals(Newer)).Select(t => t.Message).ToList();
+        Assert.IsType<ReplyToReport>(toNewer[0]);
+        Assert.Equal("c1", Assert.IsType<DeliverRequest>(toNewer[1]).CommandId);
+        Assert.Equal(CommandStatus.Sent, after.FindCommand("c1")!.Status);
+    }
+
+    [Fact]
+    public void A_confirmed_write_is_not_sent_again_on_the_next_connection()
+    {
+        var (s, live) = Online();
+        (s, var sent) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        var (s2, written) = Run(s, sent.Live, new FrameWritten("r1", "c1", AnswerExpected: true));
+        Assert.Empty(written.Live.Unconfirmed);
+        var (_, d) = Run(s2, written.Live, new DeviceConnect("r1", ConnectReport, Newer, "node-b"));
+        Assert.DoesNotContain(d.Events, e => e is CommandRequeued);
+        Assert.DoesNotContain(d.Effects.OfType<Tell>(), t => t.Message is DeliverRequest);
+    }
+
+    [Fact]
+    public void A_write_the_device_will_not_answer_is_delivered()
+    {
+        var (s, live) = Online();
+        (s, var sent) = Run(s, live, new SubmitCommand("r1", "a1",
+            new AuthRequest { Token = "t", ClientIp = "1.2.3.4", ClientMac = "aa:bb:cc:dd:ee:ff", GwId = "gw-1" }, null, 60, 30));
+        var (after, _) = Run(s, sent.Live, new FrameWritten("r1", "a1", AnswerExpected: false));
+        Assert.Equal(CommandStatus.Delivered, after.FindCommand("a1")!.Status);
+        Assert.True(after.Clients.ContainsKey("aa:bb:cc:dd:ee:ff"));
+    }
+
+    [Fact]
+    public void A_failed_write_requeues_the_command()
+    {
+        var (s, live) = Online();
+        (s, var sent) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        var (_, d) = Run(s, sent.Live, new FrameNotWritten("r1", "c1"));
+        Assert.Contains(d.Events, e => e is CommandRequeued { CommandId: "c1" });
+    }
+
+    [Fact]
+    public void A_waiter_is_remembered_and_told_when_its_command_ends()
+    {
+        var (s, live) = Online();
+        (s, var sent) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        var (_, wait) = Run(s, sent.Live, new AwaitCommand("r1", "c1"));
+        Assert.Null(wait.Reply);
+        Assert.Contains(new AddWaiter("c1"), wait.Effects);
+
+        var waiting = sent.Live with { Waiters = ImmutableDictionary<string, ImmutableList<IActorRef>>.Empty.Add("c1", [Waiter]) };
+        var answer = new DeviceAnswer
+        {
+            Type = "firmware_info_response", ReqId = ReqId.Of("c1"), RequestType = "get_firmware_info",
+            Firmware = new Dictionary<string, string> { ["DISTRIB_RELEASE"] = "1" }, Body = JsonElement.Parse("{}"),
+        };
+        var (after, d) = Run(s, waiting, new AnswerReceived("r1", answer, Conn));
+        Assert.Equal("1", after.Firmware["DISTRIB_RELEASE"]);
+        Assert.Equal("succeeded", Told<CommandFound>(d, Waiter).View.Status);
+        Assert.Empty(d.Live.Waiters);
+    }
+
+    [Fact]
+    public void An_answer_that_matches_nothing_is_noted_and_changes_nothing()
+    {
+        var (s, live) = Online();
+        var (_, d) = Run(s, live, new AnswerReceived("r1", new DeviceAnswer { Type = "kickoff_response", ReqId = ReqId.Of("zz"), RequestType = "kickoff" }, Conn));
+        Assert.Empty(d.Events);
+        Assert.Contains("matches no command", Assert.IsType<Note>(Assert.Single(d.Effects)).Text);
+    }
+
+    [Fact]
+    public void Only_the_current_connection_going_away_makes_the_device_offline()
+    {
+        var (s, live) = Online();
+        Assert.Empty(Run(s, live, new ConnectionClosed("r1", Newer)).Decision.Events);
+        var (after, d) = Run(s, live, new ConnectionLost(Conn));
+        Assert.False(after.Online);
+        Assert.Null(d.Live.Connection);
+        Assert.Contains(new IdleTimer(true), d.Effects);
+    }
+
+    [Fact]
+    public void An_idle_entity_passivates_only_while_offline_and_unawaited()
+    {
+        var (s, live) = Online();
+        Assert.Empty(Run(s, live, IdleTimeout.Instance).Decision.Effects);
+        Assert.IsType<Passivate>(Assert.Single(Run(s, default, IdleTimeout.Instance).Decision.Effects));
+    }
+
+    [Fact]
+    public void After_recovery_a_device_that_was_online_is_recorded_offline()
+    {
+        var (s, _) = Online();
+        var (after, d) = Run(s with { Online = false }, default, new Recovered(WasOnline: true));
+        Assert.IsType<DeviceDisconnected>(Assert.Single(d.Events));
+        Assert.False(after.Online);
+        Assert.Empty(Run(s with { Online = false }, default, new Recovered(WasOnline: false)).Decision.Events);
+    }
+
+    [Fact]
+    public void Only_a_queued_command_can_be_cancelled()
+    {
+        var (s, _) = Online();
+        var offline = s.Apply(new DeviceDisconnected(T0));
+        (offline, _) = Run(offline, default, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_status" }, null, 60, 30));
+        var (after, d) = Run(offline, default, new CancelCommand("r1", "c1"));
+        Assert.Equal("cancelled", Assert.IsType<CommandFound>(d.Reply).View.Status);
+        Assert.IsType<CommandConflict>(Run(after, default, new CancelCommand("r1", "c1")).Decision.Reply);
+        Assert.IsType<CommandNotFound>(Run(after, default, new CancelCommand("r1", "zz")).Decision.Reply);
+    }
+}
