@@ -1,0 +1,69 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Fleet.Protocol;
+using Fleet.Server.Commands;
+using Fleet.Server.Connections;
+
+namespace Fleet.Server.Devices;
+
+/// <summary>
+/// What a device entity holds in memory only: the socket it talks through and what it told it, when the
+/// device was last seen, its latest mode and system figures, commands handed to the socket whose write
+/// is unconfirmed, and who waits for which command. A value (a struct: no object per heartbeat).
+/// </summary>
+public readonly record struct DeviceLive
+{
+    private readonly ImmutableHashSet<string>? _unconfirmed;
+    private readonly ImmutableDictionary<string, ImmutableList<IActorRef>>? _waiters;
+
+    /// <summary>The device's current connection, or null while it is offline.</summary>
+    public IActorRef? Connection { get; init; }
+    /// <summary>The reply the current connection last got from us (it answers unchanged heartbeats with it).</summary>
+    public ReportReply? Told { get; init; }
+    public DateTimeOffset? LastSeen { get; init; }
+    public int? Mode { get; init; }
+    public SystemFigures? Figures { get; init; }
+
+    /// <summary>
+    /// Commands handed to the current connection whose write it has not confirmed yet. If that connection
+    /// goes away first (its node died: no FrameNotWritten will ever come), they are queued again.
+    /// </summary>
+    public ImmutableHashSet<string> Unconfirmed { get => _unconfirmed ?? []; init => _unconfirmed = value; }
+
+    /// <summary>Admin requests waiting for a command to end (?wait=).</summary>
+    public ImmutableDictionary<string, ImmutableList<IActorRef>> Waiters
+    {
+        get => _waiters ?? ImmutableDictionary<string, ImmutableList<IActorRef>>.Empty;
+        init => _waiters = value;
+    }
+}
+
+/// <summary>What the entity does after its events are persisted, in order.</summary>
+public abstract record DeviceEffect;
+/// <summary>Send a message: to the device's connection, or to an admin request waiting for a command.</summary>
+public sealed record Tell(IActorRef To, object Message) : DeviceEffect;
+public sealed record Watch(IActorRef Connection) : DeviceEffect;
+public sealed record Unwatch(IActorRef Connection) : DeviceEffect;
+/// <summary>The sender of the message waits for this command to end (<see cref="DeviceLive.Waiters"/>).</summary>
+public sealed record AddWaiter(string CommandId) : DeviceEffect;
+/// <summary>Wake the entity at this time (or never) to apply deadlines.</summary>
+public sealed record ScheduleDeadline(DateTimeOffset? At) : DeviceEffect;
+/// <summary>Whether the entity may passivate after being idle for a while (only while offline).</summary>
+public sealed record IdleTimer(bool On) : DeviceEffect;
+public sealed record Passivate : DeviceEffect;
+public sealed record Note(string Text, bool Warning = false) : DeviceEffect;
+
+/// <summary>The one result shape of <see cref="DeviceDecider.Decide"/>: reply after persist, events to persist, effects to perform, memory to keep.</summary>
+public sealed record Decision(IAdminReply? Reply, ImmutableList<IDeviceEvent> Events, ImmutableList<DeviceEffect> Effects, DeviceLive Live);
+
+// The entity's own inputs besides the messages routed to it (never leave the process).
+public sealed class DeadlineReached : INotInfluenceReceiveTimeout
+{
+    public static readonly DeadlineReached Instance = new();
+}
+public sealed record Recovered(bool WasOnline);
+public sealed record ConnectionLost(IActorRef Connection);
+public sealed class IdleTimeout
+{
+    public static readonly IdleTimeout Instance = new();
+}
