@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Fleet.Edge.Firewall;
 using Fleet.Edge.Link;
 
@@ -101,14 +102,18 @@ public sealed class LinkTests : IAsyncLifetime
         Assert.Equal(1, _controller.Connections);
     }
 
-    [Fact]
-    public async Task An_unknown_request_type_gets_request_error_with_req_id()
+    [Theory]
+    [InlineData("make_coffee")] // not in the protocol at all
+    [InlineData("get_status")]  // in the protocol, not handled by this agent
+    public async Task An_unknown_request_type_gets_request_error_with_req_id(string type)
     {
         var device = await StartAgent();
-        await device.SendAsync("""{"type":"make_coffee","req_id":"c-1"}""");
+        await device.SendAsync(new JsonObject { ["type"] = type, ["req_id"] = "c-1" }.ToJsonString());
         var r = await device.ExpectAsync("request_error");
         Assert.Equal("c-1", r.GetProperty("req_id").GetString());
-        Assert.Contains("make_coffee", r.GetProperty("error").GetString());
+        // The 2025 firmware's wording: a fixed text, the type in requested_type.
+        Assert.Equal(("Unknown WebSocket message type", type),
+            (r.GetProperty("error").GetString(), r.GetProperty("requested_type").GetString()));
     }
 
     [Fact]

@@ -25,6 +25,9 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
     /// <summary>Frames are small JSON; anything larger is garbage or an attack, not a request.</summary>
     public const int MaxFrameBytes = 64 * 1024;
 
+    /// <summary>The agent answers as the 2025 firmware does: req_id echoed, request_error for unknown types.</summary>
+    private const FirmwareEra Era = FirmwareEra.V2025;
+
     private sealed record ConnectNow;
     private sealed record Opened(ClientWebSocket Socket, int Generation);
     private sealed record ConnectFailed(Exception Error, int Generation);
@@ -185,7 +188,7 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
                 break;
             case IControllerRequest other:
                 _log.Warning("Unsupported request {0}", other.Type);
-                Self.Tell(new Outbound(RequestError(other.ReqId, $"Unsupported request type '{other.Type}'")));
+                if (FirmwareAnswers.UnknownRequest(Era, other.Type, other.ReqId) is { } unknown) Self.Tell(new Outbound(unknown));
                 break;
         }
     }
@@ -194,12 +197,8 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
     private void Answer(DecodeError e)
     {
         _log.Warning("Bad frame from controller: {0}", e.Message);
-        var reply = Requests.AnswerToBadFrame(e);
-        if (reply is not null) Self.Tell(new Outbound(reply));
+        if (FirmwareAnswers.ToBadFrame(Era, e) is { } reply) Self.Tell(new Outbound(reply));
     }
-
-    private static GenericResponse RequestError(ReqId? reqId, string error) =>
-        new() { Type = RequestKinds.RequestError, ReqId = reqId, Error = error };
 
     private static async Task ReceiveLoop(ClientWebSocket socket, IActorRef self, int gen, CancellationToken ct)
     {
@@ -238,29 +237,4 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
 
     public static Props Props(Uri url, DeviceIdentity identity, LinkTimings timings, IActorRef firewall, IActorRef router) =>
         Akka.Actor.Props.Create(() => new LinkActor(url, identity, timings, firewall, router));
-}
-
-/// <summary>The answers to requests that cannot be decoded, as a pure function of the decode error.</summary>
-public static class Requests
-{
-    public const string FirmwareUrlInvalid = "Missing or invalid 'url' field";
-
-    public static IDeviceFrame? AnswerToBadFrame(DecodeError e) => e.Kind switch
-    {
-        // Not JSON, or not an object: nothing to answer to (seed: logged, no response).
-        DecodeErrorKind.NotJson or DecodeErrorKind.NotObject => null,
-        DecodeErrorKind.MissingType => new GenericResponse { Type = RequestKinds.RequestError, ReqId = e.ReqId, Error = "Missing 'type' field" },
-        DecodeErrorKind.UnknownType => new GenericResponse { Type = RequestKinds.RequestError, ReqId = e.ReqId, Error = $"Unknown request type '{e.Type}'" },
-        _ => e.Type switch
-        {
-            KickoffRequest.TypeName => Portal.PortalDecisions.MissingFields(e.ReqId),
-            FirmwareUpgradeRequest.TypeName when e.Field == "url" =>
-                new GenericResponse { Type = RequestKinds.FirmwareUpgrade.ErrorType!, ReqId = e.ReqId, Error = FirmwareUrlInvalid },
-            // One-way requests and heartbeat replies have no answer, not even an error.
-            AuthRequest.TypeName or TmpPassRequest.TypeName or ReportReply.TypeName => null,
-            { } t when RequestKinds.Find(t) is { ErrorType: { } errorType } =>
-                new GenericResponse { Type = errorType, ReqId = e.ReqId, Error = e.Message },
-            _ => new GenericResponse { Type = RequestKinds.RequestError, ReqId = e.ReqId, Error = e.Message },
-        },
-    };
 }
