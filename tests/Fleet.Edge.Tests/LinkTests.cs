@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Fleet.Edge.Firewall;
+using Fleet.Edge.Hosting;
 using Fleet.Edge.Link;
 
 namespace Fleet.Edge.Tests;

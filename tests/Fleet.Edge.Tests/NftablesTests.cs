@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using Fleet.Edge.Firewall;
+using Fleet.Edge.Hosting;
 using Fleet.Edge.Portal;
 using Fleet.Protocol;
 

@@ -2,13 +2,9 @@ using System.Collections.Immutable;
 using System.Net.WebSockets;
 using Akka.Actor;
 using Akka.Event;
-using Fleet.Edge.Firewall;
 using Fleet.Protocol;
 
 namespace Fleet.Edge.Link;
-
-/// <summary>A frame for the controller, from whichever actor answered a request.</summary>
-public sealed record Outbound(IDeviceFrame Message);
 
 /// <summary>What the link reports about this router in connect and heartbeat frames.</summary>
 public sealed record DeviceIdentity(string DeviceId, DeviceInfo? DeviceInfo, IReadOnlyList<GatewayReport> Gateways);
@@ -17,7 +13,7 @@ public sealed record DeviceIdentity(string DeviceId, DeviceInfo? DeviceInfo, IRe
 /// Holds the WebSocket to the controller. Sends connect on open and a heartbeat every interval,
 /// reconnects after any loss (see <see cref="ReconnectPolicy"/>), and routes every decoded request
 /// to the actor that owns it: portal requests to the firewall actor, the rest to the router actor.
-/// Answers come back as <see cref="Outbound"/>. Frames that cannot be decoded are logged and, when
+/// Answers come back as <see cref="SendToController"/>. Frames that cannot be decoded are logged and, when
 /// the request can be told from them, answered with the error the firmware would give.
 /// </summary>
 public sealed class LinkActor : ReceiveActor, IWithTimers
@@ -85,14 +81,14 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
         Receive<Opened>(m => OnOpened(m.Socket));
         Receive<ConnectFailed>(m => Retry(DropReason.Error, m.Error.GetBaseException().Message));
         // The answer to a request can outlive the socket it came on; the controller times it out.
-        Receive<Outbound>(m => _log.Warning("Not connected; dropping {0}", m.Message.Type));
+        Receive<SendToController>(m => _log.Warning("Not connected; dropping {0}", m.Frame.Type));
         Receive<SendHeartbeat>(_ => { });
     }
 
     private void Connected()
     {
         Common();
-        ReceiveAsync<Outbound>(m => Send(m.Message));
+        ReceiveAsync<SendToController>(m => Send(m.Frame));
         ReceiveAsync<SendHeartbeat>(_ => Send(Report<HeartbeatMessage>()));
         Receive<FrameReceived>(m => Dispatch(m.Data));
         Receive<Dropped>(m => Retry(m.Reason, m.Detail));
@@ -123,7 +119,7 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
         _log.Info("Connected to {0}", _url);
         Become(Connected);
         // connect is queued before the receive loop starts, so it is the first frame whatever arrives.
-        Self.Tell(new Outbound(Report<ConnectMessage>()));
+        Self.Tell(new SendToController(Report<ConnectMessage>()));
         _ = ReceiveLoop(socket, Self, _generation, _socketCts.Token);
         Timers.StartPeriodicTimer("heartbeat", new SendHeartbeat(), _timings.HeartbeatInterval);
     }
@@ -188,7 +184,7 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
                 break;
             case IControllerRequest other:
                 _log.Warning("Unsupported request {0}", other.Type);
-                if (FirmwareAnswers.UnknownRequest(Era, other.Type, other.ReqId) is { } unknown) Self.Tell(new Outbound(unknown));
+                if (FirmwareAnswers.UnknownRequest(Era, other.Type, other.ReqId) is { } unknown) Self.Tell(new SendToController(unknown));
                 break;
         }
     }
@@ -197,7 +193,7 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
     private void Answer(DecodeError e)
     {
         _log.Warning("Bad frame from controller: {0}", e.Message);
-        if (FirmwareAnswers.ToBadFrame(Era, e) is { } reply) Self.Tell(new Outbound(reply));
+        if (FirmwareAnswers.ToBadFrame(Era, e) is { } reply) Self.Tell(new SendToController(reply));
     }
 
     private static async Task ReceiveLoop(ClientWebSocket socket, IActorRef self, int gen, CancellationToken ct)

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Akka.Actor;
 using Akka.Event;
-using Fleet.Edge.Link;
+using Fleet.Edge.Platform;
 using Fleet.Protocol;
 
 namespace Fleet.Edge.Router;
@@ -46,7 +46,7 @@ public sealed class RouterActor : ReceiveActor
         ReceiveAsync<FirmwareUpgradeRequest>(async r => Reply(await Upgrade(r)));
     }
 
-    private void Reply(IDeviceFrame m) => Sender.Tell(new Outbound(m));
+    private void Reply(IDeviceFrame m) => Sender.Tell(new SendToController(m));
 
     private IDeviceFrame FirmwareInfo(ReqId? reqId) =>
         RouterInfo.ReadRelease(_options.ReleaseFile) is { } data

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 using Akka.Actor;
-using Fleet.Edge;
+using Fleet.Edge.Hosting;
 using Fleet.Edge.Config;
 
 // Fleet.Edge --config /etc/fleet-edge/edge.json [--check]
