@@ -64,7 +64,7 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
 
     protected override void PostStop() => CloseSocket();
 
-    private void Common()
+    private void HandledInEveryState()
     {
         Receive<AuthModesChanged>(m => _authModes = m.AuthModes);
         // Late events of a socket already given up.
@@ -76,7 +76,7 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
 
     private void Disconnected()
     {
-        Common();
+        HandledInEveryState();
         Receive<ConnectNow>(_ => Connect());
         Receive<Opened>(m => OnOpened(m.Socket));
         Receive<ConnectFailed>(m => Retry(DropReason.Error, m.Error.GetBaseException().Message));
@@ -87,7 +87,7 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
 
     private void Connected()
     {
-        Common();
+        HandledInEveryState();
         ReceiveAsync<SendToController>(m => Send(m.Frame));
         ReceiveAsync<SendHeartbeat>(_ => Send(Report<HeartbeatMessage>()));
         Receive<FrameReceived>(m => Dispatch(m.Data));
@@ -172,7 +172,7 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
     private void Dispatch(byte[] frame)
     {
         var decoded = ProtocolCodec.DecodeFromController(frame);
-        if (decoded.Error is { } error) { Answer(error); return; }
+        if (decoded.Error is { } error) { AnswerUndecodable(error); return; }
         switch (decoded.Message)
         {
             case ReportReply or AuthRequest or KickoffRequest or TmpPassRequest:
@@ -190,7 +190,7 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>The answer a request that failed to decode gets, in the firmware's terms where it has one.</summary>
-    private void Answer(DecodeError e)
+    private void AnswerUndecodable(DecodeError e)
     {
         _log.Warning("Bad frame from controller: {0}", e.Message);
         if (FirmwareAnswers.ToBadFrame(Era, e) is { } reply) Self.Tell(new SendToController(reply));
