@@ -63,6 +63,17 @@ public static class FieldRules
     public static bool IsGwId(string? value) => IsIdentifier(value);
     public static bool IsDeviceId(string? value) => IsIdentifier(value, MaxDeviceIdLength);
 
+    /// <summary>Linux's IFNAMSIZ (16) less the terminating NUL.</summary>
+    public const int MaxInterfaceNameLength = 15;
+
+    /// <summary>
+    /// A network interface name (a gateway's gw_interface, e.g. br-lan): 1–15 letters, digits and - _ .
+    /// Linux allows more characters; these are the ones that stay inert inside a quoted nft string.
+    /// </summary>
+    public static bool IsInterfaceName(string? value) =>
+        !string.IsNullOrEmpty(value) && value.Length <= MaxInterfaceNameLength
+        && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
+
     /// <summary>
     /// An absolute http(s) URL with a host, made only of characters that mean nothing to a shell:
     /// letters, digits and - . _ ~ : / % + = , @ [ ]. No whitespace, quotes, ; | &amp; $ ` ? # etc.

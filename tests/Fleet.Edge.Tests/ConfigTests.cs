@@ -1,4 +1,5 @@
 using Fleet.Edge.Config;
+using Fleet.Edge.Hosting;
 
 namespace Fleet.Edge.Tests;
 

@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Reflection;
 using System.Text;
 using System.Text.Json;
+using Fleet.Edge.Hosting;
 
 namespace Fleet.Edge.Tests;
 

@@ -1,8 +1,11 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Fleet.Edge.Firewall;
+using Fleet.Edge.Hosting;
 using Fleet.Edge.Link;
+using Fleet.Protocol;
 
 namespace Fleet.Edge.Tests;
 
@@ -39,7 +42,7 @@ public sealed class LinkTests : IAsyncLifetime
     }
 
     private static string Auth(string mac = "aa:bb:cc:dd:ee:01", string ip = "10.231.1.10") =>
-        $$"""{"type":"auth","token":"tok","client_ip":"{{ip}}","client_mac":"{{mac}}","gw_id":"gw-1","once_auth":false}""";
+        ProtocolCodec.EncodeToString(new AuthRequest { Token = "tok", ClientIp = ip, ClientMac = mac, GwId = "gw-1", OnceAuth = false });
 
     [Fact]
     public async Task Connect_is_sent_first_with_device_id_info_and_gateways()
@@ -72,7 +75,7 @@ public sealed class LinkTests : IAsyncLifetime
     public async Task Get_firmware_info_is_answered_from_the_release_file_echoing_req_id(string reqId)
     {
         var device = await StartAgent();
-        await device.SendAsync($$"""{"type":"get_firmware_info","req_id":{{reqId}}}""");
+        await device.SendAsync(new JsonObject { ["type"] = "get_firmware_info", ["req_id"] = JsonNode.Parse(reqId) }.ToJsonString());
         var r = await device.ExpectAsync("firmware_info_response");
         Assert.Equal(reqId, r.GetProperty("req_id").GetRawText());
         Assert.Equal("ChaWrt", r.GetProperty("data").GetProperty("DISTRIB_ID").GetString());
@@ -101,14 +104,18 @@ public sealed class LinkTests : IAsyncLifetime
         Assert.Equal(1, _controller.Connections);
     }
 
-    [Fact]
-    public async Task An_unknown_request_type_gets_request_error_with_req_id()
+    [Theory]
+    [InlineData("make_coffee")] // not in the protocol at all
+    [InlineData("get_status")]  // in the protocol, not handled by this agent
+    public async Task An_unknown_request_type_gets_request_error_with_req_id(string type)
     {
         var device = await StartAgent();
-        await device.SendAsync("""{"type":"make_coffee","req_id":"c-1"}""");
+        await device.SendAsync(new JsonObject { ["type"] = type, ["req_id"] = "c-1" }.ToJsonString());
         var r = await device.ExpectAsync("request_error");
         Assert.Equal("c-1", r.GetProperty("req_id").GetString());
-        Assert.Contains("make_coffee", r.GetProperty("error").GetString());
+        // The 2025 firmware's wording: a fixed text, the type in requested_type.
+        Assert.Equal(("Unknown WebSocket message type", type),
+            (r.GetProperty("error").GetString(), r.GetProperty("requested_type").GetString()));
     }
 
     [Fact]
@@ -156,7 +163,7 @@ public sealed class LinkTests : IAsyncLifetime
     {
         var device = await StartAgent();
         const string url = "http://10.231.9.9/images/openwrt-sysupgrade.bin";
-        await device.SendAsync($$"""{"type":"firmware_upgrade","req_id":5,"url":"{{url}}","force":true}""");
+        await device.SendAsync(ProtocolCodec.EncodeToString(new FirmwareUpgradeRequest { ReqId = new ReqId("5", IsNumber: true), Url = url, Force = true }));
         var r = await device.ExpectAsync("firmware_upgrade_response");
         Assert.Equal(("success", "Firmware upgrade initiated successfully", 5), (r.GetProperty("status").GetString(), r.GetProperty("message").GetString(), r.GetProperty("req_id").GetInt32()));
         await Eventually.True(() => File.Exists(_ws.SysupgradeLog), "sysupgrade ran");
@@ -181,7 +188,7 @@ public sealed class LinkTests : IAsyncLifetime
     public async Task Firmware_upgrade_with_a_bad_url_is_refused_and_runs_nothing(string url)
     {
         var device = await StartAgent();
-        await device.SendAsync($$"""{"type":"firmware_upgrade","req_id":6,"url":{{url}}}""");
+        await device.SendAsync(new JsonObject { ["type"] = "firmware_upgrade", ["req_id"] = 6, ["url"] = JsonNode.Parse(url) }.ToJsonString());
         var r = await device.ExpectAsync("firmware_upgrade_error");
         Assert.Equal("Missing or invalid 'url' field", r.GetProperty("error").GetString());
         Assert.False(File.Exists(_ws.SysupgradeLog));

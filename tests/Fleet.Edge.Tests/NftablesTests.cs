@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using Fleet.Edge.Firewall;
+using Fleet.Edge.Hosting;
 using Fleet.Edge.Portal;
 using Fleet.Protocol;
 
@@ -193,14 +194,17 @@ public class TrafficTests
 
         await Eventually.True(async () => !await ClientReachesUpstream(t), "blocked before auth");
 
-        await device.SendAsync($$"""{"type":"auth","token":"t","client_ip":"{{ClientIp}}","client_mac":"{{ClientMac}}","gw_id":"gw-1","once_auth":false}""");
+        await device.SendAsync(ProtocolCodec.EncodeToString(new AuthRequest { Token = "t", ClientIp = ClientIp, ClientMac = ClientMac, GwId = "gw-1", OnceAuth = false }));
         await Eventually.True(() => ClientReachesUpstream(t), "passes after auth");
 
-        await device.SendAsync($$"""{"type":"kickoff","req_id":1,"client_ip":"{{ClientIp}}","client_mac":"{{ClientMac}}","device_id":"router-1","gw_id":"gw-1"}""");
+        await device.SendAsync(ProtocolCodec.EncodeToString(new KickoffRequest
+        {
+            ReqId = new ReqId("1", IsNumber: true), ClientIp = ClientIp, ClientMac = ClientMac, DeviceId = "router-1", GwId = "gw-1",
+        }));
         Assert.Equal("success", (await device.ExpectAsync("kickoff_response")).GetProperty("status").GetString());
         Assert.False(await ClientReachesUpstream(t), "blocked after kickoff");
 
-        await device.SendAsync($$"""{"type":"tmp_pass","client_mac":"{{ClientMac}}","timeout":2}""");
+        await device.SendAsync(ProtocolCodec.EncodeToString(new TmpPassRequest { ClientMac = ClientMac, Timeout = 2 }));
         await Eventually.True(() => ClientReachesUpstream(t), "passes during the tmp_pass");
         await Eventually.True(async () => !await ClientReachesUpstream(t), "blocked once the pass expired", TimeSpan.FromSeconds(8));
     }

@@ -1,6 +1,4 @@
-using Fleet.Edge.Link;
 using Fleet.Edge.Router;
-using Fleet.Protocol;
 
 namespace Fleet.Edge.Tests;
 
@@ -42,29 +40,4 @@ public class RouterInfoTests
         Assert.True(s.SysUptime > 0);
         Assert.True(s.SysMemfree > 0);
     }
-
-    [Theory]
-    [InlineData("""{"type":"kickoff","req_id":7,"client_ip":"10.0.0.1"}""", "kickoff_error", "Missing required fields in request")]
-    [InlineData("""{"type":"firmware_upgrade","req_id":7}""", "firmware_upgrade_error", "Missing or invalid 'url' field")]
-    [InlineData("""{"type":"firmware_upgrade","req_id":7,"url":42}""", "firmware_upgrade_error", "Missing or invalid 'url' field")]
-    [InlineData("""{"type":"no_such_thing","req_id":7}""", "request_error", "Unknown request type 'no_such_thing'")]
-    [InlineData("""{"req_id":7}""", "request_error", "Missing 'type' field")]
-    public void Undecodable_requests_get_the_firmwares_error_with_req_id(string frame, string type, string error)
-    {
-        var e = ProtocolCodec.DecodeFromController(frame).Error!;
-        var reply = Requests.AnswerToBadFrame(e);
-        using var doc = System.Text.Json.JsonDocument.Parse(ProtocolCodec.Encode(reply!));
-        var root = doc.RootElement;
-        Assert.Equal(type, root.GetProperty("type").GetString());
-        Assert.Equal(7, root.GetProperty("req_id").GetInt32());
-        Assert.Equal(error, root.GetProperty("error").GetString());
-    }
-
-    [Theory]
-    [InlineData("not json at all")]
-    [InlineData("[1,2,3]")]
-    [InlineData("""{"type":"auth","req_id":1}""")]
-    [InlineData("""{"type":"tmp_pass"}""")]
-    public void Garbage_and_broken_one_way_requests_get_no_answer(string frame) =>
-        Assert.Null(Requests.AnswerToBadFrame(ProtocolCodec.DecodeFromController(frame).Error!));
 }

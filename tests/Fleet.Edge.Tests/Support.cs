@@ -1,5 +1,5 @@
 using Fleet.Edge.Config;
-using Fleet.Edge.Router;
+using Fleet.Edge.Platform;
 
 [assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
 

@@ -52,6 +52,21 @@ public class RulesTests
     public void Gateway_id_has_a_length_limit() => Assert.False(FieldRules.IsGwId(new string('a', 65)));
 
     [Theory]
+    [InlineData("br-lan", true)]
+    [InlineData("eth0.2", true)]
+    [InlineData("wlan1_guest", true)]
+    [InlineData("abcdefghijklmno", true)] // 15, the most Linux allows
+    [InlineData("abcdefghijklmnop", false)]
+    [InlineData("", false)]
+    [InlineData(null, false)]
+    [InlineData("br lan", false)]
+    [InlineData("br-lan\" accept", false)]
+    [InlineData("br-lan;reboot", false)]
+    [InlineData("br-lan\n", false)]
+    [InlineData("wlan@1", false)]
+    public void Interface_name(string? value, bool ok) => Assert.Equal(ok, FieldRules.IsInterfaceName(value));
+
+    [Theory]
     [InlineData("http://fw.example.com/openwrt-sysupgrade.bin", true)]
     [InlineData("https://fw.example.com:8443/a/b/c_1.2-3%20x.bin", true)]
     [InlineData("ftp://fw.example.com/x.bin", false)]

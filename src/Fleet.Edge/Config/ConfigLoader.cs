@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Fleet.Edge.Firewall;
 using Fleet.Protocol;
 
 namespace Fleet.Edge.Config;
@@ -66,8 +67,8 @@ public static partial class ConfigLoader
                 else if (FieldRules.CheckGwId($"{key}.gw_id", g.GwId) is { } bad) errors.Add(bad);
                 else if (!seen.Add(g.GwId)) errors.Add($"{key}.gw_id: '{g.GwId}' appears twice");
                 if (g.GwInterface is null) errors.Add($"{key}.gw_interface: missing (the client-facing interface, e.g. br-lan)");
-                else if (!IsInterfaceName(g.GwInterface))
-                    errors.Add($"{key}.gw_interface: '{g.GwInterface}' is not an interface name (1–15 letters, digits, - _ .)");
+                else if (!FieldRules.IsInterfaceName(g.GwInterface))
+                    errors.Add($"{key}.gw_interface: '{g.GwInterface}' is not an interface name (1–{FieldRules.MaxInterfaceNameLength} letters, digits, - _ .)");
                 if (g.GwAddressV4 is not null) Check(FieldRules.CheckIPv4($"{key}.gw_address_v4", g.GwAddressV4));
                 if (g.GwAddressV6 is not null) Check(FieldRules.CheckIPv6($"{key}.gw_address_v6", g.GwAddressV6));
                 if (g.AuthMode < 0) errors.Add($"{key}.auth_mode: must be 0 or more, got {g.AuthMode}");
@@ -82,7 +83,7 @@ public static partial class ConfigLoader
         {
             if (c.Firewall.Backend is not ("nftables" or "memory"))
                 errors.Add($"firewall.backend: '{c.Firewall.Backend}' is not one of nftables, memory");
-            if (c.Firewall.Table is null || !TableName().IsMatch(c.Firewall.Table))
+            if (!NftScript.IsTableName(c.Firewall.Table))
                 errors.Add($"firewall.table: '{c.Firewall.Table}' is not an nft table name (letter or _, then letters, digits, _; at most 32)");
             Check(FieldRules.CheckPositive("firewall.check_interval_seconds", c.Firewall.CheckIntervalSeconds));
             if (string.IsNullOrWhiteSpace(c.Firewall.NftCommand)) errors.Add("firewall.nft_command: is empty");
@@ -94,9 +95,6 @@ public static partial class ConfigLoader
         CheckAbsolute(errors, "release_file", c.ReleaseFile);
         return errors;
     }
-
-    /// <summary>Linux IFNAMSIZ is 16 with the NUL; the character set keeps it safe inside an nft string.</summary>
-    public static bool IsInterfaceName(string? name) => name is not null && InterfaceName().IsMatch(name);
 
     private static void CheckAbsolute(List<string> errors, string key, string? path)
     {
@@ -125,7 +123,5 @@ public static partial class ConfigLoader
         return key is null ? $"config file: {what}" : $"{key}: {what}";
     }
 
-    [GeneratedRegex("^[A-Za-z0-9_.-]{1,15}$")] private static partial Regex InterfaceName();
-    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]{0,31}$")] private static partial Regex TableName();
     [GeneratedRegex("property '([^']+)'")] private static partial Regex UnmappedName();
 }

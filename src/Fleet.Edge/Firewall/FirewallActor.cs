@@ -1,7 +1,5 @@
-using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Event;
-using Fleet.Edge.Link;
 using Fleet.Edge.Portal;
 using Fleet.Protocol;
 
@@ -12,9 +10,6 @@ public sealed record GetPortalState
 {
     public static readonly GetPortalState Instance = new();
 }
-
-/// <summary>Published on the event stream whenever gateways' auth modes change (the link reports them in heartbeats).</summary>
-public sealed record AuthModesChanged(ImmutableSortedDictionary<string, int> AuthModes);
 
 /// <summary>Tells the firewall actor to check its rules are still installed and expired passes are gone.</summary>
 public sealed record CheckFirewall
@@ -74,7 +69,7 @@ public sealed class FirewallActor : ReceiveActor, IWithTimers
             var d = PortalDecisions.Kickoff(_state, _deviceId, r);
             var ok = await Change(d with { Reply = null }, r.Type);
             var reply = ok ? d.Reply : new KickoffError { ReqId = r.ReqId, Error = KickoffFirewallFailed, ClientIp = r.ClientIp, ClientMac = r.ClientMac };
-            if (reply is not null) Sender.Tell(new Outbound(reply));
+            if (reply is not null) Sender.Tell(new SendToController(reply));
         });
         ReceiveAsync<CheckFirewall>(_ => Check());
         Receive<GetPortalState>(_ => Sender.Tell(_state));

@@ -2,13 +2,9 @@ using System.Collections.Immutable;
 using System.Net.WebSockets;
 using Akka.Actor;
 using Akka.Event;
-using Fleet.Edge.Firewall;
 using Fleet.Protocol;
 
 namespace Fleet.Edge.Link;
-
-/// <summary>A frame for the controller, from whichever actor answered a request.</summary>
-public sealed record Outbound(IDeviceFrame Message);
 
 /// <summary>What the link reports about this router in connect and heartbeat frames.</summary>
 public sealed record DeviceIdentity(string DeviceId, DeviceInfo? DeviceInfo, IReadOnlyList<GatewayReport> Gateways);
@@ -17,13 +13,16 @@ public sealed record DeviceIdentity(string DeviceId, DeviceInfo? DeviceInfo, IRe
 /// Holds the WebSocket to the controller. Sends connect on open and a heartbeat every interval,
 /// reconnects after any loss (see <see cref="ReconnectPolicy"/>), and routes every decoded request
 /// to the actor that owns it: portal requests to the firewall actor, the rest to the router actor.
-/// Answers come back as <see cref="Outbound"/>. Frames that cannot be decoded are logged and, when
+/// Answers come back as <see cref="SendToController"/>. Frames that cannot be decoded are logged and, when
 /// the request can be told from them, answered with the error the firmware would give.
 /// </summary>
 public sealed class LinkActor : ReceiveActor, IWithTimers
 {
     /// <summary>Frames are small JSON; anything larger is garbage or an attack, not a request.</summary>
     public const int MaxFrameBytes = 64 * 1024;
+
+    /// <summary>The agent answers as the 2025 firmware does: req_id echoed, request_error for unknown types.</summary>
+    private const FirmwareEra Era = FirmwareEra.V2025;
 
     private sealed record ConnectNow;
     private sealed record Opened(ClientWebSocket Socket, int Generation);
@@ -65,7 +64,7 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
 
     protected override void PostStop() => CloseSocket();
 
-    private void Common()
+    private void HandledInEveryState()
     {
         Receive<AuthModesChanged>(m => _authModes = m.AuthModes);
         // Late events of a socket already given up.
@@ -77,19 +76,19 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
 
     private void Disconnected()
     {
-        Common();
+        HandledInEveryState();
         Receive<ConnectNow>(_ => Connect());
         Receive<Opened>(m => OnOpened(m.Socket));
         Receive<ConnectFailed>(m => Retry(DropReason.Error, m.Error.GetBaseException().Message));
         // The answer to a request can outlive the socket it came on; the controller times it out.
-        Receive<Outbound>(m => _log.Warning("Not connected; dropping {0}", m.Message.Type));
+        Receive<SendToController>(m => _log.Warning("Not connected; dropping {0}", m.Frame.Type));
         Receive<SendHeartbeat>(_ => { });
     }
 
     private void Connected()
     {
-        Common();
-        ReceiveAsync<Outbound>(m => Send(m.Message));
+        HandledInEveryState();
+        ReceiveAsync<SendToController>(m => Send(m.Frame));
         ReceiveAsync<SendHeartbeat>(_ => Send(Report<HeartbeatMessage>()));
         Receive<FrameReceived>(m => Dispatch(m.Data));
         Receive<Dropped>(m => Retry(m.Reason, m.Detail));
@@ -120,7 +119,7 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
         _log.Info("Connected to {0}", _url);
         Become(Connected);
         // connect is queued before the receive loop starts, so it is the first frame whatever arrives.
-        Self.Tell(new Outbound(Report<ConnectMessage>()));
+        Self.Tell(new SendToController(Report<ConnectMessage>()));
         _ = ReceiveLoop(socket, Self, _generation, _socketCts.Token);
         Timers.StartPeriodicTimer("heartbeat", new SendHeartbeat(), _timings.HeartbeatInterval);
     }
@@ -173,7 +172,7 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
     private void Dispatch(byte[] frame)
     {
         var decoded = ProtocolCodec.DecodeFromController(frame);
-        if (decoded.Error is { } error) { Answer(error); return; }
+        if (decoded.Error is { } error) { AnswerUndecodable(error); return; }
         switch (decoded.Message)
         {
             case ReportReply or AuthRequest or KickoffRequest or TmpPassRequest:
@@ -185,21 +184,17 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
                 break;
             case IControllerRequest other:
                 _log.Warning("Unsupported request {0}", other.Type);
-                Self.Tell(new Outbound(RequestError(other.ReqId, $"Unsupported request type '{other.Type}'")));
+                if (FirmwareAnswers.UnknownRequest(Era, other.Type, other.ReqId) is { } unknown) Self.Tell(new SendToController(unknown));
                 break;
         }
     }
 
     /// <summary>The answer a request that failed to decode gets, in the firmware's terms where it has one.</summary>
-    private void Answer(DecodeError e)
+    private void AnswerUndecodable(DecodeError e)
     {
         _log.Warning("Bad frame from controller: {0}", e.Message);
-        var reply = Requests.AnswerToBadFrame(e);
-        if (reply is not null) Self.Tell(new Outbound(reply));
+        if (FirmwareAnswers.ToBadFrame(Era, e) is { } reply) Self.Tell(new SendToController(reply));
     }
-
-    private static GenericResponse RequestError(ReqId? reqId, string error) =>
-        new() { Type = RequestKinds.RequestError, ReqId = reqId, Error = error };
 
     private static async Task ReceiveLoop(ClientWebSocket socket, IActorRef self, int gen, CancellationToken ct)
     {
@@ -238,29 +233,4 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
 
     public static Props Props(Uri url, DeviceIdentity identity, LinkTimings timings, IActorRef firewall, IActorRef router) =>
         Akka.Actor.Props.Create(() => new LinkActor(url, identity, timings, firewall, router));
-}
-
-/// <summary>The answers to requests that cannot be decoded, as a pure function of the decode error.</summary>
-public static class Requests
-{
-    public const string FirmwareUrlInvalid = "Missing or invalid 'url' field";
-
-    public static IDeviceFrame? AnswerToBadFrame(DecodeError e) => e.Kind switch
-    {
-        // Not JSON, or not an object: nothing to answer to (seed: logged, no response).
-        DecodeErrorKind.NotJson or DecodeErrorKind.NotObject => null,
-        DecodeErrorKind.MissingType => new GenericResponse { Type = RequestKinds.RequestError, ReqId = e.ReqId, Error = "Missing 'type' field" },
-        DecodeErrorKind.UnknownType => new GenericResponse { Type = RequestKinds.RequestError, ReqId = e.ReqId, Error = $"Unknown request type '{e.Type}'" },
-        _ => e.Type switch
-        {
-            KickoffRequest.TypeName => Portal.PortalDecisions.MissingFields(e.ReqId),
-            FirmwareUpgradeRequest.TypeName when e.Field == "url" =>
-                new GenericResponse { Type = RequestKinds.FirmwareUpgrade.ErrorType!, ReqId = e.ReqId, Error = FirmwareUrlInvalid },
-            // One-way requests and heartbeat replies have no answer, not even an error.
-            AuthRequest.TypeName or TmpPassRequest.TypeName or ReportReply.TypeName => null,
-            { } t when RequestKinds.Find(t) is { ErrorType: { } errorType } =>
-                new GenericResponse { Type = errorType, ReqId = e.ReqId, Error = e.Message },
-            _ => new GenericResponse { Type = RequestKinds.RequestError, ReqId = e.ReqId, Error = e.Message },
-        },
-    };
 }

@@ -37,7 +37,7 @@ public sealed record PortalState
 }
 
 /// <summary>The outcome of a request: the new state, the answer to send (if any), and why nothing changed (if so).</summary>
-public sealed record Decision(PortalState State, IDeviceFrame? Reply = null, string? Ignored = null)
+public sealed record Decision(PortalState State, IAnswerFrame? Reply = null, string? Ignored = null)
 {
     public bool Changed(PortalState before) => !ReferenceEquals(State, before);
 }
@@ -48,8 +48,6 @@ public sealed record Decision(PortalState State, IDeviceFrame? Reply = null, str
 /// </summary>
 public static class PortalDecisions
 {
-    public const string KickedOff = "Client kicked off successfully";
-
     public static Decision Auth(PortalState s, AuthRequest r, DateTimeOffset now)
     {
         if (r.GwId is null || !s.AuthModes.ContainsKey(r.GwId)) return new(s, Ignored: $"auth for unknown gateway '{r.GwId}'");
@@ -63,24 +61,22 @@ public static class PortalDecisions
         return new(s with { Clients = clients });
     }
 
-    /// <summary>The seed's order: missing fields → client not found (by IP and MAC) → device_id → gateway.</summary>
+    /// <summary>
+    /// The firmware's kickoff (<see cref="FirmwareAnswers.Kickoff"/>: missing fields → client not found by IP
+    /// and MAC → device_id → gateway); on success the client is removed.
+    /// </summary>
     public static Decision Kickoff(PortalState s, string ownDeviceId, KickoffRequest r)
     {
-        if (r.ClientIp is null || r.ClientMac is null || r.DeviceId is null || r.GwId is null)
-            return new(s, MissingFields(r.ReqId));
-        var mac = FieldRules.IsMac(r.ClientMac) ? FieldRules.NormalizeMac(r.ClientMac) : r.ClientMac;
-        var client = s.Clients.Find(c => c.Mac == mac && c.Ip == r.ClientIp);
-        if (client is null)
-            return new(s, new KickoffError { ReqId = r.ReqId, Error = KickoffError.ClientNotFound, ClientIp = r.ClientIp, ClientMac = r.ClientMac });
-        if (r.DeviceId != ownDeviceId)
-            return new(s, new KickoffError { ReqId = r.ReqId, Error = KickoffError.DeviceIdMismatch, ExpectedDeviceId = r.DeviceId, ActualDeviceId = ownDeviceId });
-        if (r.GwId != client.GwId)
-            return new(s, new KickoffError { ReqId = r.ReqId, Error = KickoffError.GatewayIdMismatch, ClientMac = r.ClientMac, ExpectedGwId = r.GwId, ActualGwId = client.GwId });
-        return new(s with { Clients = s.Clients.Remove(client) },
-            new KickoffResponse { ReqId = r.ReqId, Status = "success", ClientIp = r.ClientIp, ClientMac = r.ClientMac, Message = KickedOff });
+        ClientEntry? found = null;
+        var answer = FirmwareAnswers.Kickoff(r, ownDeviceId, (ip, mac) =>
+        {
+            found = s.Clients.Find(c => c.Mac == mac && c.Ip == ip);
+            return new KnownClient(found is not null, found?.GwId);
+        });
+        return answer is KickoffResponse && found is not null
+            ? new(s with { Clients = s.Clients.Remove(found) }, answer)
+            : new(s, answer);
     }
-
-    public static KickoffError MissingFields(ReqId? reqId) => new() { ReqId = reqId, Error = KickoffError.MissingFields };
 
     public static Decision TmpPass(PortalState s, TmpPassRequest r, DateTimeOffset now)
     {

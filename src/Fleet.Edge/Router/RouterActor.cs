@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Akka.Actor;
 using Akka.Event;
-using Fleet.Edge.Link;
+using Fleet.Edge.Platform;
 using Fleet.Protocol;
 
 namespace Fleet.Edge.Router;
@@ -23,7 +23,6 @@ public sealed record RouterOptions(
 public sealed class RouterActor : ReceiveActor
 {
     public const string FirmwareInfoFailed = "Failed to execute command";
-    public const string UpgradeStarted = "Firmware upgrade initiated successfully";
     public const string SysupgradeFailed = "Failed to execute sysupgrade command";
     public const string RebootFailed = "Failed to execute reboot command";
     public const string SysInfoFailed = "Failed to read system information";
@@ -42,23 +41,23 @@ public sealed class RouterActor : ReceiveActor
             _log.Warning("Reboot requested by the controller");
             // Success has no answer: the router goes down (EXTENSIONS.md).
             if (!await Launch([_options.RebootCommand], []))
-                Reply(Error(RequestKinds.RebootDevice, r.ReqId, RebootFailed));
+                Reply(FirmwareAnswers.Error(RequestKinds.RebootDevice, r.ReqId, RebootFailed));
         });
         ReceiveAsync<FirmwareUpgradeRequest>(async r => Reply(await Upgrade(r)));
     }
 
-    private void Reply(IDeviceFrame m) => Sender.Tell(new Outbound(m));
+    private void Reply(IDeviceFrame m) => Sender.Tell(new SendToController(m));
 
     private IDeviceFrame FirmwareInfo(ReqId? reqId) =>
         RouterInfo.ReadRelease(_options.ReleaseFile) is { } data
             ? new FirmwareInfoResponse { ReqId = reqId, Data = data }
-            : Error(RequestKinds.GetFirmwareInfo, reqId, FirmwareInfoFailed);
+            : FirmwareAnswers.Error(RequestKinds.GetFirmwareInfo, reqId, FirmwareInfoFailed);
 
     private IDeviceFrame SysInfo(ReqId? reqId)
     {
         var info = RouterInfo.ReadSysInfo(_options.ProcRoot, _uptime.Elapsed);
         if (info.SysUptime is null && info.SysMemfree is null && info.SysLoad is null)
-            return Error(RequestKinds.GetSysInfo, reqId, SysInfoFailed);
+            return FirmwareAnswers.Error(RequestKinds.GetSysInfo, reqId, SysInfoFailed);
         return new GenericResponse
         {
             Type = RequestKinds.GetSysInfo.SuccessType!, ReqId = reqId,
@@ -68,13 +67,14 @@ public sealed class RouterActor : ReceiveActor
 
     private async Task<IDeviceFrame> Upgrade(FirmwareUpgradeRequest r)
     {
-        if (!FieldRules.IsFirmwareUrl(r.Url)) return Error(RequestKinds.FirmwareUpgrade, r.ReqId, Requests.FirmwareUrlInvalid);
+        // The firmware's URL check (FieldRules.IsFirmwareUrl): nothing else reaches sysupgrade's argument list.
+        if (FirmwareAnswers.RefuseUpgrade(r) is { } refusal) return refusal;
         string[] args = r.Force == true ? ["-F", r.Url!] : [r.Url!];
         _log.Warning("Firmware upgrade from {0} (force: {1})", r.Url, r.Force == true);
         // Answered as soon as sysupgrade runs: it reboots the router, and the seed answers before that.
         return await Launch([_options.SysupgradeCommand], args)
-            ? new GenericResponse { Type = RequestKinds.FirmwareUpgrade.SuccessType!, ReqId = r.ReqId, Status = "success", Message = UpgradeStarted }
-            : Error(RequestKinds.FirmwareUpgrade, r.ReqId, SysupgradeFailed);
+            ? FirmwareAnswers.UpgradeAccepted(r.ReqId)
+            : FirmwareAnswers.Error(RequestKinds.FirmwareUpgrade, r.ReqId, SysupgradeFailed);
     }
 
     /// <summary>
@@ -114,9 +114,6 @@ public sealed class RouterActor : ReceiveActor
             return true;
         }
     }
-
-    private static GenericResponse Error(RequestKind kind, ReqId? reqId, string error) =>
-        new() { Type = kind.ErrorType!, ReqId = reqId, Error = error };
 
     public static Props Props(RouterOptions options) => Akka.Actor.Props.Create(() => new RouterActor(options));
 }

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace Fleet.Edge.Router;
+namespace Fleet.Edge.Platform;
 
 public sealed record ProcessResult(int ExitCode, string StdOut, string StdErr)
 {

@@ -6,7 +6,7 @@ using Fleet.Edge.Portal;
 using Fleet.Edge.Router;
 using Fleet.Protocol;
 
-namespace Fleet.Edge;
+namespace Fleet.Edge.Hosting;
 
 /// <summary>What tests (and only tests) change about an agent: clocks, delays, where nft runs, /proc.</summary>
 public sealed record EdgeOverrides
