@@ -75,7 +75,7 @@ public static class FirmwareAnswers
         _ => e.Type switch
         {
             KickoffRequest.TypeName => new KickoffError { ReqId = e.ReqId, Error = KickoffError.MissingFields },
-            FirmwareUpgradeRequest.TypeName => Error(RequestKinds.FirmwareUpgrade, e.ReqId, FirmwareUrlInvalid),
+            FirmwareUpgradeRequest.TypeName when e.Field is "url" or null => Error(RequestKinds.FirmwareUpgrade, e.ReqId, FirmwareUrlInvalid),
             // One-way requests and report replies have no answer, not even an error.
             AuthRequest.TypeName or TmpPassRequest.TypeName or ReportReply.TypeName => null,
             { } t when era != FirmwareEra.Seed && RequestKinds.Find(t) is { ErrorType: { } } kind =>
