@@ -5,6 +5,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Net.WebSockets;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 
 var builder = WebApplication.CreateSlimBuilder(args);
 builder.Logging.ClearProviders();
@@ -19,7 +20,11 @@ var app = builder.Build();
 app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero });
 
 long open = 0, heartbeats = 0, frames = 0;
-var reply = """{"type":"heartbeat","gateway":[{"gw_id":"gw-1","auth_mode":1}]}"""u8.ToArray();
+var reply = System.Text.Encoding.UTF8.GetBytes(new JsonObject
+{
+    ["type"] = "heartbeat",
+    ["gateway"] = new JsonArray(new JsonObject { ["gw_id"] = "gw-1", ["auth_mode"] = 1 }),
+}.ToJsonString());
 
 app.Map("/ws/wifidogx", async (HttpContext context) =>
 {
@@ -61,9 +66,12 @@ app.Map("/ws/wifidogx", async (HttpContext context) =>
     finally { Interlocked.Decrement(ref open); }
 });
 
-app.MapGet("/stats", () => Results.Text(
-    $"{{\"open\":{Interlocked.Read(ref open)},\"frames\":{Interlocked.Read(ref frames)},\"heartbeats\":{Interlocked.Read(ref heartbeats)}}}",
-    "application/json"));
+app.MapGet("/stats", () => Results.Text(new JsonObject
+{
+    ["open"] = Interlocked.Read(ref open),
+    ["frames"] = Interlocked.Read(ref frames),
+    ["heartbeats"] = Interlocked.Read(ref heartbeats),
+}.ToJsonString(), "application/json"));
 
 // A full, compacting GC, then this process's RSS: what bench scripts divide by the device count.
 app.MapPost("/debug/gc", () =>
@@ -72,7 +80,11 @@ app.MapPost("/debug/gc", () =>
     GC.WaitForPendingFinalizers();
     GC.Collect();
     var rss = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
-    return Results.Text($"{{\"managed_bytes\":{GC.GetTotalMemory(false)},\"rss_kb\":{rss.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]}}}", "application/json");
+    return Results.Text(new JsonObject
+    {
+        ["managed_bytes"] = GC.GetTotalMemory(false),
+        ["rss_kb"] = long.Parse(rss.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture),
+    }.ToJsonString(), "application/json");
 });
 
 app.Run();

@@ -113,7 +113,15 @@ while (sw.Elapsed.TotalSeconds < seconds && !multi)
     batches++;
 }
 var rate = rows / sw.Elapsed.TotalSeconds;
-Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-    $"{{\"db\":\"{db}\",\"mode\":\"{(multi ? "multi-row" : "row-per-statement")}\",\"batch\":{batch},\"rows\":{rows},\"seconds\":{sw.Elapsed.TotalSeconds:0.00},\"rows_per_s\":{rate:0}}}"));
+// One line of JSON: bench/scripts/journal.sh splices it into its result line.
+Console.WriteLine(new System.Text.Json.Nodes.JsonObject
+{
+    ["db"] = db,
+    ["mode"] = multi ? "multi-row" : "row-per-statement",
+    ["batch"] = batch,
+    ["rows"] = rows,
+    ["seconds"] = Math.Round(sw.Elapsed.TotalSeconds, 2),
+    ["rows_per_s"] = (long)Math.Round(rate),
+}.ToJsonString());
 Exec("DROP TABLE IF EXISTS bare_journal");
 return 0;

@@ -1,18 +1,20 @@
+using System.CommandLine;
+using System.CommandLine.Help;
 using Fleet.Simulator;
 
-var (options, error) = SimulatorOptions.Parse(args);
-if (args.Contains("--help") || args.Contains("-h"))
-{
-    Console.WriteLine(SimulatorOptions.Usage);
-    return 0;
-}
+var parse = SimulatorOptions.ParseCommandLine(args);
+if (parse.Action is HelpAction)
+    return await parse.InvokeAsync(); // --help, -h, -?: the options, exit code 0
+var (options, error) = SimulatorOptions.From(parse);
 if (options is null)
 {
     Console.Error.WriteLine($"error: {error}");
-    Console.Error.WriteLine(SimulatorOptions.Usage);
+    await SimulatorOptions.ParseCommandLine(["--help"]).InvokeAsync(new InvocationConfiguration { Output = Console.Error });
     return 2;
 }
 
+// Ctrl-C and SIGTERM end the run (the final summary and --stats-json are still written), so
+// System.CommandLine's own termination handling is not used: the run is not invoked through it.
 using var cts = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
 using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(

@@ -21,7 +21,10 @@ public sealed record SimulatedGateway(string GwId, string Channel, string Addres
 /// The pure decide-the-answer logic of one simulated router: what it reports in connect and
 /// heartbeat, and how it answers each controller request, following the seed protocol
 /// (WEBSOCKET_API.md) and, unless <see cref="SeedEra"/>, the upstream additions (EXTENSIONS.md:
-/// req_id echo, request_error, the extra request types). No I/O: the socket loop lives in
+/// req_id echo, request_error, the extra request types). Whatever the real firmware decides
+/// (kickoff checks, error texts, answers to bad frames, req_id echo) comes from
+/// <see cref="FirmwareAnswers"/>, the one device-side model Fleet.Edge answers through too; this
+/// class adds only the router's state (clients, gateways, domains). No I/O: the socket loop lives in
 /// <see cref="DeviceSession"/>.
 /// </summary>
 public sealed class SimulatedDevice
@@ -63,6 +66,9 @@ public sealed class SimulatedDevice
     /// <summary>Seed-era firmware: no req_id echo, no request_error, only the seed's request types.</summary>
     public bool SeedEra { get; }
 
+    /// <summary>Which firmware <see cref="FirmwareAnswers"/> answers as.</summary>
+    public FirmwareEra Era => SeedEra ? FirmwareEra.Seed : FirmwareEra.V2025;
+
     /// <summary>Bumped whenever what the device reports changes (so a cached heartbeat frame can be rebuilt).</summary>
     public int ReportVersion { get; private set; }
 
@@ -98,47 +104,26 @@ public sealed class SimulatedDevice
         AuthRequest a => Auth(a),
         TmpPassRequest t => TmpPass(t),
         KickoffRequest k => Kickoff(k),
-        FirmwareUpgradeRequest f => Reply(FirmwareUpgrade(f), f.ReqId),
+        FirmwareUpgradeRequest f => Reply(FirmwareAnswers.RefuseUpgrade(f) ?? FirmwareAnswers.UpgradeAccepted(f.ReqId), f.ReqId),
         SimpleRequest { Type: "get_firmware_info" } s => Reply(FirmwareInfo(), s.ReqId),
-        _ when SeedEra => DeviceAction.None, // seed firmware logs unknown types and answers nothing
+        _ when SeedEra => Unknown(message), // seed firmware logs unknown types and answers nothing
         SimpleRequest { Type: "reboot_device" } => new DeviceAction(null, Reboot: true),
-        SimpleRequest s => Reply(Simple(s.Type), s.ReqId),
+        SimpleRequest s => Reply(Simple(s.Type, s.ReqId), s.ReqId),
         UpdateDeviceInfoRequest u => UpdateDeviceInfo(u),
         SetWifiInfoRequest w => Reply(new GenericResponse { Type = "set_wifi_info_response", Status = "success", Message = "Wireless configuration updated" }, w.ReqId),
         SyncDomainsRequest d => SyncDomains(d),
         GetClientInfoRequest c => Reply(ClientInfo(c.Mac!), c.ReqId),
-        _ => DeviceAction.None,
+        _ => Unknown(message),
     };
 
     /// <summary>
-    /// Decides what the device does with a frame it could not decode: a request with missing fields
-    /// gets that request's error answer; a missing or unknown type gets request_error from upstream
-    /// firmware and nothing from seed-era firmware; unparseable JSON gets nothing.
+    /// Decides what the device does with a frame it could not decode, as the firmware does
+    /// (<see cref="FirmwareAnswers.ToBadFrame"/>): a request with missing fields gets that request's
+    /// error answer; a missing or unknown type gets request_error from 2025 firmware and nothing from
+    /// seed-era firmware; unparseable JSON gets nothing.
     /// </summary>
-    public DeviceAction HandleUndecodable(DecodeError error)
-    {
-        switch (error.Kind)
-        {
-            case DecodeErrorKind.NotJson or DecodeErrorKind.NotObject:
-                return DeviceAction.None;
-            case DecodeErrorKind.MissingType or DecodeErrorKind.UnknownType:
-                return SeedEra ? DeviceAction.None : Reply(new GenericResponse
-                {
-                    Type = RequestKinds.RequestError,
-                    Error = error.Kind == DecodeErrorKind.MissingType ? "Missing 'type' field" : $"Unknown message type: {error.Type}",
-                }, error.ReqId);
-        }
-        // MissingField / WrongKind of a known request type.
-        return error.Type switch
-        {
-            KickoffRequest.TypeName => Reply(new KickoffError { Error = KickoffError.MissingFields }, error.ReqId),
-            FirmwareUpgradeRequest.TypeName => Reply(new GenericResponse { Type = "firmware_upgrade_error", Error = "Missing or invalid 'url' field" }, error.ReqId),
-            AuthRequest.TypeName or TmpPassRequest.TypeName => DeviceAction.None,
-            { } t when !SeedEra && RequestKinds.Find(t)?.ErrorType is { } errorType =>
-                Reply(new GenericResponse { Type = errorType, Error = $"Missing or invalid '{error.Field}' field" }, error.ReqId),
-            _ => DeviceAction.None,
-        };
-    }
+    public DeviceAction HandleUndecodable(DecodeError error) =>
+        FirmwareAnswers.ToBadFrame(Era, error) is { } answer ? Reply(answer, error.ReqId) : DeviceAction.None;
 
     // ------------------------------------------------------------------ requests
 
@@ -178,25 +163,24 @@ public sealed class SimulatedDevice
         return Changed();
     }
 
+    /// <summary>The firmware's kickoff over this device's client table; a success removes the client.</summary>
     private DeviceAction Kickoff(KickoffRequest k)
     {
-        if (k.DeviceId != DeviceId)
-            return Reply(new KickoffError { Error = KickoffError.DeviceIdMismatch, ExpectedDeviceId = DeviceId, ActualDeviceId = k.DeviceId }, k.ReqId);
         PurgeExpired();
-        var mac = FieldRules.IsMac(k.ClientMac) ? FieldRules.NormalizeMac(k.ClientMac!) : k.ClientMac!;
-        if (!_clients.TryGetValue(mac, out var client))
-            return Reply(new KickoffError { Error = KickoffError.ClientNotFound, ClientIp = k.ClientIp, ClientMac = k.ClientMac }, k.ReqId);
-        if (client.GwId is not null && client.GwId != k.GwId)
-            return Reply(new KickoffError { Error = KickoffError.GatewayIdMismatch, ClientMac = k.ClientMac, ExpectedGwId = client.GwId, ActualGwId = k.GwId }, k.ReqId);
-        _clients.Remove(mac);
+        var answer = FirmwareAnswers.Kickoff(k, DeviceId, FindByIpAndMac);
+        if (answer is not KickoffResponse) return Reply(answer, k.ReqId);
+        // Found means the request's MAC (normalised as FirmwareAnswers does) is a key of the table.
+        _clients.Remove(FieldRules.IsMac(k.ClientMac) ? FieldRules.NormalizeMac(k.ClientMac!) : k.ClientMac!);
         ReportVersion++;
-        return Reply(new KickoffResponse { Status = "success", ClientIp = k.ClientIp, ClientMac = k.ClientMac, Message = "Client kicked off successfully" }, k.ReqId) with { StateChanged = true };
+        return Reply(answer, k.ReqId) with { StateChanged = true };
     }
 
-    private static IAnswerFrame FirmwareUpgrade(FirmwareUpgradeRequest f) =>
-        FieldRules.IsFirmwareUrl(f.Url)
-            ? new GenericResponse { Type = "firmware_upgrade_response", Status = "success", Message = "Firmware upgrade initiated successfully" }
-            : new GenericResponse { Type = "firmware_upgrade_error", Error = "Missing or invalid 'url' field" };
+    /// <summary>
+    /// The firmware looks a client up by IP and MAC together: a client let through by tmp_pass has no
+    /// IP yet, so a kickoff cannot find it (on the real router as here).
+    /// </summary>
+    private KnownClient FindByIpAndMac(string ip, string mac) =>
+        _clients.TryGetValue(mac, out var c) && c.Ip == ip ? new KnownClient(true, c.GwId) : default;
 
     private FirmwareInfoResponse FirmwareInfo() => new()
     {
@@ -212,7 +196,7 @@ public sealed class SimulatedDevice
         },
     };
 
-    private IAnswerFrame Simple(string type)
+    private IAnswerFrame? Simple(string type, ReqId? reqId)
     {
         switch (type)
         {
@@ -252,10 +236,9 @@ public sealed class SimulatedDevice
             case "get_trusted_wildcard_domains":
                 return new GenericResponse { Type = "get_trusted_wildcard_domains_response", Domains = _wildcardDomains.ToArray() };
             default:
-                var kind = RequestKinds.Find(type);
-                return kind?.SuccessType is { } ok
+                return RequestKinds.Find(type)?.SuccessType is { } ok
                     ? new GenericResponse { Type = ok, Status = "success" }
-                    : new GenericResponse { Type = RequestKinds.RequestError, Error = $"Unknown message type: {type}" };
+                    : FirmwareAnswers.UnknownRequest(Era, type, reqId);
         }
     }
 
@@ -302,19 +285,15 @@ public sealed class SimulatedDevice
 
     // ------------------------------------------------------------------ helpers
 
-    private DeviceAction Reply(IAnswerFrame response, ReqId? reqId) =>
-        new(SeedEra || reqId is null ? response : WithReqId(response, reqId.Value));
+    /// <summary>Sends <paramref name="answer"/> (if any) with req_id echoed as this firmware era does.</summary>
+    private DeviceAction Reply(IAnswerFrame? answer, ReqId? reqId) =>
+        answer is null ? DeviceAction.None : new(FirmwareAnswers.Echo(Era, answer, reqId));
+
+    private DeviceAction Unknown(IControllerFrame message) =>
+        Reply(FirmwareAnswers.UnknownRequest(Era, message.Type, (message as IControllerRequest)?.ReqId),
+            (message as IControllerRequest)?.ReqId);
 
     private DeviceAction Changed() { ReportVersion++; return new DeviceAction(null, StateChanged: true); }
-
-    private static IDeviceFrame WithReqId(IAnswerFrame r, ReqId id) => r switch
-    {
-        KickoffResponse k => k with { ReqId = id },
-        KickoffError k => k with { ReqId = id },
-        FirmwareInfoResponse f => f with { ReqId = id },
-        GenericResponse g => g with { ReqId = id },
-        _ => r,
-    };
 
     private void PurgeExpired()
     {

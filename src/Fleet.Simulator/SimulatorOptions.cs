@@ -1,8 +1,9 @@
+using System.CommandLine;
 using System.Globalization;
 
 namespace Fleet.Simulator;
 
-/// <summary>How a simulator run behaves. Parsed from the command line by <see cref="Parse"/>.</summary>
+/// <summary>How a simulator run behaves. Parsed from the command line by <see cref="Parse"/> (System.CommandLine).</summary>
 public sealed record SimulatorOptions
 {
     public Uri Url { get; init; } = new("ws://127.0.0.1:8080/ws/wifidogx");
@@ -40,96 +41,132 @@ public sealed record SimulatorOptions
 
     public string DeviceId(int index) => $"{DevicePrefix}-{index:D6}";
 
-    public const string Usage = """
-        Fleet.Simulator — N simulated WiFiDogX routers over real WebSockets.
-
-          --url URL               controller endpoint (default ws://127.0.0.1:8080/ws/wifidogx)
-          --devices N             number of routers (default 100)
-          --heartbeat-seconds S   heartbeat interval, fractions allowed (default 60)
-          --ramp R                new connections per second (default 500)
-          --duration S            run for S seconds then close (default: until Ctrl-C)
-          --seed-era              seed firmware: never echo req_id, no request_error
-          --echo-req-id           upstream firmware: echo req_id (the default)
-          --device-prefix P       device ids are P-000000, P-000001, … (default sim)
-          --first-index I         first device index (split a fleet over processes)
-          --gateways G            gateways per device (default 1)
-          --source-addresses K    spread over 127.0.0.1..K (default: one per 20,000 devices)
-          --source-base B         first source address is 127.0.0.B (default 1)
-          --no-reconnect          do not reconnect after a drop
-          --no-spread             send every first heartbeat at once instead of spreading
-          --stats-seconds S       progress line every S seconds, 0 for none (default 5)
-          --stats-json PATH       write the final statistics as JSON
-          --warmup S              after the ramp, wait S seconds then start measuring (default 0)
-          --seed N                random seed (default 1)
-        """;
+    /// <summary>
+    /// The command line: every option's name, value, default and check. Parsed by System.CommandLine;
+    /// each option may be given more than once and the last one wins (the bench scripts append
+    /// overrides such as a second --stats-seconds), and --opt=value works like --opt value.
+    /// </summary>
+    public static RootCommand Command => Cli.Command;
 
     /// <summary>Parses command-line arguments; returns an error sentence instead of throwing.</summary>
-    public static (SimulatorOptions? Options, string? Error) Parse(IReadOnlyList<string> args)
+    public static (SimulatorOptions? Options, string? Error) Parse(IReadOnlyList<string> args) => From(ParseCommandLine(args));
+
+    public static ParseResult ParseCommandLine(IReadOnlyList<string> args) => Cli.Command.Parse(args, Cli.Settings);
+
+    /// <summary>The options a parse result holds, or its first error.</summary>
+    public static (SimulatorOptions? Options, string? Error) From(ParseResult r)
     {
-        var o = new SimulatorOptions();
-        for (var i = 0; i < args.Count; i++)
+        if (r.Errors.Count > 0) return (null, r.Errors[0].Message);
+        // --seed-era and --echo-req-id set one thing: the later of the two wins.
+        var era = r.Tokens.LastOrDefault(t => t.Value is "--seed-era" or "--echo-req-id")?.Value;
+        var duration = r.GetValue(Cli.Duration);
+        return (new SimulatorOptions
         {
-            var name = args[i];
-            string? inline = null;
-            var eq = name.IndexOf('=');
-            if (name.StartsWith("--", StringComparison.Ordinal) && eq > 0) { inline = name[(eq + 1)..]; name = name[..eq]; }
-            string Value()
+            Url = r.GetValue(Cli.Url)!,
+            Devices = r.GetValue(Cli.Devices),
+            HeartbeatSeconds = r.GetValue(Cli.Heartbeat),
+            Ramp = r.GetValue(Cli.Ramp),
+            Duration = duration is { } d ? TimeSpan.FromSeconds(d) : null,
+            SeedEra = era == "--seed-era",
+            DevicePrefix = r.GetValue(Cli.Prefix)!,
+            FirstIndex = r.GetValue(Cli.FirstIndex),
+            Gateways = r.GetValue(Cli.Gateways),
+            SourceAddresses = r.GetValue(Cli.SourceAddresses),
+            SourceAddressBase = r.GetValue(Cli.SourceBase),
+            Reconnect = !r.GetValue(Cli.NoReconnect),
+            SpreadHeartbeats = !r.GetValue(Cli.NoSpread),
+            StatsSeconds = r.GetValue(Cli.StatsSeconds),
+            StatsJson = r.GetValue(Cli.StatsJson),
+            WarmupSeconds = r.GetValue(Cli.Warmup),
+            Seed = r.GetValue(Cli.Seed),
+        }, null);
+    }
+}
+
+/// <summary>The simulator's command line (System.CommandLine): one option object per setting, built in order.</summary>
+internal static class Cli
+{
+    private static readonly SimulatorOptions Defaults = new();
+    // No @file response files: the old parser had none, and a device prefix could start with '@'.
+    public static readonly ParserConfiguration Settings = new() { ResponseFileTokenReplacer = null };
+
+    public static readonly Option<Uri> Url = Valued("--url", "URL", "controller endpoint", ParseUrl, Defaults.Url);
+    public static readonly Option<int> Devices = Valued("--devices", "N", "number of routers", Int(1), Defaults.Devices);
+    public static readonly Option<double> Heartbeat = Valued("--heartbeat-seconds", "S", "heartbeat interval, fractions allowed", Num(0), Defaults.HeartbeatSeconds);
+    public static readonly Option<double> Ramp = Valued("--ramp", "R", "new connections per second", Num(0), Defaults.Ramp);
+    public static readonly Option<double?> Duration = Valued<double?>("--duration", "S", "run for S seconds then close [default: until Ctrl-C]", (n, v) => Num(0)(n, v));
+    public static readonly Option<bool> SeedEra = Flag("--seed-era", "seed firmware: never echo req_id, no request_error");
+    public static readonly Option<bool> EchoReqId = Flag("--echo-req-id", "2025 firmware: echo req_id (the default)");
+    public static readonly Option<string> Prefix = Valued("--device-prefix", "P", "device ids are P-000000, P-000001, …", ParsePrefix, Defaults.DevicePrefix);
+    public static readonly Option<int> FirstIndex = Valued("--first-index", "I", "first device index (split a fleet over processes)", Int(0), Defaults.FirstIndex);
+    public static readonly Option<int> Gateways = Valued("--gateways", "G", "gateways per device", Int(1), Defaults.Gateways);
+    public static readonly Option<int> SourceAddresses = Valued("--source-addresses", "K", "spread over 127.0.0.1..K; 0 = one per 20,000 devices",
+        (n, v) => Math.Min(Int(0)(n, v), 254), Defaults.SourceAddresses);
+    public static readonly Option<int> SourceBase = Valued("--source-base", "B", "first source address is 127.0.0.B",
+        (n, v) => Math.Clamp(Int(1)(n, v), 1, 254), Defaults.SourceAddressBase);
+    public static readonly Option<bool> NoReconnect = Flag("--no-reconnect", "do not reconnect after a drop");
+    public static readonly Option<bool> NoSpread = Flag("--no-spread", "send every first heartbeat at once instead of spreading");
+    public static readonly Option<double> StatsSeconds = Valued("--stats-seconds", "S", "progress line every S seconds, 0 for none", Num(-1), Defaults.StatsSeconds);
+    public static readonly Option<string?> StatsJson = Valued<string?>("--stats-json", "PATH", "write the final statistics as JSON", (_, v) => v);
+    public static readonly Option<double> Warmup = Valued("--warmup", "S", "after the ramp, wait S seconds then start measuring", Num(-1), Defaults.WarmupSeconds);
+    public static readonly Option<int> Seed = Valued("--seed", "N", "random seed", Int(0), Defaults.Seed);
+
+    public static readonly RootCommand Command = new("Fleet.Simulator — N simulated WiFiDogX routers over real WebSockets.")
+    {
+        Url, Devices, Heartbeat, Ramp, Duration, SeedEra, EchoReqId, Prefix, FirstIndex, Gateways, SourceAddresses, SourceBase,
+        NoReconnect, NoSpread, StatsSeconds, StatsJson, Warmup, Seed,
+    };
+
+    /// <summary>
+    /// An option with a value, read by <paramref name="parse"/> (which throws FormatException with the
+    /// sentence to show). Every occurrence is taken, one value each, and the last one counts.
+    /// </summary>
+    private static Option<T> Valued<T>(string name, string helpName, string description, Func<string, string, T> parse, T? defaultValue = default)
+    {
+        var option = new Option<T>(name)
+        {
+            Description = description,
+            HelpName = helpName,
+            Arity = ArgumentArity.ZeroOrMore,
+            CustomParser = r =>
             {
-                if (inline is not null) return inline;
-                if (i + 1 >= args.Count) throw new FormatException($"{name} needs a value");
-                return args[++i];
-            }
-            int Int(int min)
-            {
-                var v = Value();
-                if (!int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) || n < min)
-                    throw new FormatException($"{name} '{v}' is not an integer ≥ {min}");
-                return n;
-            }
-            double Num(double minExclusive)
-            {
-                var v = Value();
-                if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) || !(d > minExclusive) || double.IsInfinity(d))
-                    throw new FormatException($"{name} '{v}' is not a number > {minExclusive.ToString(CultureInfo.InvariantCulture)}");
-                return d;
-            }
-            try
-            {
-                o = name switch
+                if (r.Tokens.Count == 0)
                 {
-                    "--url" => o with { Url = ParseUrl(Value()) },
-                    "--devices" => o with { Devices = Int(1) },
-                    "--heartbeat-seconds" => o with { HeartbeatSeconds = Num(0) },
-                    "--ramp" => o with { Ramp = Num(0) },
-                    "--duration" => o with { Duration = TimeSpan.FromSeconds(Num(0)) },
-                    "--seed-era" => o with { SeedEra = true },
-                    "--echo-req-id" => o with { SeedEra = false },
-                    "--device-prefix" => o with { DevicePrefix = Prefix(Value()) },
-                    "--first-index" => o with { FirstIndex = Int(0) },
-                    "--gateways" => o with { Gateways = Int(1) },
-                    "--source-addresses" => o with { SourceAddresses = Math.Min(Int(0), 254) },
-                    "--source-base" => o with { SourceAddressBase = Math.Clamp(Int(1), 1, 254) },
-                    "--no-reconnect" => o with { Reconnect = false },
-                    "--no-spread" => o with { SpreadHeartbeats = false },
-                    "--stats-seconds" => o with { StatsSeconds = Num(-1) },
-                    "--stats-json" => o with { StatsJson = Value() },
-                    "--seed" => o with { Seed = Int(0) },
-                    "--warmup" => o with { WarmupSeconds = Num(-1) },
-                    _ => throw new FormatException($"unknown option '{name}'"),
-                };
-            }
-            catch (FormatException ex)
-            {
-                return (null, ex.Message);
-            }
-        }
-        return (o, null);
+                    r.AddError($"{name} needs a value");
+                    return default;
+                }
+                try { return parse(name, r.Tokens[^1].Value); }
+                catch (FormatException ex)
+                {
+                    r.AddError(ex.Message);
+                    return default;
+                }
+            },
+        };
+        if (defaultValue is not null) option.DefaultValueFactory = _ => defaultValue;
+        // Given without a value, an option with a default would quietly take the default.
+        option.Validators.Add(r =>
+        {
+            if (!r.Implicit && r.Tokens.Count == 0) r.AddError($"{name} needs a value");
+        });
+        return option;
     }
 
-    private static Uri ParseUrl(string v) =>
-        Uri.TryCreate(v, UriKind.Absolute, out var u) && (u.Scheme == "ws" || u.Scheme == "wss")
-            ? u : throw new FormatException($"--url '{v}' is not a ws:// or wss:// URL");
+    private static Option<bool> Flag(string name, string description) =>
+        new(name) { Description = description, Arity = ArgumentArity.Zero };
 
-    private static string Prefix(string v) =>
-        Fleet.Protocol.FieldRules.IsDeviceId(v + "-000000") ? v : throw new FormatException($"--device-prefix '{v}' makes no valid device id");
+    private static Func<string, string, int> Int(int min) => (name, v) =>
+        int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= min
+            ? n : throw new FormatException($"{name} '{v}' is not an integer ≥ {min}");
+
+    private static Func<string, string, double> Num(double minExclusive) => (name, v) =>
+        double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && d > minExclusive && !double.IsInfinity(d)
+            ? d : throw new FormatException($"{name} '{v}' is not a number > {minExclusive.ToString(CultureInfo.InvariantCulture)}");
+
+    private static Uri ParseUrl(string name, string v) =>
+        Uri.TryCreate(v, UriKind.Absolute, out var u) && (u.Scheme == "ws" || u.Scheme == "wss")
+            ? u : throw new FormatException($"{name} '{v}' is not a ws:// or wss:// URL");
+
+    private static string ParsePrefix(string name, string v) =>
+        Fleet.Protocol.FieldRules.IsDeviceId(v + "-000000") ? v : throw new FormatException($"{name} '{v}' makes no valid device id");
 }

@@ -13,7 +13,7 @@ public sealed class SimulatorStats
     private readonly ConcurrentDictionary<string, long> _byType = new(StringComparer.Ordinal);
     private readonly Stopwatch _clock = Stopwatch.StartNew();
 
-    public LatencyHistogram ReplyLatency { get; } = new();
+    public LatencyRecorder ReplyLatency { get; } = new();
 
     public long Connected => Interlocked.Read(ref _connected);
     public long Connects => Interlocked.Read(ref _connects);
@@ -86,11 +86,15 @@ public sealed class SimulatorStats
         : (HeartbeatsSent - _hbAtMeasure, RepliesReceived - _repliesAtMeasure, CommandsReceived - _cmdsAtMeasure);
 
     /// <summary>One progress line.</summary>
-    public string Line(double cpuPercent) => string.Create(CultureInfo.InvariantCulture,
-        $"t={Elapsed.TotalSeconds,6:0.0}s connected={Connected} hb_sent={HeartbeatsSent} replies={RepliesReceived} " +
-        $"p50={ReplyLatency.PercentileMicros(50) / 1000:0.00}ms p99={ReplyLatency.PercentileMicros(99) / 1000:0.00}ms " +
-        $"p99.9={ReplyLatency.PercentileMicros(99.9) / 1000:0.00}ms cmds={CommandsReceived} answered={CommandsAnswered} " +
-        $"connect_fail={ConnectFailures} drops={Disconnects} send_err={SendErrors} decode_err={DecodeErrors} sim_cpu={cpuPercent:0}%");
+    public string Line(double cpuPercent)
+    {
+        var latency = ReplyLatency.Summary();
+        return string.Create(CultureInfo.InvariantCulture,
+            $"t={Elapsed.TotalSeconds,6:0.0}s connected={Connected} hb_sent={HeartbeatsSent} replies={RepliesReceived} " +
+            $"p50={latency.P50 / 1000:0.00}ms p99={latency.P99 / 1000:0.00}ms " +
+            $"p99.9={latency.P999 / 1000:0.00}ms cmds={CommandsReceived} answered={CommandsAnswered} " +
+            $"connect_fail={ConnectFailures} drops={Disconnects} send_err={SendErrors} decode_err={DecodeErrors} sim_cpu={cpuPercent:0}%");
+    }
 
     public string ToJson(double cpuPercent, double cpuSeconds)
     {
@@ -106,10 +110,11 @@ public sealed class SimulatorStats
             w.WriteNumber("heartbeats_sent", HeartbeatsSent);
             w.WriteNumber("replies_received", RepliesReceived);
             w.WriteNumber("unsolicited_replies", UnsolicitedReplies);
-            w.WriteNumber("reply_p50_ms", Math.Round(ReplyLatency.PercentileMicros(50) / 1000, 3));
-            w.WriteNumber("reply_p99_ms", Math.Round(ReplyLatency.PercentileMicros(99) / 1000, 3));
-            w.WriteNumber("reply_p999_ms", Math.Round(ReplyLatency.PercentileMicros(99.9) / 1000, 3));
-            w.WriteNumber("reply_max_ms", Math.Round(ReplyLatency.MaxMicros / 1000, 3));
+            var latency = ReplyLatency.Summary();
+            w.WriteNumber("reply_p50_ms", Math.Round(latency.P50 / 1000, 3));
+            w.WriteNumber("reply_p99_ms", Math.Round(latency.P99 / 1000, 3));
+            w.WriteNumber("reply_p999_ms", Math.Round(latency.P999 / 1000, 3));
+            w.WriteNumber("reply_max_ms", Math.Round(latency.Max / 1000, 3));
             w.WriteNumber("commands_received", CommandsReceived);
             w.WriteNumber("commands_answered", CommandsAnswered);
             w.WriteNumber("one_way_received", OneWayReceived);

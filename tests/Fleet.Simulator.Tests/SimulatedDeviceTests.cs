@@ -80,23 +80,53 @@ public sealed class SimulatedDeviceTests
     }
 
     [Fact]
-    public void Kickoff_naming_another_device_answers_device_id_mismatch_with_both_ids()
+    public void Kickoff_naming_another_device_answers_device_id_mismatch_with_the_requested_id_expected_and_its_own_actual()
     {
-        var e = Assert.IsType<KickoffError>(OnTheWire(Device().Handle(new KickoffRequest { ClientIp = "192.168.1.23", ClientMac = Mac, DeviceId = "other", GwId = "gw-1" })));
+        var d = Device();
+        Authorise(d);
+        var e = Assert.IsType<KickoffError>(OnTheWire(d.Handle(new KickoffRequest { ClientIp = "192.168.1.23", ClientMac = Mac, DeviceId = "other", GwId = "gw-1" })));
         Assert.Equal(KickoffError.DeviceIdMismatch, e.Error);
-        Assert.Equal("sim-000007", e.ExpectedDeviceId);
-        Assert.Equal("other", e.ActualDeviceId);
+        Assert.Equal("other", e.ExpectedDeviceId);
+        Assert.Equal("sim-000007", e.ActualDeviceId);
+        Assert.Single(d.Clients);
     }
 
     [Fact]
-    public void Kickoff_on_the_wrong_gateway_answers_gateway_id_mismatch()
+    public void Kickoff_looks_for_the_client_before_checking_the_device_id()
+    {
+        var e = Assert.IsType<KickoffError>(OnTheWire(Device().Handle(new KickoffRequest { ClientIp = "192.168.1.23", ClientMac = Mac, DeviceId = "other", GwId = "gw-1" })));
+        Assert.Equal(KickoffError.ClientNotFound, e.Error);
+    }
+
+    [Fact]
+    public void Kickoff_on_the_wrong_gateway_answers_gateway_id_mismatch_with_the_requested_gateway_expected()
     {
         var d = Device(gateways: 2);
         Authorise(d, gw: "gw-2");
         var e = Assert.IsType<KickoffError>(OnTheWire(d.Handle(new KickoffRequest { ClientIp = "192.168.1.23", ClientMac = Mac, DeviceId = "sim-000007", GwId = "gw-1" })));
         Assert.Equal(KickoffError.GatewayIdMismatch, e.Error);
-        Assert.Equal("gw-2", e.ExpectedGwId);
-        Assert.Equal("gw-1", e.ActualGwId);
+        Assert.Equal("gw-1", e.ExpectedGwId);
+        Assert.Equal("gw-2", e.ActualGwId);
+        Assert.Single(d.Clients);
+    }
+
+    [Fact]
+    public void Kickoff_finds_a_client_by_ip_and_mac_together()
+    {
+        var d = Device();
+        Authorise(d);
+        var e = Assert.IsType<KickoffError>(OnTheWire(d.Handle(new KickoffRequest { ClientIp = "192.168.1.99", ClientMac = Mac, DeviceId = "sim-000007", GwId = "gw-1" })));
+        Assert.Equal(KickoffError.ClientNotFound, e.Error);
+        Assert.Single(d.Clients);
+    }
+
+    [Fact]
+    public void Kickoff_of_a_tmp_pass_client_is_client_not_found_as_the_client_has_no_ip()
+    {
+        var d = Device();
+        d.Handle(new TmpPassRequest { ClientMac = Mac, Timeout = 60 });
+        var e = Assert.IsType<KickoffError>(OnTheWire(d.Handle(new KickoffRequest { ClientIp = "192.168.1.23", ClientMac = Mac, DeviceId = "sim-000007", GwId = "gw-1" })));
+        Assert.Equal(KickoffError.ClientNotFound, e.Error);
         Assert.Single(d.Clients);
     }
 
@@ -108,6 +138,16 @@ public sealed class SimulatedDeviceTests
         var e = Assert.IsType<KickoffError>(OnTheWire(Device().HandleUndecodable(decoded.Error!)));
         Assert.Equal(KickoffError.MissingFields, e.Error);
         Assert.Equal(ReqId.Of("r-1"), e.ReqId);
+        Assert.Null(Assert.IsType<KickoffError>(OnTheWire(Device(seedEra: true).HandleUndecodable(decoded.Error!))).ReqId);
+    }
+
+    [Fact]
+    public void Missing_type_gets_the_firmware_request_error_text()
+    {
+        var error = ProtocolCodec.DecodeFromController("""{"req_id":"r-3"}""").Error!;
+        var e = Assert.IsType<GenericResponse>(OnTheWire(Device().HandleUndecodable(error)));
+        Assert.Equal(FirmwareAnswers.MissingType, e.Error);
+        Assert.Null(Device(seedEra: true).HandleUndecodable(error).Reply);
     }
 
     [Fact]
@@ -156,9 +196,11 @@ public sealed class SimulatedDeviceTests
         var clock = new ManualClock(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
         var d = Device(time: clock);
         d.Handle(new TmpPassRequest { ClientMac = Mac, Timeout = 60 });
-        var kick = new KickoffRequest { ClientIp = "192.168.1.23", ClientMac = Mac, DeviceId = "sim-000007", GwId = "gw-1" };
-        clock.Now = clock.Now.AddSeconds(61);
-        Assert.Equal(KickoffError.ClientNotFound, Assert.IsType<KickoffError>(d.Handle(kick).Reply).Error);
+        clock.Now = clock.Now.AddSeconds(59);
+        Assert.Equal(1, d.Heartbeat().OnlineClients);
+        clock.Now = clock.Now.AddSeconds(2);
+        Assert.Equal(0, d.Heartbeat().OnlineClients);
+        Assert.Empty(d.Clients);
     }
 
     [Fact]
@@ -188,6 +230,8 @@ public sealed class SimulatedDeviceTests
         var error = ProtocolCodec.DecodeFromController("""{"type":"make_coffee","req_id":"r-9"}""").Error!;
         var e = Assert.IsType<GenericResponse>(OnTheWire(Device().HandleUndecodable(error)));
         Assert.Equal(RequestKinds.RequestError, e.Type);
+        Assert.Equal(FirmwareAnswers.UnknownType, e.Error);
+        Assert.Equal("make_coffee", e.RequestedType);
         Assert.Equal(ReqId.Of("r-9"), e.ReqId);
         Assert.Null(Device(seedEra: true).HandleUndecodable(error).Reply);
         Assert.Null(Device().HandleUndecodable(ProtocolCodec.DecodeFromController("not json").Error!).Reply);

@@ -14,7 +14,9 @@ public static class Eventually
     public static readonly TimeSpan DefaultWithin = TimeSpan.FromSeconds(20);
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(50);
 
-    public static async Task True(Func<Task<bool>> condition, string what, TimeSpan? within = null, Func<string>? detail = null)
+    /// <param name="every">Time between tries (default 50 ms); longer where each try is a request to a system under load.</param>
+    public static async Task True(Func<Task<bool>> condition, string what, TimeSpan? within = null, Func<string>? detail = null,
+        TimeSpan? every = null)
     {
         var limit = within ?? DefaultWithin;
         var clock = Stopwatch.StartNew();
@@ -33,12 +35,13 @@ public static class Eventually
             if (clock.Elapsed > limit)
                 throw new TimeoutException($"'{what}' did not become true within {limit.TotalSeconds:0.#} s." +
                                            (detail is null ? "" : $" {detail()}.") + (last is null ? "" : $" Last error: {last.Message}"));
-            await Task.Delay(Poll, TestContext.Current.CancellationToken);
+            await Task.Delay(every ?? Poll, TestContext.Current.CancellationToken);
         }
     }
 
-    public static Task True(Func<bool> condition, string what, TimeSpan? within = null, Func<string>? detail = null) =>
-        True(() => Task.FromResult(condition()), what, within, detail);
+    public static Task True(Func<bool> condition, string what, TimeSpan? within = null, Func<string>? detail = null,
+        TimeSpan? every = null) =>
+        True(() => Task.FromResult(condition()), what, within, detail, every);
 
     /// <summary>Polls <paramref name="get"/> until its value passes <paramref name="ok"/>, and returns that value.</summary>
     public static async Task<T> Value<T>(Func<Task<T?>> get, Func<T, bool> ok, string what, TimeSpan? within = null) where T : class

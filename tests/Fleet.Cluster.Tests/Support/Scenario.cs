@@ -25,33 +25,27 @@ public static class Scenario
     public static async Task<Dictionary<string, TimeSpan>> WaitAllBack(IReadOnlyList<NodeProcess> live,
         IReadOnlyList<ReconnectingRouter> routers, DateTime mark, TimeSpan within)
     {
-        var deadline = DateTime.UtcNow + within;
         var prefixes = live.Select(n => n.AkkaAddress + "#").ToList();
         var back = new System.Collections.Concurrent.ConcurrentDictionary<string, TimeSpan>();
         await Task.WhenAll(routers.Select(async r =>
         {
             var attempt = Random.Shared.Next(live.Count);
-            while (DateTime.UtcNow < deadline)
+            try
             {
-                var node = live[attempt++ % live.Count];
-                try
+                await Eventually.True(async () =>
                 {
+                    var node = live[attempt++ % live.Count];
                     using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(3));
                     using var response = await node.Http.GetAsync($"/api/v1/devices/{r.DeviceId}", cts.Token);
-                    if (response.IsSuccessStatusCode)
-                    {
-                        var view = JsonNode.Parse(await response.Content.ReadAsStringAsync(cts.Token))!;
-                        var at = (string?)view["node"];
-                        if ((bool?)view["online"] == true && at is not null && prefixes.Any(p => at.StartsWith(p, StringComparison.Ordinal)))
-                        {
-                            back[r.DeviceId] = DateTime.UtcNow - mark;
-                            return;
-                        }
-                    }
-                }
-                catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException) { }
-                await Task.Delay(200);
+                    if (!response.IsSuccessStatusCode) return false;
+                    var view = JsonNode.Parse(await response.Content.ReadAsStringAsync(cts.Token))!;
+                    var at = (string?)view["node"];
+                    if ((bool?)view["online"] != true || at is null || !prefixes.Any(p => at.StartsWith(p, StringComparison.Ordinal))) return false;
+                    back[r.DeviceId] = DateTime.UtcNow - mark;
+                    return true;
+                }, $"{r.DeviceId} back", within, every: Poll);
             }
+            catch (TimeoutException) { } // named with the others below
         }));
         var missing = routers.Where(r => !back.ContainsKey(r.DeviceId)).Select(r => $"{r.DeviceId} ({r.Connections} sockets, last error: {r.LastError ?? "none"})").ToList();
         if (missing.Count > 0)
@@ -67,27 +61,34 @@ public static class Scenario
     public static async Task<string> Submit(IReadOnlyList<NodeProcess> nodes, string deviceId, string json, string query,
         TimeSpan within)
     {
-        var deadline = DateTime.UtcNow + within;
         var attempt = 0;
-        string last = "";
-        while (DateTime.UtcNow < deadline)
+        string? id = null;
+        var last = "";
+        await Eventually.True(async () =>
         {
             var node = nodes[attempt++ % nodes.Count];
             try
             {
                 var (status, body) = await node.Send(HttpMethod.Post, $"/api/v1/devices/{deviceId}/commands{query}", json);
-                if (status is 200 or 202) return (string)body!["command_id"]!;
+                if (status is 200 or 202)
+                {
+                    id = (string)body!["command_id"]!;
+                    return true;
+                }
                 last = $"{node.Name} → {status} {body?.ToJsonString()}";
-                if (status < 500) throw new InvalidOperationException($"command for {deviceId} refused: {last}");
+                if (status < 500) throw new Xunit.Sdk.XunitException($"command for {deviceId} refused: {last}");
             }
             catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
             {
                 last = $"{node.Name}: {ex.Message}";
             }
-            await Task.Delay(200);
-        }
-        throw new TimeoutException($"no node accepted a command for {deviceId} within {within.TotalSeconds:0} s; last: {last}");
+            return false;
+        }, $"a node accepts a command for {deviceId}", within, () => $"last: {last}", every: Poll);
+        return id!;
     }
+
+    /// <summary>Between tries of a request to a cluster that is re-homing shards: often enough, without adding load.</summary>
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(200);
 
     public static async Task<JsonArray> Commands(NodeProcess node, string deviceId) =>
         (await node.GetJson($"/api/v1/devices/{deviceId}/commands"))["items"]!.AsArray();

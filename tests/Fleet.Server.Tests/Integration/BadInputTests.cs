@@ -1,7 +1,4 @@
-using System.Net.Sockets;
 using System.Net.WebSockets;
-using System.Security.Cryptography;
-using System.Text;
 using Fleet.Server.Tests.Support;
 using Xunit;
 
@@ -11,12 +8,12 @@ namespace Fleet.Server.Tests.Integration;
 public sealed class BadInputTests : IAsyncLifetime
 {
     private Node _node = null!;
-    private Router _router = null!;
+    private PretendRouter _router = null!;
 
     public async ValueTask InitializeAsync()
     {
         _node = await Node.StartAsync();
-        _router = await Router.ConnectAsync(_node, "bad-input-router");
+        _router = await PretendRouter.ConnectAsync(_node.WebSocketUri(), "bad-input-router");
     }
 
     public async ValueTask DisposeAsync()
@@ -138,21 +135,21 @@ public sealed class BadInputTests : IAsyncLifetime
     public async Task Frames_before_connect_are_refused_and_not_forwarded()
     {
         var before = await _node.Refused("before_connect");
-        await using var r = await Router.ConnectAsync(_node, "not-yet", sendConnect: false);
+        await using var r = await PretendRouter.ConnectAsync(_node.WebSocketUri(), "not-yet", sendConnect: false);
         await r.Send(r.HeartbeatJson());
         await r.Send("""{"type":"kickoff_response","status":"success"}""");
         await Eventually.True(async () => await _node.Refused("before_connect") == before + 2, "refused");
         Assert.Equal(404, (await _node.Send(HttpMethod.Get, "/api/v1/devices/not-yet")).Status);
-        await r.Send(Router.ConnectJson("not-yet"));
+        await r.Send(PretendRouter.ConnectJson("not-yet"));
         Assert.Equal("heartbeat", (string?)(await r.Receive())["type"]);
     }
 
     [Fact]
     public async Task Newer_connection_replaces_the_older_which_is_closed_with_a_reason()
     {
-        await using var first = await Router.ConnectAsync(_node, "twice");
-        await using var second = await Router.ConnectAsync(_node, "twice");
-        var closed = await Assert.ThrowsAsync<Router.ClosedException>(() => first.Receive());
+        await using var first = await PretendRouter.ConnectAsync(_node.WebSocketUri(), "twice");
+        await using var second = await PretendRouter.ConnectAsync(_node.WebSocketUri(), "twice");
+        var closed = await Assert.ThrowsAsync<PretendRouter.ClosedException>(() => first.Receive());
         Assert.Contains("replaced", closed.Description);
         await second.HeartbeatAndReply();
         var (_, body, _) = await _node.Post("/api/v1/devices/twice/commands", """{"type":"get_firmware_info"}""");
@@ -162,30 +159,19 @@ public sealed class BadInputTests : IAsyncLifetime
     [Fact]
     public async Task The_real_clients_exact_handshake_is_accepted()
     {
-        using var tcp = new TcpClient();
-        await tcp.ConnectAsync(_node.BaseAddress.Host, _node.BaseAddress.Port, TestContext.Current.CancellationToken);
-        var stream = tcp.GetStream();
-        var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
-        var request = $"GET /ws/wifidogx HTTP/1.1\r\nHost: {_node.BaseAddress.Authority}\r\nUser-Agent: apfree-wifidog\r\n" +
-                      $"Upgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n";
-        await stream.WriteAsync(Encoding.ASCII.GetBytes(request), TestContext.Current.CancellationToken);
-        // Read the response head byte by byte so no frame byte is consumed with it.
-        var head = new StringBuilder();
-        var one = new byte[1];
-        while (!head.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal)
-               && await stream.ReadAsync(one, TestContext.Current.CancellationToken) == 1)
-            head.Append((char)one[0]);
-        var response = head.ToString();
-        Assert.StartsWith("HTTP/1.1 101", response);
-        var expected = Convert.ToBase64String(SHA1.HashData(Encoding.ASCII.GetBytes(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")));
-        Assert.True(response.Contains($"Sec-WebSocket-Accept: {expected}", StringComparison.OrdinalIgnoreCase), response);
+        var ct = TestContext.Current.CancellationToken;
+        await using var raw = await RawWebSocket.ConnectAsync(_node.BaseAddress.Host, _node.BaseAddress.Port, "/ws/wifidogx", ct);
+        Assert.StartsWith("HTTP/1.1 101", raw.ResponseHead);
+        Assert.True(raw.ResponseHead.Contains($"Sec-WebSocket-Accept: {raw.ExpectedAccept}", StringComparison.OrdinalIgnoreCase), raw.ResponseHead);
 
         // Then the rest of the protocol over the same socket, masked as a client must.
-        using var ws = WebSocket.CreateFromStream(stream, new WebSocketCreationOptions { IsServer = false });
-        await ws.SendAsync(Encoding.UTF8.GetBytes(Router.ConnectJson("raw-client")), WebSocketMessageType.Text, true, TestContext.Current.CancellationToken);
-        var frame = new byte[1024];
-        var r = await ws.ReceiveAsync(frame, new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
-        Assert.Contains("\"type\":\"heartbeat\"", Encoding.UTF8.GetString(frame, 0, r.Count));
+        await raw.SendTextAsync(PretendRouter.ConnectJson("raw-client"), ct);
+        using var within = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        within.CancelAfter(TimeSpan.FromSeconds(10));
+        var frame = await raw.ReadFrameAsync(within.Token);
+        Assert.Equal(RawFrame.Text, frame.Opcode);
+        Assert.True(frame.Fin);
+        Assert.Contains("\"type\":\"heartbeat\"", frame.PayloadText);
     }
 
     [Fact]
@@ -203,8 +189,8 @@ public sealed class ConnectionCapTests
     public async Task Past_the_cap_upgrades_get_503_and_connected_devices_are_untouched()
     {
         await using var node = await Node.StartAsync(null, "--Fleet:WebSocket:MaxConnections", "2");
-        await using var a = await Router.ConnectAsync(node, "cap-a");
-        await using var b = await Router.ConnectAsync(node, "cap-b");
+        await using var a = await PretendRouter.ConnectAsync(node.WebSocketUri(), "cap-a");
+        await using var b = await PretendRouter.ConnectAsync(node.WebSocketUri(), "cap-b");
         using var c = new ClientWebSocket();
         var ex = await Assert.ThrowsAsync<WebSocketException>(() => c.ConnectAsync(node.WebSocketUri(), TestContext.Current.CancellationToken));
         Assert.Contains("503", ex.Message);

@@ -15,7 +15,7 @@ public sealed class CommandFlowTests : IAsyncLifetime
     private static string Id() => "r-" + Guid.NewGuid().ToString("N")[..10];
 
     /// <summary>Posts a command and returns the request frame the router received.</summary>
-    private async Task<(JsonNode Frame, Task<(int Status, JsonNode? Body, string? Type)> Post)> PostAndReceive(Router router,
+    private async Task<(JsonNode Frame, Task<(int Status, JsonNode? Body, string? Type)> Post)> PostAndReceive(PretendRouter router,
         string body, string query = "?wait=10")
     {
         var post = _node.Post($"/api/v1/devices/{router.DeviceId}/commands{query}", body);
@@ -27,7 +27,7 @@ public sealed class CommandFlowTests : IAsyncLifetime
     [Fact]
     public async Task Kickoff_answered_with_req_id_succeeds_with_the_device_words()
     {
-        await using var router = await Router.ConnectAsync(_node, Id());
+        await using var router = await PretendRouter.ConnectAsync(_node.WebSocketUri(), Id());
         var (frame, post) = await PostAndReceive(router,
             """{"type":"kickoff","client_ip":"192.168.1.23","client_mac":"AA:BB:CC:DD:EE:FF","gw_id":"gw-1"}""");
         Assert.Equal(router.DeviceId, (string?)frame["device_id"]);
@@ -50,7 +50,7 @@ public sealed class CommandFlowTests : IAsyncLifetime
     [Fact]
     public async Task Seed_era_answer_without_req_id_is_matched_by_kind()
     {
-        await using var router = await Router.ConnectAsync(_node, Id());
+        await using var router = await PretendRouter.ConnectAsync(_node.WebSocketUri(), Id());
         var (_, post) = await PostAndReceive(router, """{"type":"get_firmware_info"}""");
         await router.Send("""{"type":"firmware_info_response","data":{"DISTRIB_ID":"ChaWrt","DISTRIB_RELEASE":"24.10-SNAPSHOT","DISTRIB_DESCRIPTION":"ChaWrt 24.10-SNAPSHOT r28790"}}""");
         var (status, body, _) = await post;
@@ -72,7 +72,7 @@ public sealed class CommandFlowTests : IAsyncLifetime
     [MemberData(nameof(KickoffErrors))]
     public async Task Every_kickoff_error_form_fails_the_command_with_its_text(string answer, string error)
     {
-        await using var router = await Router.ConnectAsync(_node, Id());
+        await using var router = await PretendRouter.ConnectAsync(_node.WebSocketUri(), Id());
         var (_, post) = await PostAndReceive(router,
             """{"type":"kickoff","client_ip":"192.168.1.23","client_mac":"aa:bb:cc:dd:ee:ff","gw_id":"gw-1"}""");
         await router.Send(answer);
@@ -86,7 +86,7 @@ public sealed class CommandFlowTests : IAsyncLifetime
     [Fact]
     public async Task Kickoff_answer_for_another_client_is_not_taken_as_the_answer()
     {
-        await using var router = await Router.ConnectAsync(_node, Id());
+        await using var router = await PretendRouter.ConnectAsync(_node.WebSocketUri(), Id());
         var (_, post) = await PostAndReceive(router,
             """{"type":"kickoff","client_ip":"192.168.1.23","client_mac":"aa:bb:cc:dd:ee:ff","gw_id":"gw-1"}""", "?wait=10&timeout=2");
         await router.Send("""{"type":"kickoff_response","status":"success","client_ip":"192.168.1.99","client_mac":"11:22:33:44:55:66","message":"ok"}""");
@@ -102,7 +102,7 @@ public sealed class CommandFlowTests : IAsyncLifetime
     [InlineData("""{"type":"request_error","error":"Unknown request type"}""", "get_wifi_info", "{\"type\":\"get_wifi_info\"}", "failed")]
     public async Task Answers_complete_their_commands(string answerTemplate, string type, string body, string expected)
     {
-        await using var router = await Router.ConnectAsync(_node, Id());
+        await using var router = await PretendRouter.ConnectAsync(_node.WebSocketUri(), Id());
         var (frame, post) = await PostAndReceive(router, body);
         Assert.Equal(type, (string?)frame["type"]);
         var answer = JsonNode.Parse(answerTemplate)!.AsObject();
@@ -116,7 +116,7 @@ public sealed class CommandFlowTests : IAsyncLifetime
     [Fact]
     public async Task Firmware_upgrade_force_defaults_to_false_on_the_wire()
     {
-        await using var router = await Router.ConnectAsync(_node, Id());
+        await using var router = await PretendRouter.ConnectAsync(_node.WebSocketUri(), Id());
         var (frame, _) = await PostAndReceive(router, """{"type":"firmware_upgrade","url":"http://fw.example.com/x.bin"}""", "");
         Assert.False((bool)frame["force"]!);
     }
@@ -124,7 +124,7 @@ public sealed class CommandFlowTests : IAsyncLifetime
     [Fact]
     public async Task Auth_is_delivered_and_the_client_appears_then_kickoff_removes_it()
     {
-        await using var router = await Router.ConnectAsync(_node, Id());
+        await using var router = await PretendRouter.ConnectAsync(_node.WebSocketUri(), Id());
         var (frame, post) = await PostAndReceive(router,
             """{"type":"auth","token":"tok","client_ip":"192.168.1.23","client_mac":"aa:bb:cc:dd:ee:ff","client_name":"phone","gw_id":"gw-1"}""");
         Assert.False((bool?)frame["once_auth"] ?? false);
@@ -148,7 +148,7 @@ public sealed class CommandFlowTests : IAsyncLifetime
     [Fact]
     public async Task Once_auth_sets_the_gateway_desired_auth_mode_to_zero_in_heartbeat_replies()
     {
-        await using var router = await Router.ConnectAsync(_node, Id());
+        await using var router = await PretendRouter.ConnectAsync(_node.WebSocketUri(), Id());
         var (_, post) = await PostAndReceive(router,
             """{"type":"auth","token":"tok","client_ip":"192.168.1.23","client_mac":"aa:bb:cc:dd:ee:ff","gw_id":"gw-1","once_auth":true}""");
         Assert.Equal("delivered", (string?)(await post).Body!["status"]);
@@ -162,7 +162,7 @@ public sealed class CommandFlowTests : IAsyncLifetime
     [Fact]
     public async Task Tmp_pass_defaults_to_300_seconds_and_a_short_pass_expires()
     {
-        await using var router = await Router.ConnectAsync(_node, Id());
+        await using var router = await PretendRouter.ConnectAsync(_node.WebSocketUri(), Id());
         var (frame, post) = await PostAndReceive(router, """{"type":"tmp_pass","client_mac":"aa:bb:cc:dd:ee:01"}""");
         Assert.Equal(300, (int)frame["timeout"]!);
         Assert.Equal("delivered", (string?)(await post).Body!["status"]);
@@ -180,7 +180,7 @@ public sealed class CommandFlowTests : IAsyncLifetime
     [Fact]
     public async Task Unanswered_command_times_out_and_a_late_answer_is_dropped()
     {
-        await using var router = await Router.ConnectAsync(_node, Id());
+        await using var router = await PretendRouter.ConnectAsync(_node.WebSocketUri(), Id());
         var (frame, post) = await PostAndReceive(router, """{"type":"get_firmware_info"}""", "?wait=10&timeout=1");
         var (status, body, _) = await post;
         Assert.Equal(200, status);
@@ -198,7 +198,7 @@ public sealed class CommandFlowTests : IAsyncLifetime
     [Fact]
     public async Task One_request_of_a_kind_in_flight_the_next_waits_its_turn()
     {
-        await using var router = await Router.ConnectAsync(_node, Id());
+        await using var router = await PretendRouter.ConnectAsync(_node.WebSocketUri(), Id());
         var first = await _node.Post($"/api/v1/devices/{router.DeviceId}/commands", """{"type":"get_firmware_info"}""");
         var second = await _node.Post($"/api/v1/devices/{router.DeviceId}/commands", """{"type":"get_firmware_info"}""");
         var f1 = await router.ReceiveType("get_firmware_info");
@@ -214,12 +214,12 @@ public sealed class CommandFlowTests : IAsyncLifetime
     public async Task Commands_for_an_offline_device_wait_and_are_delivered_on_reconnect()
     {
         var id = Id();
-        await (await Router.ConnectAsync(_node, id)).DisposeAsync();
+        await (await PretendRouter.ConnectAsync(_node.WebSocketUri(), id)).DisposeAsync();
         await Eventually.True(async () => (bool?)(await _node.GetJson($"/api/v1/devices/{id}"))["online"] == false, "offline");
         var (status, body, _) = await _node.Post($"/api/v1/devices/{id}/commands", """{"type":"get_firmware_info"}""");
         Assert.Equal(202, status);
         Assert.Equal("queued", (string?)body!["status"]);
-        await using var again = await Router.ConnectAsync(_node, id);
+        await using var again = await PretendRouter.ConnectAsync(_node.WebSocketUri(), id);
         var frame = await again.ReceiveType("get_firmware_info");
         Assert.Equal((string?)body["command_id"], (string?)frame["req_id"]);
     }
@@ -228,7 +228,7 @@ public sealed class CommandFlowTests : IAsyncLifetime
     public async Task Queued_command_expires_after_its_ttl()
     {
         var id = Id();
-        await (await Router.ConnectAsync(_node, id)).DisposeAsync();
+        await (await PretendRouter.ConnectAsync(_node.WebSocketUri(), id)).DisposeAsync();
         await Eventually.True(async () => (bool?)(await _node.GetJson($"/api/v1/devices/{id}"))["online"] == false, "offline");
         var (_, body, _) = await _node.Post($"/api/v1/devices/{id}/commands?ttl=1&wait=10", """{"type":"get_firmware_info"}""");
         Assert.Equal("expired", (string?)body!["status"]);
@@ -238,7 +238,7 @@ public sealed class CommandFlowTests : IAsyncLifetime
     public async Task Cancel_a_queued_command_then_cancelling_again_conflicts()
     {
         var id = Id();
-        await (await Router.ConnectAsync(_node, id)).DisposeAsync();
+        await (await PretendRouter.ConnectAsync(_node.WebSocketUri(), id)).DisposeAsync();
         await Eventually.True(async () => (bool?)(await _node.GetJson($"/api/v1/devices/{id}"))["online"] == false, "offline");
         var (_, body, _) = await _node.Post($"/api/v1/devices/{id}/commands", """{"type":"reboot_device"}""");
         var path = $"/api/v1/devices/{id}/commands/{body!["command_id"]}";
@@ -257,7 +257,7 @@ public sealed class CommandFlowTests : IAsyncLifetime
     [Fact]
     public async Task Reboot_is_delivered_and_a_later_reboot_error_fails_it()
     {
-        await using var router = await Router.ConnectAsync(_node, Id());
+        await using var router = await PretendRouter.ConnectAsync(_node.WebSocketUri(), Id());
         var (_, post) = await PostAndReceive(router, """{"type":"reboot_device"}""");
         var (_, body, _) = await post;
         Assert.Equal("delivered", (string?)body!["status"]);
@@ -270,7 +270,7 @@ public sealed class CommandFlowTests : IAsyncLifetime
     [Fact]
     public async Task Operator_auth_mode_reaches_the_device_and_every_heartbeat_reply()
     {
-        await using var router = await Router.ConnectAsync(_node, Id());
+        await using var router = await PretendRouter.ConnectAsync(_node.WebSocketUri(), Id());
         var put = await _node.Send(HttpMethod.Put, $"/api/v1/devices/{router.DeviceId}/gateways/gw-1/auth-mode", """{"auth_mode":2}""");
         Assert.Equal(200, put.Status);
         Assert.Equal(2, (int)put.Body!["desired_auth_mode"]!);

@@ -15,10 +15,10 @@ public sealed class DirectoryTests : IAsyncLifetime
     [Fact]
     public async Task Directory_lists_online_and_offline_devices_with_filters_and_paging()
     {
-        var routers = new List<Router>();
+        var routers = new List<PretendRouter>();
         for (var i = 0; i < 5; i++)
-            routers.Add(await Router.ConnectAsync(_node, $"dir-{i}",
-                gateways: i % 2 == 0 ? Router.DefaultGateways : """[{"gw_id":"gw-odd","auth_mode":1}]"""));
+            routers.Add(await PretendRouter.ConnectAsync(_node.WebSocketUri(), $"dir-{i}",
+                gateways: i % 2 == 0 ? PretendRouter.DefaultGateways : """[{"gw_id":"gw-odd","auth_mode":1}]"""));
         await routers[4].DisposeAsync();
         await Eventually.True(async () => (await Items("?online=false")).Count == 1, "one offline");
         await Eventually.True(async () => (await Items("?online=true")).Count == 4, "four online");
@@ -47,7 +47,7 @@ public sealed class DirectoryTests : IAsyncLifetime
     [Fact]
     public async Task Heartbeats_that_change_nothing_write_nothing_to_the_journal()
     {
-        await using var router = await Router.ConnectAsync(_node, "quiet");
+        await using var router = await PretendRouter.ConnectAsync(_node.WebSocketUri(), "quiet");
         await router.HeartbeatAndReply(); // the first heartbeat may still be catching up with connect
         var before = await JournalRows();
         for (var i = 0; i < 5; i++) await router.HeartbeatAndReply();
@@ -88,7 +88,7 @@ public sealed class RecoveryTests
         string queuedId;
         await using (var node = await Node.StartAsync(db))
         {
-            await using (var router = await Router.ConnectAsync(node, "survivor"))
+            await using (var router = await PretendRouter.ConnectAsync(node.WebSocketUri(), "survivor"))
             {
                 var auth = node.Post("/api/v1/devices/survivor/commands?wait=10",
                     """{"type":"auth","token":"t","client_ip":"192.168.1.23","client_mac":"aa:bb:cc:dd:ee:ff","gw_id":"gw-1"}""");
@@ -120,7 +120,7 @@ public sealed class RecoveryTests
                 (await node.GetJson("/api/v1/devices?q=survivor"))["items"]!.AsArray().SingleOrDefault()?["online"]?.GetValue<bool>() == false,
                 "directory shows the device offline");
 
-            await using var router = await Router.ConnectAsync(node, "survivor");
+            await using var router = await PretendRouter.ConnectAsync(node.WebSocketUri(), "survivor");
             var frame = await router.ReceiveType("get_sys_info");
             Assert.Equal(queuedId, (string?)frame["req_id"]);
             Assert.Equal(0, (int)(await router.HeartbeatAndReply())["gateway"]![0]!["auth_mode"]!);

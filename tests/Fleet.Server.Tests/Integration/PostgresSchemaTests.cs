@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using Fleet.Cluster.Tests.Support;
 using Fleet.Server.Directory;
 using Fleet.Server.Hosting;
 using Npgsql;

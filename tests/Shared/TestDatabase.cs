@@ -1,8 +1,11 @@
 using Npgsql;
 
-namespace Fleet.Cluster.Tests.Support;
+namespace Fleet.Testing;
 
-/// <summary>A database of the test's own on the PostgreSQL named by FLEET_TEST_POSTGRES, dropped afterwards.</summary>
+/// <summary>
+/// A database of the test's own on the PostgreSQL named by FLEET_TEST_POSTGRES (tests/run.sh starts
+/// PostgreSQL and sets it), dropped afterwards. Linked into the test projects that need PostgreSQL.
+/// </summary>
 public sealed class TestDatabase : IAsyncDisposable
 {
     public const string Variable = "FLEET_TEST_POSTGRES";
@@ -23,7 +26,7 @@ public sealed class TestDatabase : IAsyncDisposable
         var admin = Environment.GetEnvironmentVariable(Variable);
         if (string.IsNullOrWhiteSpace(admin))
             throw new InvalidOperationException(
-                $"{Variable} is not set. The cluster tests need a PostgreSQL superuser connection, e.g. " +
+                $"{Variable} is not set. The tests that use PostgreSQL need a superuser connection, e.g. " +
                 $"{Variable}=\"Host=127.0.0.1;Port=5432;Username=fleet;Password=fleet;Database=postgres\"; tests/run.sh starts PostgreSQL and sets it.");
         var name = "fleet_" + Guid.NewGuid().ToString("N")[..12];
         await using var c = new NpgsqlConnection(admin);
