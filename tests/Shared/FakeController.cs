@@ -98,7 +98,16 @@ public sealed class FakeController : IAsyncDisposable
         RemoteAddresses.AddOrUpdate(socket.RemoteAddress, 1, (_, n) => n + 1);
         lock (_open) _open.Add(socket);
         await _accepted.Writer.WriteAsync(socket);
-        await socket.RunAsync();
+        try
+        {
+            await socket.RunAsync();
+        }
+        finally
+        {
+            // Before the request ends and Kestrel recycles its context: Abort (under the same lock) must
+            // never touch a finished request.
+            lock (_open) _open.Remove(socket);
+        }
     }
 
     /// <summary>What the controller itself does with one frame (after the socket has kept it).</summary>
