@@ -114,8 +114,25 @@ public static class FieldRules
         IsDeviceId(value) ? null : $"{field} '{value}' is not a device id (1–{MaxDeviceIdLength} letters, digits or - _ . : @)";
 
     public static string? CheckFirmwareUrl(string field, string? value) =>
-        IsFirmwareUrl(value) ? null
-            : $"{field} '{value}' is not an absolute http(s) URL without whitespace or shell metacharacters";
+        !IsFirmwareUrl(value) ? $"{field} '{value}' is not an absolute http(s) URL without whitespace or shell metacharacters"
+        : value!.Length > ReaderLimits.MaxFirmwareUrlLength
+            ? $"{field} is {value.Length} characters; the firmware builds its sysupgrade command in a 512-byte buffer and does nothing with a longer URL: at most {ReaderLimits.MaxFirmwareUrlLength}"
+            : null;
+
+    /// <summary>
+    /// Whether a request (its req_id set) fits the device's reader in every dialect: the seed's "type"
+    /// framing with a command id is the longest. Lists the firmware replaces whole (sync_*) cannot be split.
+    /// </summary>
+    public static string? CheckWireSize(IControllerRequest request)
+    {
+        var bytes = ProtocolCodec.Encode(request).Length;
+        if (bytes <= ReaderLimits.MaxPayloadBytes) return null;
+        var whole = request is SyncDomainsRequest
+            ? $"; {request.Type} replaces the router's whole list, so it cannot be split into several requests: send fewer or shorter entries"
+            : "";
+        return $"the request is {bytes} bytes on the wire; a router's reader takes frames of at most {ReaderLimits.MaxFrameBytes} bytes " +
+               $"with their header ({ReaderLimits.MaxPayloadBytes} of request){whole}";
+    }
 
     public static string? CheckDomain(string field, string? value, bool allowWildcard) =>
         IsDomain(value, allowWildcard) ? null

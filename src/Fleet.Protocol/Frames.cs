@@ -51,15 +51,22 @@ public sealed record GatewayReport
 }
 
 /// <summary>
-/// The system figures newer firmware adds to heartbeats (EXTENSIONS.md), gathered from a report by
-/// <see cref="DeviceReport.Figures"/>. Not a wire shape itself: on the wire they are top-level fields.
+/// The system figures firmware from 2025-07 on nests in every heartbeat as "sys_info" (never in connect).
+/// Numbers may come as strings from some builds; they are read either way.
 /// </summary>
-public sealed record SystemFigures(
-    long? SysUptime = null, long? SysMemfree = null, double? SysLoad = null, long? NfConntrackCount = null,
-    double? CpuUsage = null, double? CpuTemp = null, long? WifidogUptime = null, long? OnlineClients = null,
-    long? OfflineClients = null)
+public sealed record SystemFigures
 {
-    public bool IsEmpty => SysUptime is null && SysMemfree is null && SysLoad is null && NfConntrackCount is null
+    [JsonPropertyName("sys_uptime"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? SysUptime { get; init; }
+    [JsonPropertyName("sys_memfree"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? SysMemfree { get; init; }
+    [JsonPropertyName("sys_load"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public double? SysLoad { get; init; }
+    [JsonPropertyName("nf_conntrack_count"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? NfConntrackCount { get; init; }
+    [JsonPropertyName("cpu_usage"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public double? CpuUsage { get; init; }
+    [JsonPropertyName("cpu_temp"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public double? CpuTemp { get; init; }
+    [JsonPropertyName("wifidog_uptime"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? WifidogUptime { get; init; }
+    [JsonPropertyName("online_clients"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? OnlineClients { get; init; }
+    [JsonPropertyName("offline_clients"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? OfflineClients { get; init; }
+
+    [JsonIgnore] public bool IsEmpty => SysUptime is null && SysMemfree is null && SysLoad is null && NfConntrackCount is null
         && CpuUsage is null && CpuTemp is null && WifidogUptime is null && OnlineClients is null && OfflineClients is null;
 }
 
@@ -74,32 +81,12 @@ public abstract record DeviceReport : IDeviceFrame
     [JsonPropertyName("device_id")] public string? DeviceId { get; init; }
     [JsonPropertyName("device_info")] public DeviceInfo? DeviceInfo { get; init; }
     [JsonPropertyName("gateway")] public IReadOnlyList<GatewayReport>? Gateway { get; init; }
-    /// <summary>0 cloud, 1 bypass, 2 local (newer firmware).</summary>
+    /// <summary>0 cloud, 1 bypass, 2 local (firmware of the op dialect, from 2026-03-30).</summary>
     [JsonPropertyName("mode")] public int? Mode { get; init; }
-
-    // Newer firmware puts these at the top level of a heartbeat.
-    [JsonPropertyName("sys_uptime"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? SysUptime { get; init; }
-    [JsonPropertyName("sys_memfree"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? SysMemfree { get; init; }
-    [JsonPropertyName("sys_load"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public double? SysLoad { get; init; }
-    [JsonPropertyName("nf_conntrack_count"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? NfConntrackCount { get; init; }
-    [JsonPropertyName("cpu_usage"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public double? CpuUsage { get; init; }
-    [JsonPropertyName("cpu_temp"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public double? CpuTemp { get; init; }
-    [JsonPropertyName("wifidog_uptime"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? WifidogUptime { get; init; }
-    [JsonPropertyName("online_clients"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? OnlineClients { get; init; }
-    [JsonPropertyName("offline_clients"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? OfflineClients { get; init; }
-
-    public SystemFigures Figures() => new(SysUptime, SysMemfree, SysLoad, NfConntrackCount, CpuUsage, CpuTemp,
-        WifidogUptime, OnlineClients, OfflineClients);
-
-    /// <summary>Whether any system figure is present (without allocating).</summary>
-    [JsonIgnore] public bool HasFigures => SysUptime is not null || SysMemfree is not null || SysLoad is not null
-        || NfConntrackCount is not null || CpuUsage is not null || CpuTemp is not null || WifidogUptime is not null
-        || OnlineClients is not null || OfflineClients is not null;
-
-    /// <summary>Whether these figures equal <paramref name="f"/> (without allocating).</summary>
-    public bool SameFigures(SystemFigures f) => SysUptime == f.SysUptime && SysMemfree == f.SysMemfree && SysLoad == f.SysLoad
-        && NfConntrackCount == f.NfConntrackCount && CpuUsage == f.CpuUsage && CpuTemp == f.CpuTemp
-        && WifidogUptime == f.WifidogUptime && OnlineClients == f.OnlineClients && OfflineClients == f.OfflineClients;
+    /// <summary>Heartbeats of firmware from 2025-07 on: system figures.</summary>
+    [JsonPropertyName("sys_info")] public SystemFigures? SysInfo { get; init; }
+    /// <summary>Reports of the op dialect carry a req_id of the device's own (echoed in our reply).</summary>
+    [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
 }
 
 public sealed record ConnectMessage : DeviceReport
@@ -178,6 +165,8 @@ public sealed record GenericResponse : IAnswerFrame
     [JsonPropertyName("domains")] public IReadOnlyList<string>? Domains { get; init; }
     /// <summary>request_error: the type the device did not know.</summary>
     [JsonPropertyName("requested_type")] public string? RequestedType { get; init; }
+    /// <summary>Answers of the op dialect: 0 on success, else the firmware's error code.</summary>
+    [JsonPropertyName("code")] public int? Code { get; init; }
     [JsonIgnore] public bool IsError => Type.EndsWith("_error", StringComparison.Ordinal);
     [JsonIgnore] public string? ErrorText => IsError ? Error ?? Type : null;
 }

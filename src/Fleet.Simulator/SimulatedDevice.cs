@@ -85,9 +85,12 @@ public sealed class SimulatedDevice
         return new HeartbeatMessage
         {
             DeviceId = DeviceId, DeviceInfo = _deviceInfo, Gateway = Reports(), Mode = 0,
-            SysUptime = UptimeSeconds(), SysMemfree = 61_440, SysLoad = 0.08, NfConntrackCount = 120,
-            CpuUsage = 3.5, CpuTemp = 48.0, WifidogUptime = UptimeSeconds(),
-            OnlineClients = _clients.Count, OfflineClients = 0,
+            SysInfo = new SystemFigures
+            {
+                SysUptime = UptimeSeconds(), SysMemfree = 61_440, SysLoad = 0.08, NfConntrackCount = 120,
+                CpuUsage = 3.5, CpuTemp = 48.0, WifidogUptime = UptimeSeconds(),
+                OnlineClients = _clients.Count, OfflineClients = 0,
+            },
         };
     }
 

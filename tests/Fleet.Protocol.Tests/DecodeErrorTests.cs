@@ -66,10 +66,10 @@ public class DecodeErrorTests
     public void Heartbeat_carries_mode_and_system_figures_even_as_strings()
     {
         var r = ProtocolCodec.DecodeFromDevice(
-            "{\"type\":\"heartbeat\",\"device_id\":\"r1\",\"mode\":2,\"sys_uptime\":120,\"sys_load\":\"0.5\",\"cpu_temp\":51.5,\"online_clients\":3}");
+            "{\"type\":\"heartbeat\",\"device_id\":\"r1\",\"mode\":2,\"sys_info\":{\"sys_uptime\":120,\"sys_load\":\"0.5\",\"cpu_temp\":51.5,\"online_clients\":3}}");
         var hb = Assert.IsType<HeartbeatMessage>(r.Message);
         Assert.Equal(2, hb.Mode);
-        var f = hb.Figures();
+        var f = hb.SysInfo!;
         Assert.Equal(120, f.SysUptime);
         Assert.Equal(0.5, f.SysLoad);
         Assert.Equal(51.5, f.CpuTemp);

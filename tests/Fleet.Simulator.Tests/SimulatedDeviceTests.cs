@@ -50,8 +50,8 @@ public sealed class SimulatedDeviceTests
     [Fact]
     public void Upstream_heartbeat_carries_system_figures_and_seed_heartbeat_does_not()
     {
-        Assert.NotNull(Device().Heartbeat().SysUptime);
-        Assert.Null(Device(seedEra: true).Heartbeat().SysUptime);
+        Assert.NotNull(Device().Heartbeat().SysInfo?.SysUptime);
+        Assert.Null(Device(seedEra: true).Heartbeat().SysInfo?.SysUptime);
     }
 
     [Fact]
@@ -197,9 +197,9 @@ public sealed class SimulatedDeviceTests
         var d = Device(time: clock);
         d.Handle(new TmpPassRequest { ClientMac = Mac, Timeout = 60 });
         clock.Now = clock.Now.AddSeconds(59);
-        Assert.Equal(1, d.Heartbeat().OnlineClients);
+        Assert.Equal(1, d.Heartbeat().SysInfo?.OnlineClients);
         clock.Now = clock.Now.AddSeconds(2);
-        Assert.Equal(0, d.Heartbeat().OnlineClients);
+        Assert.Equal(0, d.Heartbeat().SysInfo?.OnlineClients);
         Assert.Empty(d.Clients);
     }
 

@@ -78,10 +78,21 @@ public static class ProtocolCodec
     /// <summary>Decodes a frame the controller sent (heartbeat reply and every request type).</summary>
     /// <param name="fillIn">Completes a message before its required fields are checked (the admin API fills in
     /// what its path already says).</param>
-    public static Decoded<IControllerFrame> DecodeFromController(ReadOnlySpan<byte> utf8, Func<IControllerFrame, IControllerFrame>? fillIn = null) =>
+    /// <param name="acceptOp">Also take "op" as the frame's name (a device of the current firmware reading requests).</param>
+    public static Decoded<IControllerFrame> DecodeFromController(ReadOnlySpan<byte> utf8, Func<IControllerFrame, IControllerFrame>? fillIn = null,
+        bool acceptOp = false) =>
         Decode<IControllerFrame>(utf8, type =>
             FromServerTable.GetValueOrDefault(type) ?? (SimpleRequestTypes.Contains(type) ? SimpleEntry : null),
-            fillIn is null ? null : m => fillIn((IControllerFrame)m));
+            fillIn is null ? null : m => fillIn((IControllerFrame)m), acceptOp ? NameKey.TypeOrOp : NameKey.Type);
+
+    /// <summary>Decodes a report of the op dialect ({"op":"connect"|"heartbeat",…}).</summary>
+    public static Decoded<IDeviceFrame> DecodeOpReport(ReadOnlySpan<byte> utf8) =>
+        Decode<IDeviceFrame>(utf8, op => op is ConnectMessage.TypeName or HeartbeatMessage.TypeName ? FromDeviceTable[op] : null,
+            key: NameKey.Op);
+
+    /// <summary>The inner "data" of an answer envelope as a frame the seed dialect would have sent (type, status, message, data, req_id).</summary>
+    public static GenericResponse? ReadGeneric(JsonElement element) =>
+        element.ValueKind == JsonValueKind.Object ? element.Deserialize(Ctx.GenericResponse) : null;
 
     public static Decoded<IDeviceFrame> DecodeFromDevice(string json) => DecodeFromDevice(System.Text.Encoding.UTF8.GetBytes(json));
     public static Decoded<IControllerFrame> DecodeFromController(string json) => DecodeFromController(System.Text.Encoding.UTF8.GetBytes(json));
@@ -90,10 +101,13 @@ public static class ProtocolCodec
     private static readonly Entry SimpleEntry = E(Ctx.SimpleRequest);
 
     private static Decoded<T> Decode<T>(ReadOnlySpan<byte> utf8, Func<string, Entry?> lookup,
-        Func<IWireMessage, IWireMessage>? fillIn = null) where T : class, IWireMessage
+        Func<IWireMessage, IWireMessage>? fillIn = null, NameKey key = NameKey.Type) where T : class, IWireMessage
     {
-        var (type, reqId, envelopeError) = ReadEnvelope(utf8);
-        if (envelopeError is not null) return new(null, envelopeError);
+        var envelope = ReadEnvelope(utf8);
+        if (envelope.Error is not null) return new(null, envelope.Error);
+        var (type, nameError) = envelope.Name(key);
+        var reqId = envelope.ReqId;
+        if (nameError is not null) return new(null, nameError);
 
         var entry = lookup(type!);
         if (entry is null)
@@ -124,32 +138,29 @@ public static class ProtocolCodec
         where T : class, IWireMessage => new(null, new DecodeError(kind, message, type, field, reqId));
 
     /// <summary>
-    /// One cheap pass over the top level: checks the frame is one well-formed JSON object and reads
-    /// "type" and "req_id" without allocating anything else.
+    /// One cheap pass over the top level: checks the frame is one well-formed JSON object and reads the
+    /// names a frame can go by ("type" in the seed dialect, "op" in the current firmware's), "req_id"
+    /// and whether it carries "response" (an answer envelope), without allocating anything else.
     /// </summary>
-    private static (string? Type, ReqId? ReqId, DecodeError? Error) ReadEnvelope(ReadOnlySpan<byte> utf8)
+    public static Envelope ReadEnvelope(ReadOnlySpan<byte> utf8)
     {
         var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
-        string? type = null;
+        string? type = null, op = null;
         ReqId? reqId = null;
-        var typeWrongKind = false;
+        bool typeWrongKind = false, opWrongKind = false, response = false;
         try
         {
             if (!reader.Read())
-                return (null, null, new DecodeError(DecodeErrorKind.NotJson, "frame is empty, not JSON"));
+                return new(Error: new DecodeError(DecodeErrorKind.NotJson, "frame is empty, not JSON"));
             if (reader.TokenType != JsonTokenType.StartObject)
             {
                 reader.Skip();
-                return (null, null, new DecodeError(DecodeErrorKind.NotObject, $"frame is JSON {Describe(reader.TokenType)}, not an object"));
+                return new(Error: new DecodeError(DecodeErrorKind.NotObject, $"frame is JSON {Describe(reader.TokenType)}, not an object"));
             }
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                if (reader.ValueTextEquals("type"u8))
-                {
-                    reader.Read();
-                    if (reader.TokenType == JsonTokenType.String) type = reader.GetString();
-                    else { typeWrongKind = true; reader.Skip(); }
-                }
+                if (reader.ValueTextEquals("type"u8)) type = ReadName(ref reader, ref typeWrongKind);
+                else if (reader.ValueTextEquals("op"u8)) op = ReadName(ref reader, ref opWrongKind);
                 else if (reader.ValueTextEquals("req_id"u8))
                 {
                     reader.Read();
@@ -161,29 +172,35 @@ public static class ProtocolCodec
                 }
                 else
                 {
+                    response |= reader.ValueTextEquals("response"u8);
                     reader.Read();
                     reader.Skip();
                 }
             }
             if (reader.Read())
-                return (null, null, new DecodeError(DecodeErrorKind.NotJson, "frame has data after the JSON object"));
+                return new(Error: new DecodeError(DecodeErrorKind.NotJson, "frame has data after the JSON object", Position: reader.BytesConsumed));
         }
         catch (JsonException ex)
         {
-            return (null, null, new DecodeError(DecodeErrorKind.NotJson,
+            return new(Error: new DecodeError(DecodeErrorKind.NotJson,
                 $"frame is not valid JSON (stops at line {ex.LineNumber + 1}, byte {ex.BytePositionInLine + 1})",
                 Position: reader.BytesConsumed + 1));
         }
         catch (InvalidOperationException)
         {
-            return (null, null, new DecodeError(DecodeErrorKind.NotJson, $"frame is not valid JSON (stops at byte {reader.BytesConsumed + 1})",
+            return new(Error: new DecodeError(DecodeErrorKind.NotJson, $"frame is not valid JSON (stops at byte {reader.BytesConsumed + 1})",
                 Position: reader.BytesConsumed + 1));
         }
-        if (typeWrongKind)
-            return (null, reqId, new DecodeError(DecodeErrorKind.MissingType, "field 'type' must be a string", null, "type", reqId));
-        if (string.IsNullOrEmpty(type))
-            return (null, reqId, new DecodeError(DecodeErrorKind.MissingType, "frame has no 'type' field", null, "type", reqId));
-        return (type, reqId, null);
+        return new(type, op, reqId, response, typeWrongKind, opWrongKind);
+    }
+
+    private static string? ReadName(ref Utf8JsonReader reader, ref bool wrongKind)
+    {
+        reader.Read();
+        if (reader.TokenType == JsonTokenType.String) return reader.GetString();
+        wrongKind = true;
+        reader.Skip();
+        return null;
     }
 
     private static string Describe(JsonTokenType t) => t switch

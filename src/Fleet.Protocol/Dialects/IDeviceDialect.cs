@@ -1,7 +1,11 @@
 namespace Fleet.Protocol;
 
-/// <summary>What a device sent, in no dialect: a report (connect or heartbeat), an answer, or why it is neither.</summary>
-public readonly record struct DeviceFrame(DeviceReport? Report, DeviceAnswer? Answer, DecodeError? Error);
+/// <summary>
+/// What a device sent, in no dialect: a report (connect or heartbeat), an answer, the device's complaint
+/// about a frame of ours it could not take (op dialect: an error that names no request of ours), or why
+/// it is none of these.
+/// </summary>
+public readonly record struct DeviceFrame(DeviceReport? Report, DeviceAnswer? Answer, DecodeError? Error, string? Complaint = null);
 
 /// <summary>
 /// One wire dialect of the device protocol: how frames from a device are read and how the controller's
@@ -11,8 +15,14 @@ public readonly record struct DeviceFrame(DeviceReport? Report, DeviceAnswer? An
 /// </summary>
 public interface IDeviceDialect
 {
-    /// <summary>The name operators see for it.</summary>
+    /// <summary>The dialect's family name: "seed" (the "type" frames) or "9" (the "op" frames).</summary>
     string Name { get; }
+
+    /// <summary>
+    /// The protocol operators see for a device, from what one of its reports shows: "seed", "2025" (type
+    /// frames with the 2025 firmware's sys_info or req_id) or "9" (op frames).
+    /// </summary>
+    string NameFor(DeviceReport report);
 
     /// <summary>Reads one text frame from the device.</summary>
     DeviceFrame Decode(ReadOnlySpan<byte> utf8);

@@ -10,12 +10,16 @@ namespace Fleet.Protocol;
 public sealed class TypeDialect : IDeviceDialect
 {
     public const string SeedName = "seed";
+    public const string V2025Name = "2025";
 
-    public static readonly TypeDialect Seed = new(SeedName);
+    /// <summary>Stateless: one instance serves every connection of this dialect.</summary>
+    public static readonly TypeDialect Seed = new();
 
-    private TypeDialect(string name) => Name = name;
+    private TypeDialect() { }
 
-    public string Name { get; }
+    public string Name => SeedName;
+
+    public string NameFor(DeviceReport report) => report.SysInfo is not null || report.ReqId is not null ? V2025Name : SeedName;
 
     public DeviceFrame Decode(ReadOnlySpan<byte> utf8)
     {

@@ -34,7 +34,9 @@ public sealed record CommandRecord(
 /// The command lifecycle as pure functions of the device's state: accept, pick what to send, settle by
 /// write confirmation, answer or deadline, cancel — and how each event changes the command list.
 /// <c>queued → sent → succeeded | failed | timed_out</c>, <c>queued → expired | cancelled</c>, and
-/// requests the device's dialect does not answer <c>queued → sent → delivered</c>.
+/// requests the device's dialect does not answer <c>queued → sent → delivered</c>. A command is sent when
+/// its frame was written to the device's socket (the connection may hold it back until the device's
+/// reader can take it), so its answer timeout counts from then.
 /// </summary>
 public static class CommandLifecycle
 {
@@ -59,19 +61,22 @@ public static class CommandLifecycle
             SimpleRequest s => s with { ReqId = id },
             _ => throw new ArgumentException($"no command for {request.GetType().Name}", nameof(request)),
         };
+        if (FieldRules.CheckWireSize(normalised) is { } tooLarge) return (null, tooLarge);
         return (new CommandQueued(commandId, normalised, now, now.AddSeconds(ttlSeconds), timeoutSeconds), null);
     }
 
     /// <summary>
-    /// Queued commands to send now, oldest first: at most one request of a kind in flight per device,
-    /// because seed-era firmware does not echo req_id and its answers are matched by kind.
+    /// Queued commands to hand to the connection now, oldest first, leaving out those it already holds
+    /// (<paramref name="handedOver"/>): at most one request of a kind in flight per device, because
+    /// seed-era firmware does not echo req_id and its answers are matched by kind.
     /// </summary>
-    public static IReadOnlyList<CommandRecord> ToSend(DeviceState state, DateTimeOffset now)
+    public static IReadOnlyList<CommandRecord> ToSend(DeviceState state, DateTimeOffset now, IReadOnlySet<string>? handedOver = null)
     {
         List<CommandRecord>? result = null;
         HashSet<string>? busy = null;
         foreach (var c in state.Commands)
-            if (c.Status == CommandStatus.Sent) (busy ??= []).Add(c.Type);
+            if (c.Status == CommandStatus.Sent || (c.Status == CommandStatus.Queued && handedOver?.Contains(c.CommandId) == true))
+                (busy ??= []).Add(c.Type);
         foreach (var c in state.Commands)
         {
             if (c.Status != CommandStatus.Queued || c.ExpiresAt <= now || (busy?.Contains(c.Type) ?? false)) continue;
@@ -82,15 +87,23 @@ public static class CommandLifecycle
     }
 
     /// <summary>
-    /// The frame of a command reached the device's socket. A request the device will not answer is
-    /// delivered now, with what it means for the device's clients and gateways.
+    /// The frame of a command reached the device's socket: it is sent now (its answer timeout starts), and a
+    /// request the device will not answer is delivered, with what it means for the device's clients and gateways.
     /// </summary>
     public static ImmutableList<IDeviceEvent> OnWritten(DeviceState state, string commandId, bool answerExpected, DateTimeOffset now)
     {
-        if (answerExpected || state.FindCommand(commandId) is not { Status: CommandStatus.Sent } c) return [];
-        var events = ImmutableList.Create<IDeviceEvent>(new CommandCompleted(commandId, CommandStatus.Delivered, null, null, now));
-        return events.AddRange(Effects(state, c.Request, now));
+        if (state.FindCommand(commandId) is not { Status: CommandStatus.Queued } c) return [];
+        var events = ImmutableList.Create<IDeviceEvent>(new CommandSent(commandId, now));
+        if (answerExpected) return events;
+        return events.Add(new CommandCompleted(commandId, CommandStatus.Delivered, null, null, now)).AddRange(Effects(state, c.Request, now));
     }
+
+    /// <summary>The connection would not write a command's frame: the device's reader could not take it.</summary>
+    public static ImmutableList<IDeviceEvent> OnTooLarge(DeviceState state, string commandId, int bytes, DateTimeOffset now) =>
+        state.FindCommand(commandId) is { Status: CommandStatus.Queued }
+            ? [new CommandCompleted(commandId, CommandStatus.Failed, null,
+                $"the request is {bytes} bytes on the wire in this device's dialect; its reader takes at most {ReaderLimits.MaxPayloadBytes}", now)]
+            : [];
 
     /// <summary>
     /// What a request that went through (answered with success, or delivered when its dialect does not
@@ -122,13 +135,19 @@ public static class CommandLifecycle
     /// kind) with a kickoff answer's client_mac as a cross-check. An answer that matches nothing is
     /// dropped, with the reason.
     /// </summary>
-    public static (ImmutableList<IDeviceEvent> Events, string? Dropped) OnAnswer(DeviceState state, DeviceAnswer answer, DateTimeOffset now)
+    /// <param name="handedOver">Queued commands the connection holds: one may be answered before its write is confirmed to us.</param>
+    public static (ImmutableList<IDeviceEvent> Events, string? Dropped) OnAnswer(DeviceState state, DeviceAnswer answer, DateTimeOffset now,
+        IReadOnlySet<string>? handedOver = null)
     {
+        bool InFlight(CommandRecord c) =>
+            c.Status == CommandStatus.Sent || (c.Status == CommandStatus.Queued && handedOver?.Contains(c.CommandId) == true);
         CommandRecord? command;
         if (answer.ReqId is { } reqId)
         {
             command = state.FindCommand(reqId.Value);
             if (command is null) return Drop($"req_id '{reqId}' matches no command");
+            if (command.Status == CommandStatus.Queued && !InFlight(command))
+                return Drop($"req_id '{reqId}' answers a command that was never sent");
             if (command.Status.IsFinal() && !(command.Status == CommandStatus.Delivered && !answer.Succeeded))
                 return Drop($"req_id '{reqId}' answers a command already {command.Status.ToApi()} (late answer)");
         }
@@ -137,7 +156,7 @@ public static class CommandLifecycle
             if (answer.Unsupported) return Drop($"{answer.Type} without req_id cannot be matched");
             if (answer.RequestType is not { } kind) return Drop($"'{answer.Type}' is not an answer to any request");
             // A request delivered without an answer may still fail later (reboot_device_error).
-            command = state.Commands.FirstOrDefault(c => c.Type == kind && c.Status == CommandStatus.Sent)
+            command = state.Commands.FirstOrDefault(c => c.Type == kind && InFlight(c))
                 ?? (answer.Succeeded ? null : state.Commands.LastOrDefault(c => c.Type == kind && c.Status == CommandStatus.Delivered));
             if (command is null) return Drop($"no {kind} command awaits '{answer.Type}'");
         }
@@ -148,7 +167,10 @@ public static class CommandLifecycle
             && FieldRules.IsMac(mac) && FieldRules.NormalizeMac(mac) != k.ClientMac)
             return Drop($"kickoff answer for {mac} does not match the command's client_mac {k.ClientMac}");
 
-        var events = ImmutableList.Create<IDeviceEvent>(new CommandCompleted(command.CommandId,
+        var events = command.Status == CommandStatus.Queued
+            ? ImmutableList.Create<IDeviceEvent>(new CommandSent(command.CommandId, now)) // answered before its write was confirmed
+            : [];
+        events = events.Add(new CommandCompleted(command.CommandId,
             answer.Succeeded ? CommandStatus.Succeeded : CommandStatus.Failed, answer.Body, answer.Error, now));
         if (!answer.Succeeded) return (events, null);
         events = events.AddRange(Effects(state, command.Request, now));

@@ -10,8 +10,11 @@ namespace Fleet.Server.Connections;
 public sealed record ReplyToReport(string DeviceId, ReportReply Reply) : IFleetSerializable;
 /// <summary>The entity's answer to reports changed (an operator's auth_mode, once_auth): tell the device now and answer with it from now on.</summary>
 public sealed record AuthModesChanged(string DeviceId, ReportReply Reply) : IFleetSerializable;
-/// <summary>A command for the device; the request's req_id is the command id.</summary>
-public sealed record DeliverRequest(string DeviceId, IControllerRequest Request) : IFleetSerializable
+/// <summary>
+/// A command for the device; the request's req_id is the command id. The next frame to the device waits for
+/// its answer at most TimeoutSeconds.
+/// </summary>
+public sealed record DeliverRequest(string DeviceId, IControllerRequest Request, int TimeoutSeconds) : IFleetSerializable
 {
     public string CommandId => Request.ReqId!.Value.Value;
 }

@@ -12,7 +12,7 @@ public sealed class ConnectionMetrics : IDisposable
     public const string MeterName = "Fleet.Server";
     private readonly Meter _meter = new(MeterName);
     private readonly ConcurrentDictionary<string, long> _refused = new();
-    private long _active, _accepted, _rejectedAtCap, _framesIn, _framesOut, _heartbeats;
+    private long _active, _accepted, _rejectedAtCap, _framesIn, _framesOut, _heartbeats, _framesHeld, _framesTooLarge, _complaints, _silent;
 
     public ConnectionMetrics()
     {
@@ -22,6 +22,10 @@ public sealed class ConnectionMetrics : IDisposable
         _meter.CreateObservableCounter("fleet.frames.in", () => Interlocked.Read(ref _framesIn));
         _meter.CreateObservableCounter("fleet.frames.out", () => Interlocked.Read(ref _framesOut));
         _meter.CreateObservableCounter("fleet.heartbeats", () => Interlocked.Read(ref _heartbeats));
+        _meter.CreateObservableCounter("fleet.frames.held", () => Interlocked.Read(ref _framesHeld));
+        _meter.CreateObservableCounter("fleet.frames.too_large_for_device", () => Interlocked.Read(ref _framesTooLarge));
+        _meter.CreateObservableCounter("fleet.device_complaints", () => Interlocked.Read(ref _complaints));
+        _meter.CreateObservableCounter("fleet.connections.closed_for_silence", () => Interlocked.Read(ref _silent));
         _meter.CreateObservableCounter("fleet.frames.refused",
             () => _refused.Select(kv => new Measurement<long>(kv.Value, new KeyValuePair<string, object?>("reason", kv.Key))));
     }
@@ -34,6 +38,13 @@ public sealed class ConnectionMetrics : IDisposable
     public void FrameIn() => Interlocked.Increment(ref _framesIn);
     public void FrameOut() => Interlocked.Increment(ref _framesOut);
     public void Heartbeat() => Interlocked.Increment(ref _heartbeats);
+    /// <summary>A frame waited so that the device's reader gets it alone.</summary>
+    public void FrameHeld() => Interlocked.Increment(ref _framesHeld);
+    /// <summary>A frame was not written because the device's reader could not take it.</summary>
+    public void FrameTooLarge() => Interlocked.Increment(ref _framesTooLarge);
+    /// <summary>A device said a frame of ours was bad (our protocol fault).</summary>
+    public void DeviceComplaint() => Interlocked.Increment(ref _complaints);
+    public void ClosedForSilence() => Interlocked.Increment(ref _silent);
     public void Refused(string reason) => _refused.AddOrUpdate(reason, 1, (_, n) => n + 1);
 
     public object Snapshot() => new
@@ -44,6 +55,10 @@ public sealed class ConnectionMetrics : IDisposable
         FramesIn = Interlocked.Read(ref _framesIn),
         FramesOut = Interlocked.Read(ref _framesOut),
         Heartbeats = Interlocked.Read(ref _heartbeats),
+        FramesHeld = Interlocked.Read(ref _framesHeld),
+        FramesTooLargeForDevice = Interlocked.Read(ref _framesTooLarge),
+        DeviceComplaints = Interlocked.Read(ref _complaints),
+        ClosedForSilence = Interlocked.Read(ref _silent),
         Refused = _refused.ToDictionary(kv => kv.Key, kv => kv.Value),
     };
 

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Net.WebSockets;
-using System.Text;
 using Akka.Actor;
 using Akka.Event;
 using Fleet.Protocol;
@@ -10,11 +9,20 @@ using Fleet.Server.Hosting;
 namespace Fleet.Server.Connections;
 
 /// <summary>
-/// One device socket. Its read loop (zero-byte receives while idle, pooled buffers while reading)
-/// decodes frames with the device's dialect, binds the socket to the device_id of the first connect and
-/// forwards only what belongs to that device, typed; the actor is the socket's address for the device
-/// entity (replies, requests, close), and encodes what the entity sends in the device's dialect. Writes
-/// go through one queue so frames never interleave.
+/// One device socket. Its read loop (zero-byte receives while idle, pooled buffers while reading) learns
+/// the device's dialect from its first frame, decodes every frame with it, binds the socket to the
+/// device_id of the first connect and forwards only what belongs to that device, typed; the actor is the
+/// socket's address for the device entity (replies, requests, close) and encodes what the entity sends in
+/// the device's dialect.
+/// <para>
+/// Writes go through one queue, paced for the real client's reader (EXTENSIONS.md, "How it reads"): it
+/// handles only the first frame of each read and wedges on 1,024 bytes. So at most one frame is in flight:
+/// after a request the device answers, the next frame waits for that answer (or the request's timeout);
+/// after any other frame it waits <see cref="ConnectionContext.FramePause"/>. No frame over
+/// <see cref="ReaderLimits.MaxPayloadBytes"/> is written, no WebSocket ping is sent, and the socket is
+/// never closed with a close frame (firmware of 2025-07 to 2026-03 never reconnects after one): the TCP
+/// connection is dropped instead and the device reconnects on its own.
+/// </para>
 /// A heartbeat that reports what the previous one reported is answered here with the entity's last
 /// reply (the entity pushes a new one whenever its answer would change) and only told to the entity,
 /// so the common case costs no round trip through the shard.
@@ -22,9 +30,12 @@ namespace Fleet.Server.Connections;
 public sealed class DeviceConnection : UntypedActor
 {
     private sealed record SocketEnded(string Reason);
+    /// <summary>The device sent nothing for longer than the silence limit.</summary>
+    public sealed record Silent(TimeSpan For);
 
     /// <summary>A frame waiting to be written; CommandId set when the entity wants to hear it was written.</summary>
-    private sealed record Outgoing(byte[] Frame, string? CommandId = null, bool AnswerExpected = false);
+    private sealed record Outgoing(byte[] Frame, string? CommandId = null, bool AnswerExpected = false, string? RequestType = null,
+        int TimeoutSeconds = 0);
 
     /// <summary>The entity's latest reply to reports, and its frame once encoded (when the dialect allows reuse).</summary>
     private sealed class CachedReply(ReportReply reply)
@@ -33,23 +44,36 @@ public sealed class DeviceConnection : UntypedActor
         public Outgoing? Frame;
     }
 
+    /// <summary>The request written last, whose answer the next frame waits for.</summary>
+    private sealed class AwaitedAnswer(string commandId, string type, long deadline)
+    {
+        public string CommandId { get; } = commandId;
+        public string Type { get; } = type;
+        public long Deadline { get; } = deadline;
+        public TaskCompletionSource Answered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
     private readonly WebSocket _socket;
     private readonly ConnectionContext _shared;
-    private readonly IDeviceDialect _dialect = TypeDialect.Seed;
     private readonly TaskCompletionSource _done;
     private readonly string _remote;
     private readonly CancellationTokenSource _cts = new();
-    // Frames waiting to be written and the drain writing them, under _writeLock. A queue allocated on
-    // first use instead of a Channel and a write loop per socket (about 1 KB less per router).
+    // Frames waiting to be written, the drain writing them and the pacing state, under _writeLock. A queue
+    // allocated on first use instead of a Channel and a write loop per socket (about 1 KB less per router).
     private readonly object _writeLock = new(); // not System.Threading.Lock: 120 B per router
 
     private Queue<Outgoing>? _pending;
     private bool _drainRunning;
     private Task _draining = Task.CompletedTask;
     private bool _writeFailed;
+    private AwaitedAnswer? _awaiting;
+    private long _quietUntil;
     private IActorRef _self = ActorRefs.Nobody;
+    // Set by the read loop from the first frame; read by the actor.
+    private volatile IDeviceDialect? _dialect;
     // Written by the read loop only; read by the actor (PostStop, logs).
     private volatile string? _deviceId;
+    private string? _protocol;
     // The parts of the last report the entity keeps (not the whole message).
     private bool _reported;
     private DeviceInfo? _lastInfo;
@@ -59,10 +83,12 @@ public sealed class DeviceConnection : UntypedActor
     // The report forwarded to the entity whose reply is due (some dialects echo something of it).
     private volatile DeviceReport? _awaitingReply;
     private Task _reading = Task.CompletedTask;
-    private (WebSocketCloseStatus Status, string Reason) _close = (WebSocketCloseStatus.NormalClosure, "connection closed");
 
     private IActorRef Region => _shared.Region;
     private ILoggingAdapter Log => _shared.Log;
+
+    /// <summary>When the device last sent a frame (Environment.TickCount64), for the silence watch.</summary>
+    public long LastFrameAt { get; private set; } = Environment.TickCount64;
 
     public static Props Props(WebSocket socket, ConnectionContext shared, TaskCompletionSource done, string remote) =>
         // Arguments, not an expression: one connection per socket, and expressions are compiled per call.
@@ -81,22 +107,33 @@ public sealed class DeviceConnection : UntypedActor
     {
         switch (message)
         {
-            case ReplyToReport r:
+            case ReplyToReport r when _dialect is { } dialect:
                 var report = _awaitingReply;
                 _awaitingReply = null;
                 _reply = new CachedReply(r.Reply);
-                Write(new Outgoing(report is null ? _dialect.EncodeModes(r.Reply) : _dialect.EncodeReply(report, r.Reply)));
+                WriteChecked(report is null ? dialect.EncodeModes(r.Reply) : dialect.EncodeReply(report, r.Reply), "report reply");
                 break;
-            case AuthModesChanged m:
+            case AuthModesChanged m when _dialect is { } dialect:
                 _reply = new CachedReply(m.Reply);
-                Write(new Outgoing(_dialect.EncodeModes(m.Reply)));
+                WriteChecked(dialect.EncodeModes(m.Reply), "auth modes");
                 break;
-            case DeliverRequest d:
-                Write(new Outgoing(_dialect.EncodeRequest(d.Request), d.CommandId, _dialect.Answers(d.Request.Type)));
+            case DeliverRequest d when _dialect is { } dialect:
+                var frame = dialect.EncodeRequest(d.Request);
+                if (frame.Length > ReaderLimits.MaxPayloadBytes)
+                {
+                    _shared.Metrics.FrameTooLarge();
+                    Region.Tell(new FrameTooLarge(d.DeviceId, d.CommandId, frame.Length));
+                    break;
+                }
+                Write(new Outgoing(frame, d.CommandId, dialect.Answers(d.Request.Type), d.Request.Type, d.TimeoutSeconds));
                 break;
             case CloseConnection c:
                 Log.Info("closing {0} ({1}): {2}", _deviceId, _remote, c.Reason);
-                _close = (WebSocketCloseStatus.PolicyViolation, c.Reason);
+                Context.Stop(Self);
+                break;
+            case Silent s:
+                _shared.Metrics.ClosedForSilence();
+                Log.Info("closing {0} ({1}): no frame for {2:0} s", _deviceId ?? "unbound socket", _remote, s.For.TotalSeconds);
                 Context.Stop(Self);
                 break;
             case SocketEnded e:
@@ -112,36 +149,59 @@ public sealed class DeviceConnection : UntypedActor
     protected override void PreStart()
     {
         var self = _self = Self;
+        _shared.Watch.Add(this);
         _reading = Task.Run(() => ReadLoop(self));
     }
 
     protected override void PostStop()
     {
+        _shared.Watch.Remove(this);
         if (_deviceId is not null) Region.Tell(new ConnectionClosed(_deviceId, Self));
         _ = Shutdown();
     }
 
-    /// <summary>Close frame first (with the reason), then stop the loops; the HTTP request ends last.</summary>
+    /// <summary>
+    /// Ends the socket; the HTTP request ends last. A close the device began is completed with a close
+    /// frame; any other end drops the TCP connection without one (firmware of 2025-07 to 2026-03 never
+    /// reconnects after a server close frame; every firmware reconnects after the connection drops).
+    /// </summary>
     private async Task Shutdown()
     {
         Task draining;
         lock (_writeLock) { draining = _draining; _writeFailed = true; } // nothing more is written after this
-        // The close frame must not overlap a frame being written (one send at a time on a WebSocket).
-        await Task.WhenAny(draining, Task.Delay(TimeSpan.FromSeconds(2)));
-        if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+        if (_socket.State == WebSocketState.CloseReceived)
         {
-            await CloseAsync(_close.Status, _close.Reason);
-            // Let the peer answer our close frame before the socket is torn down: aborting earlier can
-            // reset the TCP connection and lose the close frame (and its reason) on the way.
-            await Task.WhenAny(_reading, Task.Delay(TimeSpan.FromSeconds(2)));
+            // The close frame must not overlap a frame being written (one send at a time on a WebSocket).
+            await Task.WhenAny(draining, Task.Delay(TimeSpan.FromSeconds(2)));
+            try
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "closed", timeout.Token);
+            }
+            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException)
+            {
+            }
         }
+        _socket.Abort();
         await _cts.CancelAsync();
         _done.TrySetResult();
     }
 
     /// <summary>Runs on the read loop, one frame at a time.</summary>
-    private void OnFrame(IActorRef self, DeviceFrame frame)
+    private void OnFrame(IActorRef self, byte[] bytes)
     {
+        var dialect = _dialect;
+        if (dialect is null)
+        {
+            dialect = DeviceDialects.Detect(bytes);
+            if (dialect is null)
+            {
+                Refused("no_dialect", "the first frame names itself with neither 'type' nor 'op'");
+                return;
+            }
+            _dialect = dialect;
+        }
+        var frame = dialect.Decode(bytes);
         if (frame.Error is { } err)
         {
             Refused(err.Kind switch
@@ -155,6 +215,14 @@ public sealed class DeviceConnection : UntypedActor
             }, err.Message);
             return;
         }
+        if (frame.Complaint is { } complaint)
+        {
+            // The device could not take a frame of ours: our protocol fault, and its way of saying it read it.
+            _shared.Metrics.DeviceComplaint();
+            Log.Warning("device {0} ({1}) refused a frame of ours: {2}", _deviceId ?? "unbound socket", _remote, complaint);
+            Answered(null);
+            return;
+        }
         switch (frame.Report)
         {
             case ConnectMessage c:
@@ -165,7 +233,7 @@ public sealed class DeviceConnection : UntypedActor
                 _deviceId = c.DeviceId!;
                 Remember(c);
                 _awaitingReply = c;
-                Region.Tell(new DeviceConnect(_deviceId, c, self, _shared.Node), self);
+                Region.Tell(new DeviceConnect(_deviceId, c, self, _shared.Node, ProtocolOf(dialect, c)), self);
                 return;
             case HeartbeatMessage h:
                 if (_deviceId is null) { Refused("before_connect", "heartbeat before connect"); return; }
@@ -173,24 +241,37 @@ public sealed class DeviceConnection : UntypedActor
                 { Refused("device_id_mismatch", $"heartbeat names '{h.DeviceId}' but this socket is bound to '{_deviceId}'"); return; }
                 if (GatewayProblem(h) is { } hbGw) { Refused("invalid_gw_id", hbGw); return; }
                 _shared.Metrics.Heartbeat();
+                var protocol = ProtocolOf(dialect, h);
                 var same = SameReport(h);
                 var cached = same ? _reply : null;
                 if (cached is not null)
-                    Write(_dialect.ReplyIsReusable
-                        ? cached.Frame ??= new Outgoing(_dialect.EncodeReply(h, cached.Reply))
-                        : new Outgoing(_dialect.EncodeReply(h, cached.Reply)));
+                    Write(dialect.ReplyIsReusable
+                        ? cached.Frame ??= new Outgoing(dialect.EncodeReply(h, cached.Reply))
+                        : new Outgoing(dialect.EncodeReply(h, cached.Reply)));
                 else _awaitingReply = h;
                 // Keep the older (equal) report: holding each new heartbeat until the next one promotes
                 // every heartbeat out of gen 0, and gen 2 collections are what stall all sockets at once.
                 if (!same) Remember(h);
-                Region.Tell(new DeviceHeartbeat(_deviceId, h, self, _shared.Node, ReplyWanted: cached is null), self);
+                Region.Tell(new DeviceHeartbeat(_deviceId, h, self, _shared.Node, ReplyWanted: cached is null, protocol), self);
                 return;
         }
         if (frame.Answer is { } answer)
         {
+            Answered(answer);
             if (_deviceId is null) { Refused("before_connect", $"{answer.Type} before connect"); return; }
             Region.Tell(new AnswerReceived(_deviceId, answer, self), self);
         }
+    }
+
+    /// <summary>
+    /// The protocol the device shows, never weaker than what this socket showed before: a 2025 device's
+    /// connect carries nothing that tells it from a seed device, its heartbeats do.
+    /// </summary>
+    private string ProtocolOf(IDeviceDialect dialect, DeviceReport report)
+    {
+        var shown = dialect.NameFor(report);
+        if (_protocol is null || (shown != TypeDialect.SeedName && shown != _protocol)) _protocol = shown;
+        return _protocol;
     }
 
     // A plain loop: this runs for every heartbeat.
@@ -242,13 +323,14 @@ public sealed class DeviceConnection : UntypedActor
                 if (peek.MessageType == WebSocketMessageType.Close) break;
                 var (message, type, tooLarge) = await ReadMessage(ct);
                 if (type == WebSocketMessageType.Close) break;
+                LastFrameAt = Environment.TickCount64;
                 _shared.Metrics.FrameIn();
                 if (type == WebSocketMessageType.Binary)
                     Refused("binary", "binary frames are not part of the protocol");
                 else if (tooLarge)
                     Refused("too_large", $"frame over {_shared.MaxMessageBytes} bytes");
                 else
-                    OnFrame(self, _dialect.Decode(message));
+                    OnFrame(self, message);
             }
         }
         catch (OperationCanceledException) { reason = "cancelled"; }
@@ -291,6 +373,19 @@ public sealed class DeviceConnection : UntypedActor
         }
     }
 
+    /// <summary>A frame the entity did not count on (replies, auth modes): refused when the device could not read it.</summary>
+    private void WriteChecked(byte[] frame, string what)
+    {
+        if (frame.Length <= ReaderLimits.MaxPayloadBytes)
+        {
+            Write(new Outgoing(frame));
+            return;
+        }
+        _shared.Metrics.FrameTooLarge();
+        Log.Error("not sending {0} to {1}: {2} bytes, the device's reader takes at most {3}", what, _deviceId, frame.Length,
+            ReaderLimits.MaxPayloadBytes);
+    }
+
     /// <summary>
     /// Queues a frame and starts a drain if none runs. Called by the actor and by the read loop (cached
     /// heartbeat replies); the drain starts on the caller's thread, so a frame the kernel takes at once
@@ -312,6 +407,52 @@ public sealed class DeviceConnection : UntypedActor
         if (f.CommandId is not null) Region.Tell(new FrameNotWritten(_deviceId!, f.CommandId));
     }
 
+    /// <summary>An answer (or a complaint) arrived: the frame waiting for it may go.</summary>
+    private void Answered(DeviceAnswer? answer)
+    {
+        AwaitedAnswer? released = null;
+        lock (_writeLock)
+        {
+            if (_awaiting is { } a && (answer is null || answer.ReqId?.Value == a.CommandId
+                    || (answer.ReqId is null && (answer.RequestType == a.Type || answer.Unsupported))))
+            {
+                released = a;
+                _awaiting = null;
+            }
+        }
+        released?.Answered.TrySetResult();
+    }
+
+    /// <summary>Waits until the device can take the next frame: its last request answered (or timed out), the pause after anything else over.</summary>
+    private async ValueTask ClearToSend()
+    {
+        while (true)
+        {
+            Task? answered;
+            long wait;
+            lock (_writeLock)
+            {
+                var now = Environment.TickCount64;
+                if (_awaiting is { } a && now >= a.Deadline) _awaiting = null;
+                if (_awaiting is { } waiting)
+                {
+                    answered = waiting.Answered.Task;
+                    wait = waiting.Deadline - now;
+                }
+                else if (now < _quietUntil)
+                {
+                    answered = null;
+                    wait = _quietUntil - now;
+                }
+                else return;
+            }
+            _shared.Metrics.FrameHeld();
+            if (answered is null) await Task.Delay(TimeSpan.FromMilliseconds(wait), _cts.Token);
+            else await Task.WhenAny(answered, Task.Delay(TimeSpan.FromMilliseconds(wait), _cts.Token));
+            _cts.Token.ThrowIfCancellationRequested();
+        }
+    }
+
     private async Task Drain()
     {
         await Task.Yield(); // out of the caller's lock; the first frame follows at once
@@ -330,8 +471,15 @@ public sealed class DeviceConnection : UntypedActor
             }
             try
             {
+                await ClearToSend();
                 await _socket.SendAsync(f.Frame, WebSocketMessageType.Text, true, _cts.Token);
                 _shared.Metrics.FrameOut();
+                lock (_writeLock)
+                {
+                    var now = Environment.TickCount64;
+                    if (f.AnswerExpected) _awaiting = new AwaitedAnswer(f.CommandId!, f.RequestType!, now + Math.Max(1, f.TimeoutSeconds) * 1000L);
+                    else _quietUntil = now + _shared.FramePauseMs;
+                }
                 if (f.CommandId is not null) Region.Tell(new FrameWritten(_deviceId!, f.CommandId, f.AnswerExpected));
             }
             catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException or InvalidOperationException)
@@ -354,19 +502,13 @@ public sealed class DeviceConnection : UntypedActor
         }
     }
 
-    private async Task CloseAsync(WebSocketCloseStatus status, string reason)
-    {
-        try
-        {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-            await _socket.CloseOutputAsync(status, reason, timeout.Token);
-        }
-        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException)
-        {
-            _socket.Abort();
-        }
-    }
+    /// <summary>Called by the silence watch.</summary>
+    internal void TellSilent(TimeSpan silentFor) => _self.Tell(new Silent(silentFor));
 }
 
-/// <summary>What every device connection of a node shares: the shard region, the node's name, metrics, limits, the log (one object, not one copy per socket).</summary>
-public sealed record ConnectionContext(IActorRef Region, string Node, ConnectionMetrics Metrics, int MaxMessageBytes, ILoggingAdapter Log);
+/// <summary>
+/// What every device connection of a node shares: the shard region, the node's name, metrics, limits,
+/// the silence watch, the log (one object, not one copy per socket).
+/// </summary>
+public sealed record ConnectionContext(IActorRef Region, string Node, ConnectionMetrics Metrics, int MaxMessageBytes,
+    int FramePauseMs, SilenceWatch Watch, ILoggingAdapter Log);

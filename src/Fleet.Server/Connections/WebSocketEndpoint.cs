@@ -20,12 +20,21 @@ public static class WebSocketEndpoint
 
     /// <summary>The one <see cref="ConnectionContext"/> of the node, made on first use (after Akka started).</summary>
     public static IServiceCollection AddDeviceSockets(this IServiceCollection services) =>
-        services.AddSingleton(sp => new ConnectionContext(
-            sp.GetRequiredService<IRequiredActor<DeviceEntity>>().ActorRef,
-            sp.GetRequiredService<NodeIdentity>().Id,
-            sp.GetRequiredService<ConnectionMetrics>(),
-            sp.GetRequiredService<IOptions<FleetSettings>>().Value.WebSocket.MaxMessageBytes,
-            Logging.GetLogger(sp.GetRequiredService<ActorSystem>(), "Fleet.Connections")));
+        services
+            .AddSingleton<SilenceWatch>()
+            .AddHostedService(sp => sp.GetRequiredService<SilenceWatch>())
+            .AddSingleton(sp =>
+            {
+                var ws = sp.GetRequiredService<IOptions<FleetSettings>>().Value.WebSocket;
+                return new ConnectionContext(
+                    sp.GetRequiredService<IRequiredActor<DeviceEntity>>().ActorRef,
+                    sp.GetRequiredService<NodeIdentity>().Id,
+                    sp.GetRequiredService<ConnectionMetrics>(),
+                    ws.MaxMessageBytes,
+                    ws.FramePauseMs,
+                    sp.GetRequiredService<SilenceWatch>(),
+                    Logging.GetLogger(sp.GetRequiredService<ActorSystem>(), "Fleet.Connections"));
+            });
 
     private static async Task Accept(HttpContext ctx, ActorSystem system, ConnectionContext shared,
         ConnectionGate gate, ConnectionMetrics metrics, IOptions<FleetSettings> settings,
@@ -58,6 +67,7 @@ public static class WebSocketEndpoint
         {
             using var socket = await ctx.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
             {
+                // Zero (the default) sends no keep-alive frames at all: see WebSocketSettings.KeepAliveSeconds.
                 KeepAliveInterval = TimeSpan.FromSeconds(settings.Value.WebSocket.KeepAliveSeconds),
             });
             metrics.Opened();

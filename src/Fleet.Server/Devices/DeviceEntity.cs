@@ -153,8 +153,10 @@ public static class DeviceDecider
         ConnectionLost c => OnConnectionGone(deviceId, state, live, c.Connection, now),
         FrameWritten w => Changed(deviceId, state, live with { Unconfirmed = live.Unconfirmed.Remove(w.CommandId) }, null,
             CommandLifecycle.OnWritten(state, w.CommandId, w.AnswerExpected, now), NoEffects, null, now),
-        FrameNotWritten w => Changed(deviceId, state, live with { Unconfirmed = live.Unconfirmed.Remove(w.CommandId) }, null,
-            state.FindCommand(w.CommandId) is { Status: CommandStatus.Sent } ? [new CommandRequeued(w.CommandId)] : [], NoEffects, null, now),
+        // Not written: it stays queued and goes to the next connection (this one is ending).
+        FrameNotWritten w => new Decision(null, [], NoEffects, live with { Unconfirmed = live.Unconfirmed.Remove(w.CommandId) }),
+        FrameTooLarge t => Changed(deviceId, state, live with { Unconfirmed = live.Unconfirmed.Remove(t.CommandId) }, null,
+            CommandLifecycle.OnTooLarge(state, t.CommandId, t.Bytes, now), NoEffects, null, now),
         DeadlineReached => Changed(deviceId, state, live, null, CommandLifecycle.OnTick(state, now), NoEffects, null, now),
         Recovered r => Finish(deviceId, state, live, null,
             r.WasOnline && live.Connection is null ? [new DeviceDisconnected(now)] : [], NoEffects, null, now),
@@ -188,10 +190,13 @@ public static class DeviceDecider
 
     /// <summary>Events for a connect or heartbeat: the connection (when new) and whatever it reports differently.</summary>
     public static ImmutableList<IDeviceEvent> ReportEvents(DeviceState state, DeviceReport report, bool newConnection,
-        DateTimeOffset now, string node)
+        DateTimeOffset now, string node, string protocol = TypeDialect.SeedName)
     {
         var events = ImmutableList<IDeviceEvent>.Empty;
         if (newConnection) events = events.Add(new DeviceConnected(now, node));
+        // A 2025 device's connect looks like a seed device's (its heartbeats tell them apart): no step back on it.
+        if (protocol != state.Protocol && !(protocol == TypeDialect.SeedName && state.Protocol == TypeDialect.V2025Name))
+            events = events.Add(new ProtocolReported(protocol));
         if (report.DeviceInfo is { } info
             && new DeviceInfoState(info.ApDeviceId, info.ApMacAddress, info.ApLongitude, info.ApLatitude, info.LocationId) is var i
             && i != state.Info)
@@ -228,7 +233,7 @@ public static class DeviceDecider
         }
         live = Seen(live with { Connection = c.Connection, Told = null }, c.Report, now);
         effects = effects.Add(new Watch(c.Connection));
-        events = events.AddRange(ReportEvents(state, c.Report, newConnection: true, now, c.Node));
+        events = events.AddRange(ReportEvents(state, c.Report, newConnection: true, now, c.Node, c.Protocol));
         return Finish(deviceId, state, live, null, events, effects, c.Connection, now);
     }
 
@@ -242,7 +247,7 @@ public static class DeviceDecider
             effects = effects.Add(new Watch(h.Connection));
         }
         live = Seen(live, h.Report, now);
-        var events = ReportEvents(state, h.Report, adopt, now, h.Node);
+        var events = ReportEvents(state, h.Report, adopt, now, h.Node, h.Protocol);
         if (!events.IsEmpty) return Finish(deviceId, state, live, null, events, effects, h.Connection, now);
         // Nothing changed. Adopting a connection always answers: it may hold no reply of ours yet.
         if (!h.ReplyWanted && !adopt) return new Decision(null, [], effects, live);
@@ -256,13 +261,14 @@ public static class DeviceDecider
     {
         LastSeen = now,
         Mode = report.Mode,
-        Figures = !report.HasFigures ? null
-            : live.Figures is { } f && report.SameFigures(f) ? f : report.Figures(),
+        // The older equal object is kept: the report's own dies young.
+        Figures = report.SysInfo is not { IsEmpty: false } figures ? null : figures == live.Figures ? live.Figures : figures,
     };
 
     private static Decision OnAnswer(string deviceId, DeviceState state, DeviceLive live, DeviceAnswer answer, DateTimeOffset now)
     {
-        var (events, dropped) = CommandLifecycle.OnAnswer(state, answer, now);
+        var (events, dropped) = CommandLifecycle.OnAnswer(state, answer, now, live.Unconfirmed);
+        if (answer.ReqId is { } id) live = live with { Unconfirmed = live.Unconfirmed.Remove(id.Value) };
         return dropped is not null
             ? new Decision(null, [], [new Note($"device {deviceId}: {answer.Type} dropped: {dropped}")], live)
             : Changed(deviceId, state, live, null, events, NoEffects, null, now);
@@ -276,15 +282,16 @@ public static class DeviceDecider
         return Finish(deviceId, state, live, null, events.Add(new DeviceDisconnected(now)), effects, null, now);
     }
 
-    /// <summary>Sent commands whose frame the outgoing connection never confirmed writing go back to the queue.</summary>
+    /// <summary>
+    /// Commands handed to the outgoing connection that it never confirmed writing are still queued: they go
+    /// to the next connection (its node may have died: no FrameNotWritten will ever come).
+    /// </summary>
     private static (ImmutableList<IDeviceEvent>, ImmutableList<DeviceEffect>) Requeue(string deviceId, DeviceState state, DeviceLive live,
         ImmutableList<IDeviceEvent> events, ImmutableList<DeviceEffect> effects)
     {
-        var requeued = live.Unconfirmed.Where(id => state.FindCommand(id) is { Status: CommandStatus.Sent })
-            .Select(id => (IDeviceEvent)new CommandRequeued(id)).ToList();
-        if (requeued.Count == 0) return (events, effects);
-        return (events.AddRange(requeued), effects.Add(new Note(
-            $"device {deviceId}: {requeued.Count} command(s) never confirmed written by the old connection, queued again")));
+        var unwritten = live.Unconfirmed.Count(id => state.FindCommand(id) is { Status: CommandStatus.Queued });
+        return unwritten == 0 ? (events, effects) : (events, effects.Add(new Note(
+            $"device {deviceId}: {unwritten} command(s) never confirmed written by the old connection go to the next one")));
     }
 
     // ------------------------------------------------------------------ admin side
@@ -360,12 +367,10 @@ public static class DeviceDecider
             live = live with { Told = answer };
         }
 
-        if (live.Connection is { } connection && CommandLifecycle.ToSend(after, now) is { Count: > 0 } toSend)
+        if (live.Connection is { } connection && CommandLifecycle.ToSend(after, now, live.Unconfirmed) is { Count: > 0 } toSend)
         {
-            var sent = toSend.Select(c => (IDeviceEvent)new CommandSent(c.CommandId, now)).ToList();
-            events = events.AddRange(sent);
-            after = after.ApplyAll(sent);
-            effects = effects.AddRange(toSend.Select(c => (DeviceEffect)new Tell(connection, new DeliverRequest(deviceId, c.Request))));
+            // Handed over, not yet sent: the connection says when it wrote each (FrameWritten).
+            effects = effects.AddRange(toSend.Select(c => (DeviceEffect)new Tell(connection, new DeliverRequest(deviceId, c.Request, c.TimeoutSeconds))));
             live = live with { Unconfirmed = live.Unconfirmed.Union(toSend.Select(c => c.CommandId)) };
         }
 

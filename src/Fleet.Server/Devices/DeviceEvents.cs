@@ -16,4 +16,6 @@ public sealed record GatewaysReported(ImmutableList<GatewayState> Gateways) : ID
 public sealed record DesiredAuthModeSet(string GwId, int AuthMode) : IDeviceEvent;
 public sealed record ClientAuthorized(ClientState Client) : IDeviceEvent;
 public sealed record ClientRemoved(string ClientMac, string Reason) : IDeviceEvent;
+/// <summary>The device speaks another protocol dialect than before ("seed", "2025", "9").</summary>
+public sealed record ProtocolReported(string Protocol) : IDeviceEvent;
 public sealed record FirmwareReported(ImmutableSortedDictionary<string, string> Firmware) : IDeviceEvent;

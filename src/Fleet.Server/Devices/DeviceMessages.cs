@@ -15,21 +15,24 @@ public interface IAdminReply : IFleetSerializable;
 
 // ---- from a DeviceConnection (may cross nodes); reports and answers are decoded once, in the connection
 
-/// <summary>A socket bound itself to this device with a connect frame.</summary>
-public sealed record DeviceConnect(string DeviceId, ConnectMessage Report, IActorRef Connection, string Node) : IToDeviceEntity;
+/// <summary>A socket bound itself to this device with a connect frame. Protocol: "seed", "2025" or "9" (what the device speaks).</summary>
+public sealed record DeviceConnect(string DeviceId, ConnectMessage Report, IActorRef Connection, string Node,
+    string Protocol = TypeDialect.SeedName) : IToDeviceEntity;
 /// <summary>
 /// A heartbeat frame; also re-attaches a connection the entity forgot (restart, rebalance).
 /// ReplyWanted is false when the connection already answered it from the entity's last reply
 /// (nothing reported changed); the entity then only notes the device was seen.
 /// </summary>
 public sealed record DeviceHeartbeat(string DeviceId, HeartbeatMessage Report, IActorRef Connection, string Node,
-    bool ReplyWanted = true) : IToDeviceEntity;
+    bool ReplyWanted = true, string Protocol = TypeDialect.SeedName) : IToDeviceEntity;
 /// <summary>The device answered one of our requests.</summary>
 public sealed record AnswerReceived(string DeviceId, DeviceAnswer Answer, IActorRef Connection) : IToDeviceEntity;
 public sealed record ConnectionClosed(string DeviceId, IActorRef Connection) : IToDeviceEntity;
 /// <summary>A command's frame reached the socket; AnswerExpected says whether the device's dialect answers it.</summary>
 public sealed record FrameWritten(string DeviceId, string CommandId, bool AnswerExpected) : IToDeviceEntity;
 public sealed record FrameNotWritten(string DeviceId, string CommandId) : IToDeviceEntity;
+/// <summary>A command's frame would be more than the device's reader can take: it was not written.</summary>
+public sealed record FrameTooLarge(string DeviceId, string CommandId, int Bytes) : IToDeviceEntity;
 
 // ---- from the admin API
 

@@ -23,6 +23,8 @@ public sealed record DeviceState : IFleetSerializable
     public DateTimeOffset? ConnectedAt { get; init; }
     public DateTimeOffset? DisconnectedAt { get; init; }
     public string? Node { get; init; }
+    /// <summary>The protocol dialect the device speaks: "seed", "2025" or "9".</summary>
+    public string? Protocol { get; init; }
     public DeviceInfoState? Info { get; init; }
     public ImmutableList<GatewayState> Gateways { get; init; } = [];
     public ImmutableSortedDictionary<string, int> DesiredAuthModes { get; init; } = ImmutableSortedDictionary<string, int>.Empty;
@@ -48,6 +50,7 @@ public sealed record DeviceState : IFleetSerializable
         ClientAuthorized a => this with { Clients = Clients.SetItem(a.Client.ClientMac, a.Client) },
         ClientRemoved r => this with { Clients = Clients.Remove(r.ClientMac) },
         FirmwareReported f => this with { Firmware = f.Firmware },
+        ProtocolReported p => this with { Protocol = p.Protocol },
         ICommandEvent c => this with { Commands = CommandLifecycle.Apply(Commands, c, HistoryLimit) },
         _ => this,
     };

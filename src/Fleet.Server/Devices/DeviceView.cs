@@ -7,14 +7,14 @@ namespace Fleet.Server.Devices;
 public sealed record DeviceView(
     string DeviceId, bool Online, DateTimeOffset? ConnectedAt, DateTimeOffset? LastSeen, string? Node,
     DeviceInfoView? DeviceInfo, IReadOnlyList<GatewayView> Gateways, IReadOnlyList<ClientView> Clients,
-    IReadOnlyDictionary<string, string> Firmware, int? Mode, SystemFigures? System)
+    IReadOnlyDictionary<string, string> Firmware, int? Mode, SystemFigures? System, string? Protocol)
 {
     public static DeviceView From(DeviceState s, string deviceId, DeviceLive live) =>
         new(deviceId, s.Online, s.ConnectedAt, live.LastSeen ?? (s.Online ? s.ConnectedAt : s.DisconnectedAt), s.Node,
             s.Info is { } i ? new DeviceInfoView(i.ApDeviceId, i.ApMacAddress, i.ApLongitude, i.ApLatitude, i.LocationId) : null,
             s.Gateways.Select(g => GatewayView.From(g, s)).ToList(),
             s.Clients.Values.Select(c => new ClientView(c.ClientMac, c.ClientIp, c.ClientName, c.GwId, c.AuthorizedAt, c.ExpiresAt)).ToList(),
-            s.Firmware, live.Mode, live.Figures);
+            s.Firmware, live.Mode, live.Figures, s.Protocol);
 }
 
 public sealed record DeviceInfoView(string? ApDeviceId, string? ApMacAddress, string? ApLongitude, string? ApLatitude, string? LocationId);

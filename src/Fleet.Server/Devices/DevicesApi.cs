@@ -28,8 +28,11 @@ public static class DevicesApi
     /// <summary>The directory's query string, read as text so that a bad value gets our own 400.</summary>
     public sealed record DeviceListQuery(
         [FromQuery(Name = "online")] string? Online, [FromQuery(Name = "gw_id")] string? GwId, [FromQuery(Name = "q")] string? Q,
-        [FromQuery(Name = "limit")] string? Limit, [FromQuery(Name = "cursor")] string? Cursor)
+        [FromQuery(Name = "limit")] string? Limit, [FromQuery(Name = "cursor")] string? Cursor,
+        [FromQuery(Name = "protocol")] string? Protocol)
     {
+        public static readonly string[] Protocols = [TypeDialect.SeedName, TypeDialect.V2025Name, OpDialect.DialectName];
+
         public const int DefaultLimit = 100;
         public const int MaxLimit = 1000;
 
@@ -52,7 +55,10 @@ public static class DevicesApi
                 try { after = Encoding.UTF8.GetString(System.Buffers.Text.Base64Url.DecodeFromChars(Cursor)); }
                 catch (FormatException) { return (null, $"cursor '{Cursor}' is not a cursor this API returned"); }
             }
-            return (new DirectoryQuery(online, string.IsNullOrEmpty(GwId) ? null : GwId, Q, limit, after), null);
+            if (!string.IsNullOrEmpty(Protocol) && !Protocols.Contains(Protocol))
+                return (null, $"protocol '{Protocol}' must be one of {string.Join(", ", Protocols)}");
+            return (new DirectoryQuery(online, string.IsNullOrEmpty(GwId) ? null : GwId, Q, limit, after,
+                string.IsNullOrEmpty(Protocol) ? null : Protocol), null);
         }
     }
 

@@ -9,9 +9,10 @@ namespace Fleet.Server.Directory;
 
 /// <summary>One row of the device directory.</summary>
 public sealed record DeviceSummary(string DeviceId, bool Online, string? Node, DateTimeOffset? ConnectedAt,
-    DateTimeOffset? LastSeen, string? LocationId, string? ApMacAddress, IReadOnlyList<string> Gateways, string? Firmware);
+    DateTimeOffset? LastSeen, string? LocationId, string? ApMacAddress, IReadOnlyList<string> Gateways, string? Firmware,
+    string? Protocol);
 
-public sealed record DirectoryQuery(bool? Online, string? GwId, string? Q, int Limit, string? After);
+public sealed record DirectoryQuery(bool? Online, string? GwId, string? Q, int Limit, string? After, string? Protocol = null);
 
 /// <summary>An event as the projection sees it: whose, what, and its global position in the journal.</summary>
 public sealed record DirectoryEvent(string DeviceId, IDeviceEvent Event, long Ordering);
@@ -59,7 +60,19 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
               firmware TEXT);
             """);
         await Exec(c, tx, "CREATE TABLE IF NOT EXISTS device_summary_offset (id INTEGER PRIMARY KEY, ordering BIGINT NOT NULL);");
+        // Columns added after the first release (SQLite has no ADD COLUMN IF NOT EXISTS: ask first).
+        if (!await HasColumnAsync(c, tx, "device_summary", "protocol"))
+            await Exec(c, tx, "ALTER TABLE device_summary ADD COLUMN protocol TEXT;");
         await tx.CommitAsync(ct);
+    }
+
+    private async Task<bool> HasColumnAsync(DbConnection c, DbTransaction tx, string table, string column)
+    {
+        await using var cmd = Command(c, tx, provider == PersistenceProvider.Sqlite
+            ? "SELECT COUNT(*) FROM pragma_table_info(@t) WHERE name = @c"
+            : "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = @t AND column_name = @c",
+            ("t", table), ("c", column));
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync(), CultureInfo.InvariantCulture) > 0;
     }
 
     public async Task<bool> PingAsync(CancellationToken ct)
@@ -127,6 +140,7 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
         DeviceDisconnected d => (["online", "last_seen"], [0, Ts(d.At)]),
         DeviceInfoReported i => (["location_id", "ap_mac_address"], [i.Info.LocationId, i.Info.ApMacAddress]),
         GatewaysReported g => (["gateways"], ["," + string.Concat(g.Gateways.Select(x => x.GwId + ","))]),
+        ProtocolReported p => (["protocol"], [p.Protocol]),
         FirmwareReported f => (["firmware"], [f.Firmware.GetValueOrDefault("DISTRIB_DESCRIPTION") ?? f.Firmware.GetValueOrDefault("DISTRIB_RELEASE")]),
         _ => ([], []),
     };
@@ -145,6 +159,7 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
         var onlineSql = nodeParams.Count == 0 ? "0 = 1" : $"(online = 1 AND node IN ({string.Join(", ", nodeParams)}))";
         if (q.Online == true) where.Add(onlineSql);
         if (q.Online == false) where.Add($"NOT {onlineSql}");
+        if (q.Protocol is not null) { where.Add("protocol = @protocol"); args.Add(("protocol", q.Protocol)); }
         if (q.GwId is not null) { where.Add("gateways LIKE @gw ESCAPE '\\'"); args.Add(("gw", "%," + Escape(q.GwId) + ",%")); }
         if (!string.IsNullOrEmpty(q.Q))
         {
@@ -152,7 +167,7 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
             args.Add(("q", "%" + Escape(q.Q.ToLowerInvariant()) + "%"));
         }
         args.Add(("limit", q.Limit + 1));
-        var sql = $"SELECT device_id, {onlineSql} AS live, node, connected_at, last_seen, location_id, ap_mac_address, gateways, firmware FROM device_summary"
+        var sql = $"SELECT device_id, {onlineSql} AS live, node, connected_at, last_seen, location_id, ap_mac_address, gateways, firmware, protocol FROM device_summary"
                   + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "")
                   + " ORDER BY device_id LIMIT @limit";
 
@@ -165,7 +180,7 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
             items.Add(new DeviceSummary(
                 r.GetString(0), Convert.ToInt64(r.GetValue(1), CultureInfo.InvariantCulture) == 1 || r.GetValue(1) is true,
                 Str(r, 2), Time(r, 3), Time(r, 4), Str(r, 5), Str(r, 6),
-                (Str(r, 7) ?? ",").Split(',', StringSplitOptions.RemoveEmptyEntries), Str(r, 8)));
+                (Str(r, 7) ?? ",").Split(',', StringSplitOptions.RemoveEmptyEntries), Str(r, 8), Str(r, 9)));
         }
         string? next = null;
         if (items.Count > q.Limit)

@@ -50,8 +50,23 @@ public sealed class WebSocketSettings
     /// </summary>
     public int MaxConnections { get; set; }
     public int ReservedFileDescriptors { get; set; } = 1000;
-    /// <summary>WebSocket keep-alive ping interval (seconds); proxies that cut idle sockets see traffic.</summary>
-    public int KeepAliveSeconds { get; set; } = 30;
+    /// <summary>
+    /// WebSocket keep-alive frames from the server (seconds); 0 = none. Keep it 0 for real firmware: a ping
+    /// can share a read with a request and swallow it, seed-era firmware never answers pings, and the
+    /// heartbeat already shows the socket alive (<see cref="SilenceCloseSeconds"/>).
+    /// </summary>
+    public int KeepAliveSeconds { get; set; }
+    /// <summary>
+    /// A socket that sends nothing for this long is closed and its device offline (0 = never): three of the
+    /// firmware's 60 s heartbeats missed.
+    /// </summary>
+    public int SilenceCloseSeconds { get; set; } = 180;
+    /// <summary>
+    /// After a frame the device does not answer (a reply to its report, a one-way request), the next frame
+    /// waits this long, so that the two cannot arrive in one read of the real client, which handles only
+    /// the first frame of a read. Frames the device answers wait for the answer instead. See docs/FIRMWARE.md.
+    /// </summary>
+    public int FramePauseMs { get; set; } = 250;
 }
 
 public sealed class DeviceSettings

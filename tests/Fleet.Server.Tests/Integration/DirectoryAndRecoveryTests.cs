@@ -123,6 +123,8 @@ public sealed class RecoveryTests
             await using var router = await PretendRouter.ConnectAsync(node.WebSocketUri(), "survivor");
             var frame = await router.ReceiveType("get_sys_info");
             Assert.Equal(queuedId, (string?)frame["req_id"]);
+            // One frame in flight: the next (the reply to a heartbeat) waits for this answer.
+            await router.Send($$$"""{"type":"get_sys_info_response","req_id":"{{{queuedId}}}","data":{"sys_uptime":5}}""");
             Assert.Equal(0, (int)(await router.HeartbeatAndReply())["gateway"]![0]!["auth_mode"]!);
         }
     }

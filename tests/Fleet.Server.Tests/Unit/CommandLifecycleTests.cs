@@ -24,10 +24,12 @@ public class CommandLifecycleTests
 
     private static (DeviceState State, CommandRecord Command) Submit(DeviceState s, string id, IControllerRequest r, int timeout = 30)
     {
-        var q = CommandLifecycle.Submit(s, id, r, 60, timeout, T0).Queued!;
-        s = s.Apply(q).Apply(new CommandSent(id, T0));
+        s = Queue(s, id, r, timeout).Apply(new CommandSent(id, T0));
         return (s, s.FindCommand(id)!);
     }
+
+    private static DeviceState Queue(DeviceState s, string id, IControllerRequest r, int timeout = 30) =>
+        s.Apply(CommandLifecycle.Submit(s, id, r, 60, timeout, T0).Queued!);
 
     private static DeviceAnswer Answer(string type, string? reqId = null, string? error = null, string? requestType = null,
         string? clientMac = null, bool unsupported = false, IReadOnlyDictionary<string, string>? firmware = null) => new()
@@ -143,12 +145,12 @@ public class CommandLifecycleTests
     public void Delivered_auth_adds_the_client_and_once_auth_sets_desired_zero()
     {
         var auth = new AuthRequest { Token = "t", ClientIp = "1.2.3.4", ClientMac = "aa:bb:cc:dd:ee:ff", GwId = "gw-1" };
-        var (s, _) = Submit(Connected(), "a1", auth);
+        var s = Queue(Connected(), "a1", auth);
         s = s.ApplyAll(CommandLifecycle.OnWritten(s, "a1", answerExpected: false, T0));
         Assert.Equal(CommandStatus.Delivered, s.FindCommand("a1")!.Status);
         Assert.True(s.Clients.ContainsKey("aa:bb:cc:dd:ee:ff"));
 
-        var (s2, _) = Submit(Connected(), "a2", auth with { OnceAuth = true });
+        var s2 = Queue(Connected(), "a2", auth with { OnceAuth = true });
         s2 = s2.ApplyAll(CommandLifecycle.OnWritten(s2, "a2", answerExpected: false, T0));
         Assert.Equal(0, s2.DesiredAuthModes["gw-1"]);
         Assert.Empty(s2.Clients);
@@ -157,8 +159,10 @@ public class CommandLifecycleTests
     [Fact]
     public void An_auth_the_dialect_answers_stays_sent_until_its_answer_and_then_adds_the_client()
     {
-        var (s, _) = Submit(Connected(), "a1", new AuthRequest { Token = "t", ClientIp = "1.2.3.4", ClientMac = "aa:bb:cc:dd:ee:ff", GwId = "gw-1" });
-        Assert.Empty(CommandLifecycle.OnWritten(s, "a1", answerExpected: true, T0));
+        var s = Queue(Connected(), "a1", new AuthRequest { Token = "t", ClientIp = "1.2.3.4", ClientMac = "aa:bb:cc:dd:ee:ff", GwId = "gw-1" });
+        s = s.ApplyAll(CommandLifecycle.OnWritten(s, "a1", answerExpected: true, T0));
+        Assert.Equal(CommandStatus.Sent, s.FindCommand("a1")!.Status);
+        Assert.False(s.Clients.ContainsKey("aa:bb:cc:dd:ee:ff"));
         var (events, _) = CommandLifecycle.OnAnswer(s, Answer("auth_response", "a1", requestType: "auth"), T0);
         s = s.ApplyAll(events);
         Assert.Equal(CommandStatus.Succeeded, s.FindCommand("a1")!.Status);
@@ -177,7 +181,7 @@ public class CommandLifecycleTests
     [Fact]
     public void Tmp_pass_expires_through_tick()
     {
-        var (s, _) = Submit(Connected(), "p1", new TmpPassRequest { ClientMac = "aa:bb:cc:dd:ee:ff", Timeout = 10 });
+        var s = Queue(Connected(), "p1", new TmpPassRequest { ClientMac = "aa:bb:cc:dd:ee:ff", Timeout = 10 });
         s = s.ApplyAll(CommandLifecycle.OnWritten(s, "p1", answerExpected: false, T0));
         Assert.Equal(T0.AddSeconds(10), s.Clients["aa:bb:cc:dd:ee:ff"].ExpiresAt);
         Assert.Equal(T0.AddSeconds(10), CommandLifecycle.NextDeadline(s));
@@ -210,6 +214,22 @@ public class CommandLifecycleTests
             if (i < 4) s = s.Apply(new CommandCompleted($"c{i}", CommandStatus.Cancelled, null, null, T0));
         }
         Assert.Equal(["c2", "c3", "c4"], s.Commands.Select(c => c.CommandId));
+    }
+
+    [Fact]
+    public void Requests_that_no_device_could_read_are_refused_with_the_limit()
+    {
+        var s = Connected();
+        var domains = Enumerable.Range(0, 60).Select(i => $"portal-{i}.example.com").ToList();
+        var (queued, problem) = CommandLifecycle.Submit(s, "d1", new SyncDomainsRequest { Domains = domains }, 60, 30, T0);
+        Assert.Null(queued);
+        Assert.Contains("1023 bytes", problem);
+        Assert.Contains("cannot be split", problem);
+        var url = "http://fw.example.com/" + new string('a', 480) + ".bin";
+        var (q2, p2) = CommandLifecycle.Submit(s, "u1", new FirmwareUpgradeRequest { Url = url }, 60, 30, T0);
+        Assert.Null(q2);
+        Assert.Contains("512-byte buffer", p2);
+        Assert.NotNull(CommandLifecycle.Submit(s, "d2", new SyncDomainsRequest { Domains = domains.Take(20).ToList() }, 60, 30, T0).Queued);
     }
 
     [Fact]

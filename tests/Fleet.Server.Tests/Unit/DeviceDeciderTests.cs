@@ -49,7 +49,8 @@ public class DeviceDeciderTests
     public void Connect_persists_the_device_watches_the_socket_and_answers_it()
     {
         var (s, d) = Run(DeviceState.Empty, default, new DeviceConnect("r1", ConnectReport, Conn, "node-a"));
-        Assert.Equal([typeof(DeviceConnected), typeof(DeviceInfoReported), typeof(GatewaysReported)], d.Events.Select(e => e.GetType()));
+        Assert.Equal([typeof(DeviceConnected), typeof(ProtocolReported), typeof(DeviceInfoReported), typeof(GatewaysReported)],
+            d.Events.Select(e => e.GetType()));
         Assert.True(s.Online);
         Assert.Contains(new Watch(Conn), d.Effects);
         var reply = Told<ReplyToReport>(d, Conn).Reply;
@@ -124,15 +125,58 @@ public class DeviceDeciderTests
     }
 
     [Fact]
-    public void A_command_for_an_online_device_is_accepted_as_queued_and_sent_in_the_same_write()
+    public void A_command_for_an_online_device_is_accepted_queued_and_handed_to_the_connection()
     {
         var (s, live) = Online();
         var (after, d) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
-        Assert.Equal("queued", Assert.IsType<CommandFound>(d.Reply).View.Status); // the command as accepted
-        Assert.Equal([typeof(CommandQueued), typeof(CommandSent)], d.Events.Select(e => e.GetType()));
-        Assert.Equal(CommandStatus.Sent, after.FindCommand("c1")!.Status);
-        Assert.Equal(ReqId.Of("c1"), Told<DeliverRequest>(d, Conn).Request.ReqId);
+        Assert.Equal("queued", Assert.IsType<CommandFound>(d.Reply).View.Status);
+        Assert.IsType<CommandQueued>(Assert.Single(d.Events));
+        var deliver = Told<DeliverRequest>(d, Conn);
+        Assert.Equal(ReqId.Of("c1"), deliver.Request.ReqId);
+        Assert.Equal(30, deliver.TimeoutSeconds);
         Assert.Contains("c1", d.Live.Unconfirmed);
+        // Sent when the connection wrote it (it may hold it until the device's reader can take it).
+        Assert.Equal(CommandStatus.Queued, after.FindCommand("c1")!.Status);
+        var (written, w) = Run(after, d.Live, new FrameWritten("r1", "c1", AnswerExpected: true), T0.AddSeconds(2));
+        Assert.Equal(CommandStatus.Sent, written.FindCommand("c1")!.Status);
+        Assert.Equal(T0.AddSeconds(2), written.FindCommand("c1")!.SentAt);
+        Assert.Contains(new ScheduleDeadline(T0.AddSeconds(32)), w.Effects);
+    }
+
+    [Fact]
+    public void A_second_request_of_a_kind_waits_while_the_connection_holds_the_first()
+    {
+        var (s, live) = Online();
+        (s, var first) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        var (_, second) = Run(s, first.Live, new SubmitCommand("r1", "c2", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        Assert.DoesNotContain(second.Effects.OfType<Tell>(), t => t.Message is DeliverRequest);
+    }
+
+    [Fact]
+    public void A_frame_too_large_for_the_devices_reader_fails_its_command()
+    {
+        var (s, live) = Online();
+        (s, var handed) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        var (after, d) = Run(s, handed.Live, new FrameTooLarge("r1", "c1", 1400));
+        var c = after.FindCommand("c1")!;
+        Assert.Equal(CommandStatus.Failed, c.Status);
+        Assert.Contains("1400 bytes", c.Error);
+        Assert.Empty(d.Live.Unconfirmed);
+    }
+
+    [Fact]
+    public void The_protocol_a_device_speaks_is_kept_and_a_2025_device_is_not_taken_back_to_seed_by_its_connect()
+    {
+        var (s, _) = Online();
+        Assert.Equal("seed", s.Protocol);
+        var hb = new DeviceHeartbeat("r1", Report(), Conn, "node-a", ReplyWanted: true, Protocol: "2025");
+        var (s2025, _) = Run(s, default, hb);
+        Assert.Equal("2025", s2025.Protocol);
+        var (again, d) = Run(s2025 with { Online = false }, default, new DeviceConnect("r1", ConnectReport, Newer, "node-b", "seed"));
+        Assert.Equal("2025", again.Protocol);
+        Assert.DoesNotContain(d.Events, e => e is ProtocolReported);
+        var (op, _) = Run(s2025, default, new DeviceConnect("r1", ConnectReport, Newer, "node-b", "9"));
+        Assert.Equal("9", op.Protocol);
     }
 
     [Fact]
@@ -179,12 +223,12 @@ public class DeviceDeciderTests
         var (after, d) = Run(s, sent.Live, new DeviceConnect("r1", ConnectReport, Newer, "node-b"));
         Assert.Contains(new Unwatch(Conn), d.Effects);
         Assert.Contains("newer connection", Told<CloseConnection>(d, Conn).Reason);
-        Assert.Contains(d.Events, e => e is CommandRequeued { CommandId: "c1" });
-        // The reply to the connect goes first, then the command again.
+        // The reply to the connect goes first, then the command the old connection never confirmed writing.
         var toNewer = d.Effects.OfType<Tell>().Where(t => t.To.Equals(Newer)).Select(t => t.Message).ToList();
         Assert.IsType<ReplyToReport>(toNewer[0]);
         Assert.Equal("c1", Assert.IsType<DeliverRequest>(toNewer[1]).CommandId);
-        Assert.Equal(CommandStatus.Sent, after.FindCommand("c1")!.Status);
+        Assert.Equal(CommandStatus.Queued, after.FindCommand("c1")!.Status);
+        Assert.Equal(["c1"], d.Live.Unconfirmed);
     }
 
     [Fact]
@@ -211,12 +255,26 @@ public class DeviceDeciderTests
     }
 
     [Fact]
-    public void A_failed_write_requeues_the_command()
+    public void A_failed_write_leaves_the_command_queued_for_the_next_connection()
     {
         var (s, live) = Online();
-        (s, var sent) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
-        var (_, d) = Run(s, sent.Live, new FrameNotWritten("r1", "c1"));
-        Assert.Contains(d.Events, e => e is CommandRequeued { CommandId: "c1" });
+        (s, var handed) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        var (after, d) = Run(s, handed.Live, new FrameNotWritten("r1", "c1"));
+        Assert.Empty(d.Events);
+        Assert.Empty(d.Live.Unconfirmed);
+        Assert.Equal(CommandStatus.Queued, after.FindCommand("c1")!.Status);
+    }
+
+    [Fact]
+    public void An_answer_that_overtakes_its_write_confirmation_sends_and_settles_the_command()
+    {
+        var (s, live) = Online();
+        (s, var handed) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        var answer = new DeviceAnswer { Type = "firmware_info_response", RequestType = "get_firmware_info", Body = JsonElement.Parse("{}") };
+        var (after, d) = Run(s, handed.Live, new AnswerReceived("r1", answer, Conn));
+        Assert.Equal([typeof(CommandSent), typeof(CommandCompleted)], d.Events.Select(e => e.GetType()));
+        Assert.Equal(CommandStatus.Succeeded, after.FindCommand("c1")!.Status);
+        Assert.Empty(Run(after, d.Live, new FrameWritten("r1", "c1", AnswerExpected: true)).Decision.Events);
     }
 
     [Fact]

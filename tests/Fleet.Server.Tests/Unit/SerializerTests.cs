@@ -47,6 +47,7 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
         yield return new DesiredAuthModeSet("gw-1", 0);
         yield return new ClientAuthorized(client);
         yield return new ClientRemoved("aa:bb:cc:dd:ee:ff", "kicked off");
+        yield return new ProtocolReported("2025");
         yield return new FirmwareReported(ImmutableSortedDictionary<string, string>.Empty.Add("DISTRIB_RELEASE", "24.10"));
         yield return new CommandQueued("c1", Kickoff, T, T.AddDays(1), 30);
         yield return new CommandSent("c1", T);
@@ -61,14 +62,15 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
         };
         var connect = new ConnectMessage { DeviceId = "r1", Mode = 0, Gateway = [new GatewayReport { GwId = "gw-1", AuthMode = 1 }] };
         yield return new DeviceConnect("r1", connect, TestActor, "node#1");
-        yield return new DeviceHeartbeat("r1", new HeartbeatMessage { DeviceId = "r1", SysLoad = 0.5 }, TestActor, "node#1");
+        yield return new DeviceHeartbeat("r1", new HeartbeatMessage { DeviceId = "r1", SysInfo = new SystemFigures { SysLoad = 0.5 }, ReqId = new ReqId("0123456789abcdef", false) }, TestActor, "node#1");
         yield return new AnswerReceived("r1", Answer, TestActor);
         yield return new ConnectionClosed("r1", TestActor);
         yield return new FrameWritten("r1", "c1", AnswerExpected: true);
         yield return new FrameNotWritten("r1", "c1");
+        yield return new FrameTooLarge("r1", "c1", 1400);
         yield return new ReplyToReport("r1", Reply);
         yield return new AuthModesChanged("r1", Reply);
-        yield return new DeliverRequest("r1", Kickoff);
+        yield return new DeliverRequest("r1", Kickoff, 30);
         yield return new CloseConnection("replaced");
         yield return new GetDevice("r1");
         yield return new SetDesiredAuthMode("r1", "gw-1", 0);
@@ -80,7 +82,7 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
         yield return new DeviceNotFound("r1");
         yield return new DeviceFound(new DeviceView("r1", true, T, T, "n", new DeviceInfoView("r1", null, null, null, "l"), [gwView],
             [new ClientView("aa:bb:cc:dd:ee:ff", null, null, null, T, null)], new Dictionary<string, string> { ["A"] = "b" }, 1,
-            new SystemFigures(SysUptime: 5)));
+            new SystemFigures { SysUptime = 5 }, "9"));
         yield return new GatewayNotFound("r1", "gw-9");
         yield return new GatewayUpdated(gwView);
         yield return new CommandInvalid("bad");
