@@ -36,6 +36,12 @@ public interface IDeviceDialect
     /// </summary>
     bool ReplyIsReusable { get; }
 
+    /// <summary>
+    /// Whether the device applies the auth modes of our reply to this report (the current firmware applies
+    /// them only from the reply to its connect; for anything else they go as <see cref="EncodeModes"/>).
+    /// </summary>
+    bool AppliesModesFromReplyTo(DeviceReport report);
+
     /// <summary>Tells the device new auth modes when no report of its awaits a reply.</summary>
     byte[] EncodeModes(ReportReply reply);
 

@@ -31,6 +31,9 @@ public sealed class OpDialect : IDeviceDialect
 
     public bool ReplyIsReusable => false; // each reply echoes its report's req_id
 
+    // ws_thread.c process_ws_msg: only a reply of data.type "connect" (or "bootstrap") applies data.gateway.
+    public bool AppliesModesFromReplyTo(DeviceReport report) => report is ConnectMessage;
+
     public bool Answers(string requestType) => true; // every request of ours, auth and tmp_pass included
 
     public DeviceFrame Decode(ReadOnlySpan<byte> utf8)

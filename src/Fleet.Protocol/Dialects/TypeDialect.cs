@@ -59,6 +59,8 @@ public sealed class TypeDialect : IDeviceDialect
 
     public bool ReplyIsReusable => true;
 
+    public bool AppliesModesFromReplyTo(DeviceReport report) => true;
+
     public byte[] EncodeModes(ReportReply reply) => ProtocolCodec.Encode(reply);
 
     public byte[] EncodeRequest(IControllerRequest request) => ProtocolCodec.Encode(request);

@@ -35,8 +35,9 @@ public sealed record CommandRecord(
 /// write confirmation, answer or deadline, cancel — and how each event changes the command list.
 /// <c>queued → sent → succeeded | failed | timed_out</c>, <c>queued → expired | cancelled</c>, and
 /// requests the device's dialect does not answer <c>queued → sent → delivered</c>. A command is sent when
-/// its frame was written to the device's socket (the connection may hold it back until the device's
-/// reader can take it), so its answer timeout counts from then.
+/// it is handed to the device's connection, persisted before: a crash can lose a command's frame but never
+/// send it twice. The connection may hold the frame until the device's reader can take it, but never
+/// past the command's answer deadline.
 /// </summary>
 public static class CommandLifecycle
 {
@@ -66,17 +67,15 @@ public static class CommandLifecycle
     }
 
     /// <summary>
-    /// Queued commands to hand to the connection now, oldest first, leaving out those it already holds
-    /// (<paramref name="handedOver"/>): at most one request of a kind in flight per device, because
-    /// seed-era firmware does not echo req_id and its answers are matched by kind.
+    /// Queued commands to send now, oldest first: at most one request of a kind in flight per device,
+    /// because seed-era firmware does not echo req_id and its answers are matched by kind.
     /// </summary>
-    public static IReadOnlyList<CommandRecord> ToSend(DeviceState state, DateTimeOffset now, IReadOnlySet<string>? handedOver = null)
+    public static IReadOnlyList<CommandRecord> ToSend(DeviceState state, DateTimeOffset now)
     {
         List<CommandRecord>? result = null;
         HashSet<string>? busy = null;
         foreach (var c in state.Commands)
-            if (c.Status == CommandStatus.Sent || (c.Status == CommandStatus.Queued && handedOver?.Contains(c.CommandId) == true))
-                (busy ??= []).Add(c.Type);
+            if (c.Status == CommandStatus.Sent) (busy ??= []).Add(c.Type);
         foreach (var c in state.Commands)
         {
             if (c.Status != CommandStatus.Queued || c.ExpiresAt <= now || (busy?.Contains(c.Type) ?? false)) continue;
@@ -87,22 +86,28 @@ public static class CommandLifecycle
     }
 
     /// <summary>
-    /// The frame of a command reached the device's socket: it is sent now (its answer timeout starts), and a
-    /// request the device will not answer is delivered, with what it means for the device's clients and gateways.
+    /// The frame of a command reached the device's socket. A request the device will not answer is
+    /// delivered now, with what it means for the device's clients and gateways.
     /// </summary>
     public static ImmutableList<IDeviceEvent> OnWritten(DeviceState state, string commandId, bool answerExpected, DateTimeOffset now)
     {
-        if (state.FindCommand(commandId) is not { Status: CommandStatus.Queued } c) return [];
-        var events = ImmutableList.Create<IDeviceEvent>(new CommandSent(commandId, now));
-        if (answerExpected) return events;
-        return events.Add(new CommandCompleted(commandId, CommandStatus.Delivered, null, null, now)).AddRange(Effects(state, c.Request, now));
+        if (answerExpected || state.FindCommand(commandId) is not { Status: CommandStatus.Sent } c) return [];
+        var events = ImmutableList.Create<IDeviceEvent>(new CommandCompleted(commandId, CommandStatus.Delivered, null, null, now));
+        return events.AddRange(Effects(state, c.Request, now));
     }
 
     /// <summary>The connection would not write a command's frame: the device's reader could not take it.</summary>
     public static ImmutableList<IDeviceEvent> OnTooLarge(DeviceState state, string commandId, int bytes, DateTimeOffset now) =>
-        state.FindCommand(commandId) is { Status: CommandStatus.Queued }
+        state.FindCommand(commandId) is { Status: CommandStatus.Sent }
             ? [new CommandCompleted(commandId, CommandStatus.Failed, null,
                 $"the request is {bytes} bytes on the wire in this device's dialect; its reader takes at most {ReaderLimits.MaxPayloadBytes}", now)]
+            : [];
+
+    /// <summary>The connection held a command's frame until its deadline (the device was still answering earlier ones): never written.</summary>
+    public static ImmutableList<IDeviceEvent> OnExpired(DeviceState state, string commandId, DateTimeOffset now) =>
+        state.FindCommand(commandId) is { Status: CommandStatus.Sent } c
+            ? [new CommandCompleted(commandId, CommandStatus.TimedOut, null,
+                $"not written within {c.TimeoutSeconds} s: the router had not yet answered the requests before it", now)]
             : [];
 
     /// <summary>
@@ -135,19 +140,14 @@ public static class CommandLifecycle
     /// kind) with a kickoff answer's client_mac as a cross-check. An answer that matches nothing is
     /// dropped, with the reason.
     /// </summary>
-    /// <param name="handedOver">Queued commands the connection holds: one may be answered before its write is confirmed to us.</param>
-    public static (ImmutableList<IDeviceEvent> Events, string? Dropped) OnAnswer(DeviceState state, DeviceAnswer answer, DateTimeOffset now,
-        IReadOnlySet<string>? handedOver = null)
+    public static (ImmutableList<IDeviceEvent> Events, string? Dropped) OnAnswer(DeviceState state, DeviceAnswer answer, DateTimeOffset now)
     {
-        bool InFlight(CommandRecord c) =>
-            c.Status == CommandStatus.Sent || (c.Status == CommandStatus.Queued && handedOver?.Contains(c.CommandId) == true);
         CommandRecord? command;
         if (answer.ReqId is { } reqId)
         {
             command = state.FindCommand(reqId.Value);
             if (command is null) return Drop($"req_id '{reqId}' matches no command");
-            if (command.Status == CommandStatus.Queued && !InFlight(command))
-                return Drop($"req_id '{reqId}' answers a command that was never sent");
+            if (command.Status == CommandStatus.Queued) return Drop($"req_id '{reqId}' answers a command that was never sent");
             if (command.Status.IsFinal() && !(command.Status == CommandStatus.Delivered && !answer.Succeeded))
                 return Drop($"req_id '{reqId}' answers a command already {command.Status.ToApi()} (late answer)");
         }
@@ -156,7 +156,7 @@ public static class CommandLifecycle
             if (answer.Unsupported) return Drop($"{answer.Type} without req_id cannot be matched");
             if (answer.RequestType is not { } kind) return Drop($"'{answer.Type}' is not an answer to any request");
             // A request delivered without an answer may still fail later (reboot_device_error).
-            command = state.Commands.FirstOrDefault(c => c.Type == kind && InFlight(c))
+            command = state.Commands.FirstOrDefault(c => c.Type == kind && c.Status == CommandStatus.Sent)
                 ?? (answer.Succeeded ? null : state.Commands.LastOrDefault(c => c.Type == kind && c.Status == CommandStatus.Delivered));
             if (command is null) return Drop($"no {kind} command awaits '{answer.Type}'");
         }
@@ -167,10 +167,7 @@ public static class CommandLifecycle
             && FieldRules.IsMac(mac) && FieldRules.NormalizeMac(mac) != k.ClientMac)
             return Drop($"kickoff answer for {mac} does not match the command's client_mac {k.ClientMac}");
 
-        var events = command.Status == CommandStatus.Queued
-            ? ImmutableList.Create<IDeviceEvent>(new CommandSent(command.CommandId, now)) // answered before its write was confirmed
-            : [];
-        events = events.Add(new CommandCompleted(command.CommandId,
+        var events = ImmutableList.Create<IDeviceEvent>(new CommandCompleted(command.CommandId,
             answer.Succeeded ? CommandStatus.Succeeded : CommandStatus.Failed, answer.Body, answer.Error, now));
         if (!answer.Succeeded) return (events, null);
         events = events.AddRange(Effects(state, command.Request, now));

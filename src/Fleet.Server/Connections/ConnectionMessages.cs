@@ -11,10 +11,10 @@ public sealed record ReplyToReport(string DeviceId, ReportReply Reply) : IFleetS
 /// <summary>The entity's answer to reports changed (an operator's auth_mode, once_auth): tell the device now and answer with it from now on.</summary>
 public sealed record AuthModesChanged(string DeviceId, ReportReply Reply) : IFleetSerializable;
 /// <summary>
-/// A command for the device; the request's req_id is the command id. The next frame to the device waits for
-/// its answer at most TimeoutSeconds.
+/// A command for the device; the request's req_id is the command id. Its answer deadline (NotAfter) bounds
+/// both how long the frame may wait for the device's reader and how long the next frame waits for its answer.
 /// </summary>
-public sealed record DeliverRequest(string DeviceId, IControllerRequest Request, int TimeoutSeconds) : IFleetSerializable
+public sealed record DeliverRequest(string DeviceId, IControllerRequest Request, DateTimeOffset NotAfter) : IFleetSerializable
 {
     public string CommandId => Request.ReqId!.Value.Value;
 }

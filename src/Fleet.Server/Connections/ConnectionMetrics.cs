@@ -12,7 +12,7 @@ public sealed class ConnectionMetrics : IDisposable
     public const string MeterName = "Fleet.Server";
     private readonly Meter _meter = new(MeterName);
     private readonly ConcurrentDictionary<string, long> _refused = new();
-    private long _active, _accepted, _rejectedAtCap, _framesIn, _framesOut, _heartbeats, _framesHeld, _framesTooLarge, _complaints, _silent;
+    private long _active, _accepted, _rejectedAtCap, _framesIn, _framesOut, _heartbeats, _framesHeld, _framesTooLarge, _complaints, _silent, _expired;
 
     public ConnectionMetrics()
     {
@@ -26,6 +26,7 @@ public sealed class ConnectionMetrics : IDisposable
         _meter.CreateObservableCounter("fleet.frames.too_large_for_device", () => Interlocked.Read(ref _framesTooLarge));
         _meter.CreateObservableCounter("fleet.device_complaints", () => Interlocked.Read(ref _complaints));
         _meter.CreateObservableCounter("fleet.connections.closed_for_silence", () => Interlocked.Read(ref _silent));
+        _meter.CreateObservableCounter("fleet.frames.expired", () => Interlocked.Read(ref _expired));
         _meter.CreateObservableCounter("fleet.frames.refused",
             () => _refused.Select(kv => new Measurement<long>(kv.Value, new KeyValuePair<string, object?>("reason", kv.Key))));
     }
@@ -44,6 +45,8 @@ public sealed class ConnectionMetrics : IDisposable
     public void FrameTooLarge() => Interlocked.Increment(ref _framesTooLarge);
     /// <summary>A device said a frame of ours was bad (our protocol fault).</summary>
     public void DeviceComplaint() => Interlocked.Increment(ref _complaints);
+    /// <summary>A command's frame reached its deadline before the device could take it.</summary>
+    public void FrameExpired() => Interlocked.Increment(ref _expired);
     public void ClosedForSilence() => Interlocked.Increment(ref _silent);
     public void Refused(string reason) => _refused.AddOrUpdate(reason, 1, (_, n) => n + 1);
 
@@ -59,6 +62,7 @@ public sealed class ConnectionMetrics : IDisposable
         FramesTooLargeForDevice = Interlocked.Read(ref _framesTooLarge),
         DeviceComplaints = Interlocked.Read(ref _complaints),
         ClosedForSilence = Interlocked.Read(ref _silent),
+        FramesExpired = Interlocked.Read(ref _expired),
         Refused = _refused.ToDictionary(kv => kv.Key, kv => kv.Value),
     };
 

@@ -30,12 +30,18 @@ namespace Fleet.Server.Connections;
 public sealed class DeviceConnection : UntypedActor
 {
     private sealed record SocketEnded(string Reason);
+    /// <summary>What current firmware reports as device_id when none is configured (FIRMWARE_9.md).</summary>
+    public const string UnconfiguredDeviceId = "UNKNOWN";
     /// <summary>The device sent nothing for longer than the silence limit.</summary>
     public sealed record Silent(TimeSpan For);
 
     /// <summary>A frame waiting to be written; CommandId set when the entity wants to hear it was written.</summary>
+    /// <summary>
+    /// A frame waiting to be written; CommandId set when the entity wants to hear it was written, Deadline (in
+    /// Environment.TickCount64 terms) when it must not be written later than that.
+    /// </summary>
     private sealed record Outgoing(byte[] Frame, string? CommandId = null, bool AnswerExpected = false, string? RequestType = null,
-        int TimeoutSeconds = 0);
+        long Deadline = long.MaxValue);
 
     /// <summary>The entity's latest reply to reports, and its frame once encoded (when the dialect allows reuse).</summary>
     private sealed class CachedReply(ReportReply reply)
@@ -112,6 +118,7 @@ public sealed class DeviceConnection : UntypedActor
                 _awaitingReply = null;
                 _reply = new CachedReply(r.Reply);
                 WriteChecked(report is null ? dialect.EncodeModes(r.Reply) : dialect.EncodeReply(report, r.Reply), "report reply");
+                if (report is not null) PushModesIfIgnored(dialect, report, r.Reply);
                 break;
             case AuthModesChanged m when _dialect is { } dialect:
                 _reply = new CachedReply(m.Reply);
@@ -125,7 +132,8 @@ public sealed class DeviceConnection : UntypedActor
                     Region.Tell(new FrameTooLarge(d.DeviceId, d.CommandId, frame.Length));
                     break;
                 }
-                Write(new Outgoing(frame, d.CommandId, dialect.Answers(d.Request.Type), d.Request.Type, d.TimeoutSeconds));
+                var deadline = Environment.TickCount64 + (long)Math.Max(0, (d.NotAfter - DateTimeOffset.UtcNow).TotalMilliseconds);
+                Write(new Outgoing(frame, d.CommandId, dialect.Answers(d.Request.Type), d.Request.Type, deadline));
                 break;
             case CloseConnection c:
                 Log.Info("closing {0} ({1}): {2}", _deviceId, _remote, c.Reason);
@@ -227,6 +235,12 @@ public sealed class DeviceConnection : UntypedActor
         {
             case ConnectMessage c:
                 if (!FieldRules.IsDeviceId(c.DeviceId)) { Refused("invalid_device_id", FieldRules.CheckDeviceId("device_id", c.DeviceId)!); return; }
+                if (c.DeviceId == UnconfiguredDeviceId)
+                {
+                    // 9.x firmware with no DeviceID configured: every such router would claim the same device.
+                    Refused("unconfigured_device_id", "device_id is \"UNKNOWN\": the router has no DeviceID configured");
+                    return;
+                }
                 if (GatewayProblem(c) is { } gwProblem) { Refused("invalid_gw_id", gwProblem); return; }
                 if (_deviceId is not null && _deviceId != c.DeviceId)
                 { Refused("device_id_mismatch", $"connect names '{c.DeviceId}' but this socket is bound to '{_deviceId}'"); return; }
@@ -245,9 +259,12 @@ public sealed class DeviceConnection : UntypedActor
                 var same = SameReport(h);
                 var cached = same ? _reply : null;
                 if (cached is not null)
+                {
                     Write(dialect.ReplyIsReusable
                         ? cached.Frame ??= new Outgoing(dialect.EncodeReply(h, cached.Reply))
                         : new Outgoing(dialect.EncodeReply(h, cached.Reply)));
+                    PushModesIfIgnored(dialect, h, cached.Reply);
+                }
                 else _awaitingReply = h;
                 // Keep the older (equal) report: holding each new heartbeat until the next one promotes
                 // every heartbeat out of gen 0, and gen 2 collections are what stall all sockets at once.
@@ -261,6 +278,26 @@ public sealed class DeviceConnection : UntypedActor
             if (_deviceId is null) { Refused("before_connect", $"{answer.Type} before connect"); return; }
             Region.Tell(new AnswerReceived(_deviceId, answer, self), self);
         }
+    }
+
+    /// <summary>
+    /// A device that ignores the auth modes in our reply to this report (the current firmware, for anything
+    /// but its connect) and reports other modes than ours gets them as a frame of their own, heartbeat after
+    /// heartbeat until it reports them.
+    /// </summary>
+    private void PushModesIfIgnored(IDeviceDialect dialect, DeviceReport report, ReportReply reply)
+    {
+        if (dialect.AppliesModesFromReplyTo(report) || !ModesDiffer(report, reply)) return;
+        WriteChecked(dialect.EncodeModes(reply), "auth modes");
+    }
+
+    private static bool ModesDiffer(DeviceReport report, ReportReply reply)
+    {
+        if (report.Gateway is not { } reported || reply.Gateway is not { } wanted) return false;
+        for (var i = 0; i < wanted.Count; i++)
+            for (var j = 0; j < reported.Count; j++)
+                if (reported[j].GwId == wanted[i].GwId && reported[j].AuthMode != wanted[i].AuthMode) return true;
+        return false;
     }
 
     /// <summary>
@@ -404,7 +441,7 @@ public sealed class DeviceConnection : UntypedActor
                 return;
             }
         }
-        if (f.CommandId is not null) Region.Tell(new FrameNotWritten(_deviceId!, f.CommandId));
+        if (f.CommandId is not null) Region.Tell(new FrameNotWritten(_deviceId!, f.CommandId, _self));
     }
 
     /// <summary>An answer (or a complaint) arrived: the frame waiting for it may go.</summary>
@@ -472,12 +509,20 @@ public sealed class DeviceConnection : UntypedActor
             try
             {
                 await ClearToSend();
+                if (Environment.TickCount64 > f.Deadline)
+                {
+                    // The device was still busy with earlier frames until this command's deadline: written now,
+                    // it would run after the controller has called it timed out.
+                    _shared.Metrics.FrameExpired();
+                    Region.Tell(new FrameExpired(_deviceId!, f.CommandId!));
+                    continue;
+                }
                 await _socket.SendAsync(f.Frame, WebSocketMessageType.Text, true, _cts.Token);
                 _shared.Metrics.FrameOut();
                 lock (_writeLock)
                 {
                     var now = Environment.TickCount64;
-                    if (f.AnswerExpected) _awaiting = new AwaitedAnswer(f.CommandId!, f.RequestType!, now + Math.Max(1, f.TimeoutSeconds) * 1000L);
+                    if (f.AnswerExpected) _awaiting = new AwaitedAnswer(f.CommandId!, f.RequestType!, Math.Max(f.Deadline, now + 1000));
                     else _quietUntil = now + _shared.FramePauseMs;
                 }
                 if (f.CommandId is not null) Region.Tell(new FrameWritten(_deviceId!, f.CommandId, f.AnswerExpected));
@@ -495,7 +540,7 @@ public sealed class DeviceConnection : UntypedActor
                 }
                 // Nothing still queued will be written either.
                 foreach (var l in lost)
-                    if (l.CommandId is not null) Region.Tell(new FrameNotWritten(_deviceId!, l.CommandId));
+                    if (l.CommandId is not null) Region.Tell(new FrameNotWritten(_deviceId!, l.CommandId, _self));
                 _self.Tell(new SocketEnded($"write failed: {ex.Message}"));
                 return;
             }

@@ -18,6 +18,8 @@ public readonly record struct DeviceLive
 
     /// <summary>The device's current connection, or null while it is offline.</summary>
     public IActorRef? Connection { get; init; }
+    /// <summary>The current connection failed to write a frame: it is ending, nothing more goes to it.</summary>
+    public bool ConnectionFailing { get; init; }
     /// <summary>The reply the current connection last got from us (it answers unchanged heartbeats with it).</summary>
     public ReportReply? Told { get; init; }
     public DateTimeOffset? LastSeen { get; init; }

@@ -153,8 +153,15 @@ public static class DeviceDecider
         ConnectionLost c => OnConnectionGone(deviceId, state, live, c.Connection, now),
         FrameWritten w => Changed(deviceId, state, live with { Unconfirmed = live.Unconfirmed.Remove(w.CommandId) }, null,
             CommandLifecycle.OnWritten(state, w.CommandId, w.AnswerExpected, now), NoEffects, null, now),
-        // Not written: it stays queued and goes to the next connection (this one is ending).
-        FrameNotWritten w => new Decision(null, [], NoEffects, live with { Unconfirmed = live.Unconfirmed.Remove(w.CommandId) }),
+        // Not written (the socket went away): back to the queue, for the next connection.
+        FrameNotWritten w => Changed(deviceId, state, live with
+            {
+                Unconfirmed = live.Unconfirmed.Remove(w.CommandId),
+                ConnectionFailing = live.ConnectionFailing || w.Connection.Equals(live.Connection),
+            }, null,
+            state.FindCommand(w.CommandId) is { Status: CommandStatus.Sent } ? [new CommandRequeued(w.CommandId)] : [], NoEffects, null, now),
+        FrameExpired x => Changed(deviceId, state, live with { Unconfirmed = live.Unconfirmed.Remove(x.CommandId) }, null,
+            CommandLifecycle.OnExpired(state, x.CommandId, now), NoEffects, null, now),
         FrameTooLarge t => Changed(deviceId, state, live with { Unconfirmed = live.Unconfirmed.Remove(t.CommandId) }, null,
             CommandLifecycle.OnTooLarge(state, t.CommandId, t.Bytes, now), NoEffects, null, now),
         DeadlineReached => Changed(deviceId, state, live, null, CommandLifecycle.OnTick(state, now), NoEffects, null, now),
@@ -231,7 +238,7 @@ public static class DeviceDecider
             (events, effects) = Requeue(deviceId, state, live, events, effects);
             live = live with { Unconfirmed = [] };
         }
-        live = Seen(live with { Connection = c.Connection, Told = null }, c.Report, now);
+        live = Seen(live with { Connection = c.Connection, Told = null, ConnectionFailing = c.Connection.Equals(live.Connection) && live.ConnectionFailing }, c.Report, now);
         effects = effects.Add(new Watch(c.Connection));
         events = events.AddRange(ReportEvents(state, c.Report, newConnection: true, now, c.Node, c.Protocol));
         return Finish(deviceId, state, live, null, events, effects, c.Connection, now);
@@ -243,7 +250,7 @@ public static class DeviceDecider
         var effects = NoEffects;
         if (adopt)
         {
-            live = live with { Connection = h.Connection, Told = null };
+            live = live with { Connection = h.Connection, Told = null, ConnectionFailing = false };
             effects = effects.Add(new Watch(h.Connection));
         }
         live = Seen(live, h.Report, now);
@@ -267,8 +274,7 @@ public static class DeviceDecider
 
     private static Decision OnAnswer(string deviceId, DeviceState state, DeviceLive live, DeviceAnswer answer, DateTimeOffset now)
     {
-        var (events, dropped) = CommandLifecycle.OnAnswer(state, answer, now, live.Unconfirmed);
-        if (answer.ReqId is { } id) live = live with { Unconfirmed = live.Unconfirmed.Remove(id.Value) };
+        var (events, dropped) = CommandLifecycle.OnAnswer(state, answer, now);
         return dropped is not null
             ? new Decision(null, [], [new Note($"device {deviceId}: {answer.Type} dropped: {dropped}")], live)
             : Changed(deviceId, state, live, null, events, NoEffects, null, now);
@@ -278,20 +284,22 @@ public static class DeviceDecider
     {
         if (!connection.Equals(live.Connection)) return new Decision(null, [], NoEffects, live);
         var (events, effects) = Requeue(deviceId, state, live, [], [new Unwatch(connection)]);
-        live = live with { Connection = null, Told = null, Unconfirmed = [] };
+        live = live with { Connection = null, Told = null, Unconfirmed = [], ConnectionFailing = false };
         return Finish(deviceId, state, live, null, events.Add(new DeviceDisconnected(now)), effects, null, now);
     }
 
     /// <summary>
-    /// Commands handed to the outgoing connection that it never confirmed writing are still queued: they go
-    /// to the next connection (its node may have died: no FrameNotWritten will ever come).
+    /// Sent commands whose frame the outgoing connection never confirmed writing go back to the queue, for the
+    /// next connection (its node may have died: no FrameNotWritten will ever come).
     /// </summary>
     private static (ImmutableList<IDeviceEvent>, ImmutableList<DeviceEffect>) Requeue(string deviceId, DeviceState state, DeviceLive live,
         ImmutableList<IDeviceEvent> events, ImmutableList<DeviceEffect> effects)
     {
-        var unwritten = live.Unconfirmed.Count(id => state.FindCommand(id) is { Status: CommandStatus.Queued });
-        return unwritten == 0 ? (events, effects) : (events, effects.Add(new Note(
-            $"device {deviceId}: {unwritten} command(s) never confirmed written by the old connection go to the next one")));
+        var requeued = live.Unconfirmed.Where(id => state.FindCommand(id) is { Status: CommandStatus.Sent })
+            .Select(id => (IDeviceEvent)new CommandRequeued(id)).ToList();
+        if (requeued.Count == 0) return (events, effects);
+        return (events.AddRange(requeued), effects.Add(new Note(
+            $"device {deviceId}: {requeued.Count} command(s) never confirmed written by the old connection, queued again")));
     }
 
     // ------------------------------------------------------------------ admin side
@@ -367,10 +375,14 @@ public static class DeviceDecider
             live = live with { Told = answer };
         }
 
-        if (live.Connection is { } connection && CommandLifecycle.ToSend(after, now, live.Unconfirmed) is { Count: > 0 } toSend)
+        if (live is { Connection: { } connection, ConnectionFailing: false } && CommandLifecycle.ToSend(after, now) is { Count: > 0 } toSend)
         {
-            // Handed over, not yet sent: the connection says when it wrote each (FrameWritten).
-            effects = effects.AddRange(toSend.Select(c => (DeviceEffect)new Tell(connection, new DeliverRequest(deviceId, c.Request, c.TimeoutSeconds))));
+            // Sent (persisted) before the connection gets it: a crash may lose the frame, never send it twice.
+            var sent = toSend.Select(c => (IDeviceEvent)new CommandSent(c.CommandId, now)).ToList();
+            events = events.AddRange(sent);
+            after = after.ApplyAll(sent);
+            effects = effects.AddRange(toSend.Select(c =>
+                (DeviceEffect)new Tell(connection, new DeliverRequest(deviceId, c.Request, now.AddSeconds(c.TimeoutSeconds)))));
             live = live with { Unconfirmed = live.Unconfirmed.Union(toSend.Select(c => c.CommandId)) };
         }
 

@@ -30,7 +30,10 @@ public sealed record AnswerReceived(string DeviceId, DeviceAnswer Answer, IActor
 public sealed record ConnectionClosed(string DeviceId, IActorRef Connection) : IToDeviceEntity;
 /// <summary>A command's frame reached the socket; AnswerExpected says whether the device's dialect answers it.</summary>
 public sealed record FrameWritten(string DeviceId, string CommandId, bool AnswerExpected) : IToDeviceEntity;
-public sealed record FrameNotWritten(string DeviceId, string CommandId) : IToDeviceEntity;
+/// <summary>A command's frame could not be written: its socket is failing (Connection says which).</summary>
+public sealed record FrameNotWritten(string DeviceId, string CommandId, IActorRef Connection) : IToDeviceEntity;
+/// <summary>The connection held a command's frame until its deadline without the device being ready for it: not written.</summary>
+public sealed record FrameExpired(string DeviceId, string CommandId) : IToDeviceEntity;
 /// <summary>A command's frame would be more than the device's reader can take: it was not written.</summary>
 public sealed record FrameTooLarge(string DeviceId, string CommandId, int Bytes) : IToDeviceEntity;
 

@@ -49,6 +49,7 @@ public sealed class FleetSerializer : SerializerWithStringManifest
         ["m.written2"] = typeof(FrameWritten),
         ["m.notwritten"] = typeof(FrameNotWritten),
         ["m.toolarge"] = typeof(FrameTooLarge),
+        ["m.expired"] = typeof(FrameExpired),
         ["m.reply"] = typeof(ReplyToReport),
         ["m.modes"] = typeof(AuthModesChanged),
         ["m.deliver"] = typeof(DeliverRequest),

@@ -24,12 +24,9 @@ public class CommandLifecycleTests
 
     private static (DeviceState State, CommandRecord Command) Submit(DeviceState s, string id, IControllerRequest r, int timeout = 30)
     {
-        s = Queue(s, id, r, timeout).Apply(new CommandSent(id, T0));
+        s = s.Apply(CommandLifecycle.Submit(s, id, r, 60, timeout, T0).Queued!).Apply(new CommandSent(id, T0));
         return (s, s.FindCommand(id)!);
     }
-
-    private static DeviceState Queue(DeviceState s, string id, IControllerRequest r, int timeout = 30) =>
-        s.Apply(CommandLifecycle.Submit(s, id, r, 60, timeout, T0).Queued!);
 
     private static DeviceAnswer Answer(string type, string? reqId = null, string? error = null, string? requestType = null,
         string? clientMac = null, bool unsupported = false, IReadOnlyDictionary<string, string>? firmware = null) => new()
@@ -145,12 +142,12 @@ public class CommandLifecycleTests
     public void Delivered_auth_adds_the_client_and_once_auth_sets_desired_zero()
     {
         var auth = new AuthRequest { Token = "t", ClientIp = "1.2.3.4", ClientMac = "aa:bb:cc:dd:ee:ff", GwId = "gw-1" };
-        var s = Queue(Connected(), "a1", auth);
+        var (s, _) = Submit(Connected(), "a1", auth);
         s = s.ApplyAll(CommandLifecycle.OnWritten(s, "a1", answerExpected: false, T0));
         Assert.Equal(CommandStatus.Delivered, s.FindCommand("a1")!.Status);
         Assert.True(s.Clients.ContainsKey("aa:bb:cc:dd:ee:ff"));
 
-        var s2 = Queue(Connected(), "a2", auth with { OnceAuth = true });
+        var (s2, _) = Submit(Connected(), "a2", auth with { OnceAuth = true });
         s2 = s2.ApplyAll(CommandLifecycle.OnWritten(s2, "a2", answerExpected: false, T0));
         Assert.Equal(0, s2.DesiredAuthModes["gw-1"]);
         Assert.Empty(s2.Clients);
@@ -159,10 +156,8 @@ public class CommandLifecycleTests
     [Fact]
     public void An_auth_the_dialect_answers_stays_sent_until_its_answer_and_then_adds_the_client()
     {
-        var s = Queue(Connected(), "a1", new AuthRequest { Token = "t", ClientIp = "1.2.3.4", ClientMac = "aa:bb:cc:dd:ee:ff", GwId = "gw-1" });
-        s = s.ApplyAll(CommandLifecycle.OnWritten(s, "a1", answerExpected: true, T0));
-        Assert.Equal(CommandStatus.Sent, s.FindCommand("a1")!.Status);
-        Assert.False(s.Clients.ContainsKey("aa:bb:cc:dd:ee:ff"));
+        var (s, _) = Submit(Connected(), "a1", new AuthRequest { Token = "t", ClientIp = "1.2.3.4", ClientMac = "aa:bb:cc:dd:ee:ff", GwId = "gw-1" });
+        Assert.Empty(CommandLifecycle.OnWritten(s, "a1", answerExpected: true, T0));
         var (events, _) = CommandLifecycle.OnAnswer(s, Answer("auth_response", "a1", requestType: "auth"), T0);
         s = s.ApplyAll(events);
         Assert.Equal(CommandStatus.Succeeded, s.FindCommand("a1")!.Status);
@@ -181,7 +176,7 @@ public class CommandLifecycleTests
     [Fact]
     public void Tmp_pass_expires_through_tick()
     {
-        var s = Queue(Connected(), "p1", new TmpPassRequest { ClientMac = "aa:bb:cc:dd:ee:ff", Timeout = 10 });
+        var (s, _) = Submit(Connected(), "p1", new TmpPassRequest { ClientMac = "aa:bb:cc:dd:ee:ff", Timeout = 10 });
         s = s.ApplyAll(CommandLifecycle.OnWritten(s, "p1", answerExpected: false, T0));
         Assert.Equal(T0.AddSeconds(10), s.Clients["aa:bb:cc:dd:ee:ff"].ExpiresAt);
         Assert.Equal(T0.AddSeconds(10), CommandLifecycle.NextDeadline(s));

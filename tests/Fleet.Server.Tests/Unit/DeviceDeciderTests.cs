@@ -125,22 +125,18 @@ public class DeviceDeciderTests
     }
 
     [Fact]
-    public void A_command_for_an_online_device_is_accepted_queued_and_handed_to_the_connection()
+    public void A_command_for_an_online_device_is_accepted_as_queued_and_sent_in_the_same_write()
     {
         var (s, live) = Online();
         var (after, d) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
-        Assert.Equal("queued", Assert.IsType<CommandFound>(d.Reply).View.Status);
-        Assert.IsType<CommandQueued>(Assert.Single(d.Events));
+        Assert.Equal("queued", Assert.IsType<CommandFound>(d.Reply).View.Status); // the command as accepted
+        // Sent is persisted before the connection gets the frame: a crash may lose it, never send it twice.
+        Assert.Equal([typeof(CommandQueued), typeof(CommandSent)], d.Events.Select(e => e.GetType()));
+        Assert.Equal(CommandStatus.Sent, after.FindCommand("c1")!.Status);
         var deliver = Told<DeliverRequest>(d, Conn);
         Assert.Equal(ReqId.Of("c1"), deliver.Request.ReqId);
-        Assert.Equal(30, deliver.TimeoutSeconds);
+        Assert.Equal(T0.AddSeconds(30), deliver.NotAfter); // the frame never goes out after the answer deadline
         Assert.Contains("c1", d.Live.Unconfirmed);
-        // Sent when the connection wrote it (it may hold it until the device's reader can take it).
-        Assert.Equal(CommandStatus.Queued, after.FindCommand("c1")!.Status);
-        var (written, w) = Run(after, d.Live, new FrameWritten("r1", "c1", AnswerExpected: true), T0.AddSeconds(2));
-        Assert.Equal(CommandStatus.Sent, written.FindCommand("c1")!.Status);
-        Assert.Equal(T0.AddSeconds(2), written.FindCommand("c1")!.SentAt);
-        Assert.Contains(new ScheduleDeadline(T0.AddSeconds(32)), w.Effects);
     }
 
     [Fact]
@@ -223,11 +219,12 @@ public class DeviceDeciderTests
         var (after, d) = Run(s, sent.Live, new DeviceConnect("r1", ConnectReport, Newer, "node-b"));
         Assert.Contains(new Unwatch(Conn), d.Effects);
         Assert.Contains("newer connection", Told<CloseConnection>(d, Conn).Reason);
+        Assert.Contains(d.Events, e => e is CommandRequeued { CommandId: "c1" });
         // The reply to the connect goes first, then the command the old connection never confirmed writing.
         var toNewer = d.Effects.OfType<Tell>().Where(t => t.To.Equals(Newer)).Select(t => t.Message).ToList();
         Assert.IsType<ReplyToReport>(toNewer[0]);
         Assert.Equal("c1", Assert.IsType<DeliverRequest>(toNewer[1]).CommandId);
-        Assert.Equal(CommandStatus.Queued, after.FindCommand("c1")!.Status);
+        Assert.Equal(CommandStatus.Sent, after.FindCommand("c1")!.Status);
         Assert.Equal(["c1"], d.Live.Unconfirmed);
     }
 
@@ -255,26 +252,30 @@ public class DeviceDeciderTests
     }
 
     [Fact]
-    public void A_failed_write_leaves_the_command_queued_for_the_next_connection()
+    public void A_failed_write_requeues_the_command()
     {
         var (s, live) = Online();
-        (s, var handed) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
-        var (after, d) = Run(s, handed.Live, new FrameNotWritten("r1", "c1"));
-        Assert.Empty(d.Events);
+        (s, var sent) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        var (after, d) = Run(s, sent.Live, new FrameNotWritten("r1", "c1", Conn));
+        Assert.Contains(d.Events, e => e is CommandRequeued { CommandId: "c1" });
         Assert.Empty(d.Live.Unconfirmed);
+        // Not again to the failing socket (it is ending): to the next one.
         Assert.Equal(CommandStatus.Queued, after.FindCommand("c1")!.Status);
+        Assert.DoesNotContain(d.Effects.OfType<Tell>(), t => t.Message is DeliverRequest);
+        var (_, next) = Run(after, d.Live, new DeviceConnect("r1", ConnectReport, Newer, "node-a"));
+        Assert.Equal("c1", Told<DeliverRequest>(next, Newer).CommandId);
     }
 
     [Fact]
-    public void An_answer_that_overtakes_its_write_confirmation_sends_and_settles_the_command()
+    public void A_frame_held_past_its_deadline_times_the_command_out_unwritten()
     {
         var (s, live) = Online();
-        (s, var handed) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
-        var answer = new DeviceAnswer { Type = "firmware_info_response", RequestType = "get_firmware_info", Body = JsonElement.Parse("{}") };
-        var (after, d) = Run(s, handed.Live, new AnswerReceived("r1", answer, Conn));
-        Assert.Equal([typeof(CommandSent), typeof(CommandCompleted)], d.Events.Select(e => e.GetType()));
-        Assert.Equal(CommandStatus.Succeeded, after.FindCommand("c1")!.Status);
-        Assert.Empty(Run(after, d.Live, new FrameWritten("r1", "c1", AnswerExpected: true)).Decision.Events);
+        (s, var sent) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        var (after, d) = Run(s, sent.Live, new FrameExpired("r1", "c1"), T0.AddSeconds(30));
+        var c = after.FindCommand("c1")!;
+        Assert.Equal(CommandStatus.TimedOut, c.Status);
+        Assert.Contains("not written within 30 s", c.Error);
+        Assert.Empty(d.Live.Unconfirmed);
     }
 
     [Fact]

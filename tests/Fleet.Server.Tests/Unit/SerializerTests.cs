@@ -66,11 +66,12 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
         yield return new AnswerReceived("r1", Answer, TestActor);
         yield return new ConnectionClosed("r1", TestActor);
         yield return new FrameWritten("r1", "c1", AnswerExpected: true);
-        yield return new FrameNotWritten("r1", "c1");
+        yield return new FrameNotWritten("r1", "c1", TestActor);
         yield return new FrameTooLarge("r1", "c1", 1400);
+        yield return new FrameExpired("r1", "c1");
         yield return new ReplyToReport("r1", Reply);
         yield return new AuthModesChanged("r1", Reply);
-        yield return new DeliverRequest("r1", Kickoff, 30);
+        yield return new DeliverRequest("r1", Kickoff, T.AddSeconds(30));
         yield return new CloseConnection("replaced");
         yield return new GetDevice("r1");
         yield return new SetDesiredAuthMode("r1", "gw-1", 0);
