@@ -67,22 +67,20 @@ public static class CommandLifecycle
     }
 
     /// <summary>
-    /// Queued commands to send now, oldest first: at most one request of a kind in flight per device,
-    /// because seed-era firmware does not echo req_id and its answers are matched by kind.
+    /// The command to send now, if any: the oldest queued one, and only when none is in flight. The real
+    /// client reads one frame at a time and seed-era firmware echoes no req_id (its answers are matched by
+    /// kind), so a device has at most one command in flight; the connection holds nothing else back for
+    /// long, and a command lost with a dying connection is the one in flight, no more.
     /// </summary>
     public static IReadOnlyList<CommandRecord> ToSend(DeviceState state, DateTimeOffset now)
     {
-        List<CommandRecord>? result = null;
-        HashSet<string>? busy = null;
-        foreach (var c in state.Commands)
-            if (c.Status == CommandStatus.Sent) (busy ??= []).Add(c.Type);
+        CommandRecord? next = null;
         foreach (var c in state.Commands)
         {
-            if (c.Status != CommandStatus.Queued || c.ExpiresAt <= now || (busy?.Contains(c.Type) ?? false)) continue;
-            (busy ??= []).Add(c.Type);
-            (result ??= []).Add(c);
+            if (c.Status == CommandStatus.Sent) return [];
+            if (next is null && c.Status == CommandStatus.Queued && c.ExpiresAt > now) next = c;
         }
-        return result ?? (IReadOnlyList<CommandRecord>)[];
+        return next is null ? [] : [next];
     }
 
     /// <summary>

@@ -517,14 +517,15 @@ public sealed class DeviceConnection : UntypedActor
                     Region.Tell(new FrameExpired(_deviceId!, f.CommandId!));
                     continue;
                 }
+                // Awaited before it is written: on loopback the answer can beat the end of SendAsync.
+                if (f.AnswerExpected)
+                    lock (_writeLock)
+                        _awaiting = new AwaitedAnswer(f.CommandId!, f.RequestType!, Math.Max(f.Deadline, Environment.TickCount64 + 1000));
                 await _socket.SendAsync(f.Frame, WebSocketMessageType.Text, true, _cts.Token);
                 _shared.Metrics.FrameOut();
-                lock (_writeLock)
-                {
-                    var now = Environment.TickCount64;
-                    if (f.AnswerExpected) _awaiting = new AwaitedAnswer(f.CommandId!, f.RequestType!, Math.Max(f.Deadline, now + 1000));
-                    else _quietUntil = now + _shared.FramePauseMs;
-                }
+                if (!f.AnswerExpected)
+                    lock (_writeLock)
+                        _quietUntil = Environment.TickCount64 + _shared.FramePauseMs;
                 if (f.CommandId is not null) Region.Tell(new FrameWritten(_deviceId!, f.CommandId, f.AnswerExpected));
             }
             catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException or InvalidOperationException)

@@ -63,15 +63,18 @@ public class CommandLifecycleTests
     }
 
     [Fact]
-    public void Only_one_request_of_a_kind_is_in_flight()
+    public void One_command_is_in_flight_per_device_oldest_first()
     {
         var s = Connected();
         foreach (var id in new[] { "a", "b" })
             s = s.Apply(CommandLifecycle.Submit(s, id, new SimpleRequest { Type = "get_firmware_info" }, 60, 30, T0).Queued!);
         s = s.Apply(CommandLifecycle.Submit(s, "c", new SimpleRequest { Type = "get_sys_info" }, 60, 30, T0).Queued!);
-        Assert.Equal(["a", "c"], CommandLifecycle.ToSend(s, T0).Select(c => c.CommandId));
+        Assert.Equal(["a"], CommandLifecycle.ToSend(s, T0).Select(c => c.CommandId));
         s = s.Apply(new CommandSent("a", T0));
-        Assert.Equal(["c"], CommandLifecycle.ToSend(s, T0).Select(c => c.CommandId));
+        Assert.Empty(CommandLifecycle.ToSend(s, T0));
+        s = s.Apply(new CommandCompleted("a", CommandStatus.Succeeded, null, null, T0));
+        Assert.Equal(["b"], CommandLifecycle.ToSend(s, T0).Select(c => c.CommandId));
+        Assert.Empty(CommandLifecycle.ToSend(s, T0.AddSeconds(61))); // expired ones never go
     }
 
     [Fact]

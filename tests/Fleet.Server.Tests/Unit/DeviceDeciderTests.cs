@@ -140,12 +140,15 @@ public class DeviceDeciderTests
     }
 
     [Fact]
-    public void A_second_request_of_a_kind_waits_while_the_connection_holds_the_first()
+    public void A_second_command_waits_while_the_first_is_in_flight()
     {
         var (s, live) = Online();
         (s, var first) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
-        var (_, second) = Run(s, first.Live, new SubmitCommand("r1", "c2", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        (s, var second) = Run(s, first.Live, new SubmitCommand("r1", "c2", new SimpleRequest { Type = "get_sys_info" }, null, 60, 30));
         Assert.DoesNotContain(second.Effects.OfType<Tell>(), t => t.Message is DeliverRequest);
+        var answer = new DeviceAnswer { Type = "firmware_info_response", ReqId = ReqId.Of("c1"), RequestType = "get_firmware_info", Body = JsonElement.Parse("{}") };
+        var (_, answered) = Run(s, second.Live, new AnswerReceived("r1", answer, Conn));
+        Assert.Equal("c2", Told<DeliverRequest>(answered, Conn).CommandId);
     }
 
     [Fact]
