@@ -65,7 +65,7 @@ public interface IFirmwareObserver
     void OnControlFrame(int opcode, bool answered, string detail) { }
     /// <summary>A text frame as the dialect read it; return false to hold a request (handle it later with <see cref="FirmwareClient.HandleAsync"/>).</summary>
     bool OnInbound(RouterInbound inbound) => true;
-    /// <summary>A frame handled: what the device decided, and the answer sent if any.</summary>
+    /// <summary>A frame handled: what the device decided, and the answer it is about to send, if any.</summary>
     void OnHandled(RouterInbound inbound, DeviceAction action, byte[]? answer) { }
     /// <summary>The connection ended; <paramref name="reconnectAfter"/> null: the router stays offline.</summary>
     void OnDisconnected(string reason, TimeSpan? reconnectAfter) { }
@@ -439,8 +439,9 @@ public sealed class FirmwareClient
         DeviceAction action;
         lock (_device) action = _device.Handle(inbound);
         byte[]? answer = action.Reply is IAnswerFrame reply ? _dialect.EncodeAnswer(reply) : null;
-        if (answer is not null) await SendAsync(c, Opcodes.Text, answer, ct).ConfigureAwait(false);
+        // Told before the answer goes out, so whoever reads the answer finds it recorded.
         _observer.OnHandled(inbound, action, answer);
+        if (answer is not null) await SendAsync(c, Opcodes.Text, answer, ct).ConfigureAwait(false);
         return action.Reboot;
     }
 

@@ -174,9 +174,12 @@ public sealed class RawServerConnection
     /// <summary>Closes the TCP connection (FIN), no close frame.</summary>
     public void Drop()
     {
+        if (Interlocked.Exchange(ref _dropped, 1) == 1) return;
         try { _tcp.Client.Shutdown(SocketShutdown.Both); } catch (Exception ex) when (ex is SocketException or ObjectDisposedException) { }
         _tcp.Dispose();
     }
+
+    private int _dropped;
 
     private async Task ReadLoop()
     {
