@@ -125,7 +125,7 @@ public sealed class FakeController : IAsyncDisposable
     /// <summary>Frames sent to each device, over all its connections.</summary>
     public int FramesSentTo(string deviceId) => _sentTo.GetValueOrDefault(deviceId);
 
-    internal int CountSent(string deviceId) => _sentTo.AddOrUpdate(deviceId, 1, (_, n) => n + 1);
+    internal int CountSent(string deviceId, int frames = 1) => _sentTo.AddOrUpdate(deviceId, frames, (_, n) => n + frames);
 
     /// <summary>The open connection of a device (its last connect), if any.</summary>
     public DeviceSocket? SocketOf(string deviceId)
@@ -157,7 +157,7 @@ public sealed class FakeController : IAsyncDisposable
     /// <summary>What the controller itself does with one frame (after the socket has kept it).</summary>
     internal async Task OnFrameAsync(DeviceSocket socket, ReadOnlyMemory<byte> frame)
     {
-        var dialect = socket.Dialect ??= DeviceDialects.Detect(frame.Span);
+        var dialect = socket.Dialect;
         if (dialect is null)
         {
             Interlocked.Increment(ref _undecodable);
@@ -172,7 +172,7 @@ public sealed class FakeController : IAsyncDisposable
         switch (decoded.Report)
         {
             case ConnectMessage c:
-                socket.DeviceId = c.DeviceId!;
+                await socket.BindAsync(c.DeviceId!);
                 Protocols[c.DeviceId!] = socket.Protocol = dialect.NameFor(c);
                 Answers.TryAdd(c.DeviceId!, new ConcurrentQueue<IAnswerFrame>());
                 DeviceAnswers.TryAdd(c.DeviceId!, new ConcurrentQueue<DeviceAnswer>());
@@ -275,6 +275,8 @@ public sealed class DeviceSocket
                             await _ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
                         break;
                     }
+                    // The dialect first: a test that saw the frame (ExpectAsync) may send at once, in that dialect.
+                    Dialect ??= DeviceDialects.Detect(buffer.AsSpan(0, length));
                     Keep(buffer.AsSpan(0, length));
                     await _controller.OnFrameAsync(this, buffer.AsMemory(0, length));
                 }
@@ -319,6 +321,21 @@ public sealed class DeviceSocket
     }
 
     internal void OnAnswer(DeviceAnswer answer) => _answers.Writer.TryWrite(answer);
+
+    /// <summary>
+    /// The socket now belongs to <paramref name="deviceId"/>: frames sent on it so far count toward that device
+    /// from now on (under the send lock, so no frame in flight is counted twice or not at all).
+    /// </summary>
+    internal async Task BindAsync(string deviceId)
+    {
+        await _sendLock.WaitAsync();
+        try
+        {
+            if (DeviceId is null) _controller.CountSent(deviceId, _sent);
+            DeviceId = deviceId;
+        }
+        finally { _sendLock.Release(); }
+    }
 
     /// <summary>Sends a text frame as given (paced by <see cref="FakeControllerOptions.AwaitRead"/>).</summary>
     public Task SendAsync(string json) => SendBytesAsync(Encoding.UTF8.GetBytes(json));
