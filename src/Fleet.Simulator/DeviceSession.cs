@@ -106,6 +106,8 @@ internal sealed class DeviceSession : IBeating, IFirmwareObserver
 
     public void OnDisconnected(string reason, TimeSpan? reconnectAfter)
     {
+        if (reason.StartsWith("error", StringComparison.Ordinal) || reason.StartsWith("unexpected", StringComparison.Ordinal))
+            _stats.Error("session: " + reason);
         if (_up)
         {
             _up = false;

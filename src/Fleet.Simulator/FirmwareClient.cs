@@ -228,6 +228,11 @@ public sealed class FirmwareClient
         {
             (reason, after) = c.Ending ?? ("error: " + Reason(ex), _options.Delays.AfterError);
         }
+        catch (Exception ex) when (!ct.IsCancellationRequested)
+        {
+            // A fault of the simulation itself must not end the router (nor a whole run): drop the link and come back.
+            (reason, after) = ("unexpected: " + Reason(ex), _options.Delays.AfterError);
+        }
         finally
         {
             c.Ended = true;
