@@ -102,7 +102,7 @@ public sealed record SimulatorOptions
         {
             "--seed-era" => FirmwareChoice.Seed,
             "--echo-req-id" => FirmwareChoice.V2025,
-            _ => r.GetValue(Cli.Firmware),
+            _ => Cli.ParseFirmware("--firmware", r.GetValue(Cli.Firmware)!),
         };
         var duration = r.GetValue(Cli.Duration);
         return (new SimulatorOptions
@@ -141,8 +141,10 @@ internal static class Cli
     public static readonly Option<double> Heartbeat = Valued("--heartbeat-seconds", "S", "heartbeat interval, fractions allowed", Num(0), Defaults.HeartbeatSeconds);
     public static readonly Option<double> Ramp = Valued("--ramp", "R", "new connections per second", Num(0), Defaults.Ramp);
     public static readonly Option<double?> Duration = Valued<double?>("--duration", "S", "run for S seconds then close [default: until Ctrl-C]", (n, v) => Num(0)(n, v));
-    public static readonly Option<FirmwareChoice> Firmware = Valued("--firmware", "seed|2025|9|mix",
-        "firmware the routers run: seed, 2025 (echoes req_id), 9 (op dialect), mix (a third each)", ParseFirmware, Defaults.Firmware);
+    // Parsed to the name (checked) so that help shows the default as it is typed.
+    public static readonly Option<string> Firmware = Valued("--firmware", "seed|2025|9|mix",
+        "firmware the routers run: seed, 2025 (echoes req_id), 9 (op dialect), mix (a third each)",
+        (n, v) => { ParseFirmware(n, v); return v; }, Defaults.FirmwareName);
     public static readonly Option<bool> SeedEra = Flag("--seed-era", "same as --firmware seed");
     public static readonly Option<bool> EchoReqId = Flag("--echo-req-id", "same as --firmware 2025");
     public static readonly Option<int> DeviceWorkMs = Valued("--device-work-ms", "MS",
@@ -217,7 +219,7 @@ internal static class Cli
         Uri.TryCreate(v, UriKind.Absolute, out var u) && (u.Scheme == "ws" || u.Scheme == "wss")
             ? u : throw new FormatException($"{name} '{v}' is not a ws:// or wss:// URL");
 
-    private static FirmwareChoice ParseFirmware(string name, string v) => v.ToLowerInvariant() switch
+    public static FirmwareChoice ParseFirmware(string name, string v) => v.ToLowerInvariant() switch
     {
         "seed" => FirmwareChoice.Seed,
         "2025" => FirmwareChoice.V2025,
