@@ -16,6 +16,7 @@ PORT="${PORT:-8080}"
 export DOTNET_gcServer="${GC_SERVER:-0}"
 export DOTNET_gcConcurrent="${GC_CONCURRENT:-0}"
 PIDS=()
+SIM_PIDS=(); SIM_JSONS=()
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
@@ -122,5 +123,26 @@ sims_connected() {
   echo "$t"
 }
 
+# Frames the simulated routers' readers lost and connections they wedged (they read like the firmware:
+# one frame per read, < 1,024 bytes; FIRMWARE_FACTS.md A), summed over the current simulators: from their
+# --stats-json once written, else from the last progress line of their log.
+sim_losses() {
+  local lost=0 wedged=0 l w j
+  for j in "${SIM_JSONS[@]}"; do
+    if [[ -s "$j" ]]; then l=$(jq -r '.lost_frames // 0' "$j"); w=$(jq -r '.wedged // 0' "$j")
+    else
+      l=$(grep -o 'lost=[0-9]*' "${j%.json}.log" 2>/dev/null | tail -1 | cut -d= -f2)
+      w=$(grep -o 'wedged=[0-9]*' "${j%.json}.log" 2>/dev/null | tail -1 | cut -d= -f2)
+    fi
+    lost=$(( lost + ${l:-0} )); wedged=$(( wedged + ${w:-0} ))
+  done
+  echo "\"sim_lost_frames\":$lost,\"sim_wedged\":$wedged"
+}
+
 # one result line (JSON) to stdout and results.jsonl, stamped with the time and the 1-min load average
-result() { echo "${1%\}},\"at\":\"$(date -u +%FT%TZ)\",\"loadavg_1m\":$(cut -d' ' -f1 /proc/loadavg)}" | tee -a "$OUT/results.jsonl"; }
+# (and, when simulators ran, what their routers lost)
+result() {
+  local line="${1%\}}"
+  (( ${#SIM_JSONS[@]} > 0 )) && line="$line,$(sim_losses)"
+  echo "$line,\"at\":\"$(date -u +%FT%TZ)\",\"loadavg_1m\":$(cut -d' ' -f1 /proc/loadavg)}" | tee -a "$OUT/results.jsonl"
+}

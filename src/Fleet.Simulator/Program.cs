@@ -26,11 +26,12 @@ runner.MeasurementStarted += () => cpu = new CpuMeter();
 double? windowPct = null, windowCpuSeconds = null;
 runner.MeasurementStopped += () => { windowPct = cpu.PercentSinceStart(); windowCpuSeconds = cpu.CpuSecondsSinceStart(); };
 Console.WriteLine($"Fleet.Simulator: {options.Devices} devices → {options.Url} (heartbeat {options.HeartbeatSeconds}s, ramp {options.Ramp}/s, " +
-                  $"{(options.SeedEra ? "seed-era" : "req_id-echoing")} firmware, source addresses: " +
+                  $"firmware {options.FirmwareName}{(options.DeviceWorkMs > 0 ? $", busy {options.DeviceWorkMs} ms per frame" : "")}, source addresses: " +
                   $"{(runner.SourceAddresses.Count == 0 ? "OS default" : string.Join(",", runner.SourceAddresses))})");
 await runner.RunAsync(cts.Token);
 var pct = windowPct ?? cpu.PercentSinceStart();
 Console.WriteLine("final: " + runner.Stats.Line(pct));
+foreach (var line in runner.Stats.Summary()) Console.WriteLine(line);
 foreach (var (reason, n) in runner.Stats.Errors.OrderByDescending(p => p.Value).Take(10))
     Console.WriteLine($"  {n,8} × {reason}");
 if (options.StatsJson is { } path)

@@ -19,13 +19,14 @@ public sealed record SimulatedGateway(string GwId, string Channel, string Addres
 
 /// <summary>
 /// The pure decide-the-answer logic of one simulated router: what it reports in connect and
-/// heartbeat, and how it answers each controller request, following the seed protocol
-/// (WEBSOCKET_API.md) and, unless <see cref="SeedEra"/>, the upstream additions (EXTENSIONS.md:
-/// req_id echo, request_error, the extra request types). Whatever the real firmware decides
-/// (kickoff checks, error texts, answers to bad frames, req_id echo) comes from
+/// heartbeat, and how it answers each controller request, in the firmware era it plays
+/// (<see cref="Era"/>): the seed protocol (WEBSOCKET_API.md), 2025 (EXTENSIONS.md: req_id echo,
+/// request_error, the extra request types) or 9 (FIRMWARE_9.md: the op dialect, answers with
+/// status/code/message, auth and tmp_pass answered, reboot_device answered). Whatever the real
+/// firmware decides (kickoff checks, error texts, codes, answers to bad frames, req_id echo) comes from
 /// <see cref="FirmwareAnswers"/>, the one device-side model Fleet.Edge answers through too; this
-/// class adds only the router's state (clients, gateways, domains). No I/O: the socket loop lives in
-/// <see cref="DeviceSession"/>.
+/// class adds only the router's state (clients, gateways, domains). How its era writes and reads frames
+/// is <see cref="Dialect"/>. No I/O: the socket loop lives in <see cref="FirmwareClient"/>.
 /// </summary>
 public sealed class SimulatedDevice
 {
@@ -39,12 +40,19 @@ public sealed class SimulatedDevice
     private readonly List<string> _wildcardDomains = [];
     private SimulatedGateway[] _gateways;
     private DeviceInfo _deviceInfo;
+    private bool _upgradeInProgress;
 
     public SimulatedDevice(string deviceId, int gateways = 1, bool seedEra = false, int index = 0, TimeProvider? time = null)
+        : this(deviceId, seedEra ? FirmwareEra.Seed : FirmwareEra.V2025, gateways, index, time)
+    {
+    }
+
+    public SimulatedDevice(string deviceId, FirmwareEra era, int gateways = 1, int index = 0, TimeProvider? time = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(gateways, 1);
         DeviceId = deviceId;
-        SeedEra = seedEra;
+        Era = era;
+        Dialect = RouterDialects.For(era);
         _time = time ?? TimeProvider.System;
         _bootedAt = _time.GetUtcNow();
         var mac = MacOf(index, 0x02);
@@ -63,11 +71,26 @@ public sealed class SimulatedDevice
 
     public string DeviceId { get; }
 
-    /// <summary>Seed-era firmware: no req_id echo, no request_error, only the seed's request types.</summary>
-    public bool SeedEra { get; }
+    /// <summary>Which firmware this router runs, and so which firmware <see cref="FirmwareAnswers"/> answers as.</summary>
+    public FirmwareEra Era { get; }
 
-    /// <summary>Which firmware <see cref="FirmwareAnswers"/> answers as.</summary>
-    public FirmwareEra Era => SeedEra ? FirmwareEra.Seed : FirmwareEra.V2025;
+    /// <summary>How this era writes its reports and answers and reads the controller's frames.</summary>
+    public IRouterDialect Dialect { get; }
+
+    /// <summary>Seed-era firmware: no req_id echo, no request_error, only the seed's request types.</summary>
+    public bool SeedEra => Era == FirmwareEra.Seed;
+
+    /// <summary>
+    /// The router's DisablePortalAuth setting: 9.x then answers auth with success and does nothing, refuses
+    /// tmp_pass and kickoff with 1003 (FIRMWARE_FACTS.md D); seed and 2025 let auth and tmp_pass do nothing.
+    /// </summary>
+    public bool PortalAuthDisabled { get; set; }
+
+    /// <summary>
+    /// 9.x: a firmware upgrade was launched; the firmware never clears this flag (only a reboot does), so
+    /// every later upgrade gets 1004.
+    /// </summary>
+    public bool UpgradeInProgress => _upgradeInProgress;
 
     /// <summary>Bumped whenever what the device reports changes (so a cached heartbeat frame can be rebuilt).</summary>
     public int ReportVersion { get; private set; }
@@ -76,8 +99,10 @@ public sealed class SimulatedDevice
     public DeviceInfo DeviceInfo => _deviceInfo;
     public IReadOnlyDictionary<string, SimulatedClient> Clients => _clients;
 
-    public ConnectMessage Connect() => new() { DeviceId = DeviceId, DeviceInfo = _deviceInfo, Gateway = Reports() };
+    /// <summary>The connect report (never with sys_info). Mode is what a 9.x router reports; other eras' dialects leave it out.</summary>
+    public ConnectMessage Connect() => new() { DeviceId = DeviceId, DeviceInfo = _deviceInfo, Gateway = Reports(), Mode = 0 };
 
+    /// <summary>A heartbeat: with sys_info from 2025 on (nested; seed firmware sends none).</summary>
     public HeartbeatMessage Heartbeat()
     {
         if (SeedEra) return new HeartbeatMessage { DeviceId = DeviceId, DeviceInfo = _deviceInfo, Gateway = Reports() };
@@ -100,8 +125,25 @@ public sealed class SimulatedDevice
             GwId = g.GwId, GwChannel = g.Channel, GwAddressV4 = g.AddressV4, AuthMode = g.AuthMode, GwInterface = g.Interface,
         }).ToList();
 
+    /// <summary>The client's lookup by IP and MAC, as the firmware's client_list_find does.</summary>
+    public bool HasClient(string ip, string mac) => _clients.TryGetValue(mac, out var c) && c.Ip == ip;
+
+    public bool HasGateway(string gwId) => Array.Exists(_gateways, g => g.GwId == gwId);
+
+    /// <summary>
+    /// Decides what the device does with a frame as its era's dialect read it: a request is handled, a
+    /// reply's or gateway_heartbeat's auth modes are taken when the dialect says the firmware takes them,
+    /// a complaint is answered with the firmware's answer (or nothing).
+    /// </summary>
+    public DeviceAction Handle(RouterInbound inbound) => inbound.Kind switch
+    {
+        InboundKind.Request => Handle(inbound.Request!),
+        InboundKind.ReportReply or InboundKind.GatewayModes => inbound.ApplyModes ? ApplyModes(inbound.Gateway ?? []) : DeviceAction.None,
+        _ => inbound.Answer is { } answer ? new DeviceAction(answer) : DeviceAction.None,
+    };
+
     /// <summary>Decides what the device does with a decoded controller frame.</summary>
-    public DeviceAction Handle(IControllerFrame message) => message switch
+    public DeviceAction Handle(IControllerFrame message) => Era == FirmwareEra.V9 ? HandleV9(message) : message switch
     {
         ReportReply r => ApplyHeartbeatReply(r),
         AuthRequest a => Auth(a),
@@ -130,10 +172,13 @@ public sealed class SimulatedDevice
 
     // ------------------------------------------------------------------ requests
 
-    private DeviceAction ApplyHeartbeatReply(ReportReply reply)
+    private DeviceAction ApplyHeartbeatReply(ReportReply reply) => ApplyModes(reply.Gateway ?? []);
+
+    /// <summary>Each known gateway takes its auth_mode (handle_gateway_state_heartbeat_request; unknown gw_ids skipped).</summary>
+    private DeviceAction ApplyModes(IReadOnlyList<GatewayAuthMode> modes)
     {
         var changed = false;
-        foreach (var g in reply.Gateway ?? [])
+        foreach (var g in modes)
         {
             if (g.GwId is null || g.AuthMode is not { } mode) continue;
             var i = Array.FindIndex(_gateways, x => x.GwId == g.GwId);
@@ -161,7 +206,14 @@ public sealed class SimulatedDevice
     private DeviceAction TmpPass(TmpPassRequest t)
     {
         var mac = FieldRules.NormalizeMac(t.ClientMac!);
-        var expires = _time.GetUtcNow().AddSeconds(t.Timeout ?? TmpPassRequest.DefaultTimeoutSeconds);
+        var seconds = t.Timeout ?? TmpPassRequest.DefaultTimeoutSeconds;
+        if (Era == FirmwareEra.V9)
+        {
+            // nft_fw_set_mac_temporary: 0 trusted with no timeout, above 600 clamped, negative blocked (no client).
+            if (seconds < 0) return _clients.Remove(mac) ? Changed() : DeviceAction.None;
+            seconds = Math.Min(seconds, 600);
+        }
+        DateTimeOffset? expires = Era == FirmwareEra.V9 && seconds == 0 ? null : _time.GetUtcNow().AddSeconds(seconds);
         _clients[mac] = new SimulatedClient(mac, null, _gateways[0].GwId, null, expires);
         return Changed();
     }
@@ -266,7 +318,8 @@ public sealed class SimulatedDevice
         var target = d.Type == SyncDomainsRequest.WildcardTypeName ? _wildcardDomains : _trustedDomains;
         target.Clear();
         target.AddRange(d.Domains!);
-        return Reply(new GenericResponse { Type = d.Type + "_response", Status = "success", Message = "Domains synchronized successfully" }, d.ReqId);
+        var text = Era == FirmwareEra.V9 && d.Type == SyncDomainsRequest.TrustedTypeName ? FirmwareAnswers.TrustedDomainsSynced : "Domains synchronized successfully";
+        return Reply(new GenericResponse { Type = d.Type + "_response", Status = "success", Message = text }, d.ReqId);
     }
 
     private IAnswerFrame ClientInfo(string mac)
@@ -285,6 +338,110 @@ public sealed class SimulatedDevice
             w.WriteEndObject();
         });
     }
+
+    // ------------------------------------------------------------------ 9.x
+
+    /// <summary>The op dialect's handlers (9.07 api_routes.c): every answer in the 9.x form, with the request's req_id.</summary>
+    private DeviceAction HandleV9(IControllerFrame message)
+    {
+        var reqId = (message as IControllerRequest)?.ReqId;
+        switch (message)
+        {
+            case ReportReply r:
+                return ApplyHeartbeatReply(r);
+            case AuthRequest a:
+            {
+                var d = FirmwareAnswers.Auth(FirmwareEra.V9, a, HasGateway, HasClient, PortalAuthDisabled);
+                var effect = d.Effect switch
+                {
+                    AuthEffect.ClientAdded => Auth(a with { OnceAuth = false }),
+                    AuthEffect.GatewayOpened => Auth(a with { OnceAuth = true }),
+                    _ => DeviceAction.None,
+                };
+                return new DeviceAction(d.Answer, StateChanged: effect.StateChanged);
+            }
+            case TmpPassRequest t:
+            {
+                var d = FirmwareAnswers.TmpPass(FirmwareEra.V9, t, PortalAuthDisabled);
+                var changed = d.Applies && TmpPass(t).StateChanged;
+                return new DeviceAction(d.Answer, StateChanged: changed);
+            }
+            case KickoffRequest k:
+            {
+                PurgeExpired();
+                var answer = FirmwareAnswers.Kickoff(FirmwareEra.V9, k, DeviceId, FindByIpAndMac, PortalAuthDisabled);
+                if (!FirmwareAnswers.KickedOffBy(answer)) return new DeviceAction(answer);
+                _clients.Remove(FieldRules.IsMac(k.ClientMac) ? FieldRules.NormalizeMac(k.ClientMac!) : k.ClientMac!);
+                ReportVersion++;
+                return new DeviceAction(answer, StateChanged: true);
+            }
+            case FirmwareUpgradeRequest f:
+            {
+                var answer = FirmwareAnswers.FirmwareUpgrade(FirmwareEra.V9, f, _upgradeInProgress);
+                if (FirmwareAnswers.UpgradeAcceptedBy(answer)) _upgradeInProgress = true;
+                return new DeviceAction(answer);
+            }
+            case SimpleRequest { Type: "get_firmware_info" }:
+                return new DeviceAction(FirmwareAnswers.FirmwareInfo(FirmwareEra.V9, ReleaseKeys, reqId));
+            case SimpleRequest { Type: "reboot_device" }:
+                _upgradeInProgress = false; // the reboot ends whatever ran
+                return new DeviceAction(FirmwareAnswers.Reboot(FirmwareEra.V9, reqId), Reboot: true);
+            case SimpleRequest { Type: "get_clients" }:
+                return Reply(Data("get_clients_response", w =>
+                {
+                    w.WriteStartArray("clients");
+                    foreach (var c in _clients.Values)
+                    {
+                        w.WriteStartObject();
+                        w.WriteString("mac", c.Mac);
+                        if (c.Ip is not null) w.WriteString("ip", c.Ip);
+                        w.WriteBoolean("is_online", true);
+                        w.WriteEndObject();
+                    }
+                    w.WriteEndArray();
+                }), reqId);
+            case SimpleRequest { Type: "get_device_info" }:
+                return Reply(new GenericResponse { Type = "get_device_info_response", Data = FirmwareJson.Object(w =>
+                {
+                    if (_deviceInfo.ApDeviceId is not null) w.WriteString("ap_device_id", _deviceInfo.ApDeviceId);
+                    if (_deviceInfo.ApMacAddress is not null) w.WriteString("ap_mac_address", _deviceInfo.ApMacAddress);
+                    if (_deviceInfo.ApLongitude is not null) w.WriteString("ap_longitude", _deviceInfo.ApLongitude);
+                    if (_deviceInfo.ApLatitude is not null) w.WriteString("ap_latitude", _deviceInfo.ApLatitude);
+                    if (_deviceInfo.LocationId is not null) w.WriteString("location_id", _deviceInfo.LocationId);
+                }) }, reqId);
+            case SimpleRequest s when RequestKinds.Find(s.Type) is null:
+                // Routed by 9.07 but not modelled here (shell, VPN, bpf…): a plain success.
+                return FirmwareAnswers.V9Operations.Contains(s.Type)
+                    ? new DeviceAction(OpAnswer.Ok(FirmwareAnswers.ResponseTypeV9(s.Type)) with { ReqId = reqId })
+                    : new DeviceAction(FirmwareAnswers.UnknownOperationAnswer(s.Type, reqId));
+            case SimpleRequest s:
+                return Reply(Simple(s.Type, s.ReqId), s.ReqId);
+            case UpdateDeviceInfoRequest u:
+                return UpdateDeviceInfo(u);
+            case SetWifiInfoRequest w:
+                return Reply(new GenericResponse { Type = "set_wifi_info_response", Message = FirmwareAnswers.WifiUpdated,
+                    Data = FirmwareJson.Object(j => j.WriteBoolean("reloaded", true)) }, w.ReqId);
+            case SyncDomainsRequest d:
+                return SyncDomains(d);
+            case GetClientInfoRequest c:
+                return _clients.ContainsKey(FieldRules.IsMac(c.Mac) ? FieldRules.NormalizeMac(c.Mac!) : c.Mac!)
+                    ? Reply(ClientInfo(c.Mac!), c.ReqId)
+                    : new DeviceAction(OpAnswer.Fail("get_client_info_response", FirmwareAnswers.Codes.NotFound, "Client not found") with { ReqId = c.ReqId });
+            default:
+                return new DeviceAction(FirmwareAnswers.UnknownOperationAnswer(message.Type, reqId));
+        }
+    }
+
+    private static readonly Dictionary<string, string> ReleaseKeys = new()
+    {
+        ["DISTRIB_ID"] = "ChaWrt",
+        ["DISTRIB_RELEASE"] = FirmwareRelease,
+        ["DISTRIB_REVISION"] = FirmwareRevision,
+        ["DISTRIB_CODENAME"] = "snapshot",
+        ["DISTRIB_TARGET"] = "ramips/mt7621",
+        ["DISTRIB_ARCH"] = "mipsel_24kc",
+        ["DISTRIB_DESCRIPTION"] = $"ChaWrt {FirmwareRelease} {FirmwareRevision}",
+    };
 
     // ------------------------------------------------------------------ helpers
 

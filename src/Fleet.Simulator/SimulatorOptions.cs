@@ -1,7 +1,11 @@
 using System.CommandLine;
 using System.Globalization;
+using Fleet.Protocol;
 
 namespace Fleet.Simulator;
+
+/// <summary>Which firmware the simulated routers run: one era for all, or a third of them each (by device index).</summary>
+public enum FirmwareChoice { Seed, V2025, V9, Mix }
 
 /// <summary>How a simulator run behaves. Parsed from the command line by <see cref="Parse"/> (System.CommandLine).</summary>
 public sealed record SimulatorOptions
@@ -14,8 +18,43 @@ public sealed record SimulatorOptions
     public double Ramp { get; init; } = 500;
     /// <summary>Total run time; null runs until cancelled (Ctrl-C).</summary>
     public TimeSpan? Duration { get; init; }
-    /// <summary>Seed-era firmware: never echo req_id, no request_error, only the seed's request types.</summary>
-    public bool SeedEra { get; init; }
+    /// <summary>
+    /// The firmware the routers run (--firmware seed|2025|9|mix): seed (WEBSOCKET_API.md), 2025
+    /// (EXTENSIONS.md, the default), 9 (the op dialect of FIRMWARE_9.md) or mix (device index mod 3:
+    /// seed, 2025, 9). Every era reads like the real client (FirmwareReader).
+    /// </summary>
+    public FirmwareChoice Firmware { get; init; } = FirmwareChoice.V2025;
+
+    /// <summary>Seed-era firmware: never echo req_id, no request_error, only the seed's request types. An alias of <see cref="Firmware"/> = Seed (false leaves another era as it is).</summary>
+    public bool SeedEra
+    {
+        get => Firmware == FirmwareChoice.Seed;
+        init => Firmware = value ? FirmwareChoice.Seed : Firmware == FirmwareChoice.Seed ? FirmwareChoice.V2025 : Firmware;
+    }
+
+    /// <summary>
+    /// Milliseconds each router's event loop stays busy after handling a frame (popen, firewall reload on the
+    /// real router): frames arriving meanwhile pile up and are read together, so all but the first are lost.
+    /// </summary>
+    public int DeviceWorkMs { get; init; }
+
+    /// <summary>The era of the router with this (absolute) device index.</summary>
+    public FirmwareEra EraOf(int index) => Firmware switch
+    {
+        FirmwareChoice.Seed => FirmwareEra.Seed,
+        FirmwareChoice.V9 => FirmwareEra.V9,
+        FirmwareChoice.Mix => (FirmwareEra)(index % 3),
+        _ => FirmwareEra.V2025,
+    };
+
+    /// <summary>The value --firmware takes for <see cref="Firmware"/>.</summary>
+    public string FirmwareName => Firmware switch
+    {
+        FirmwareChoice.Seed => "seed",
+        FirmwareChoice.V9 => "9",
+        FirmwareChoice.Mix => "mix",
+        _ => "2025",
+    };
     public string DevicePrefix { get; init; } = "sim";
     /// <summary>Index of this process's first device (to split one fleet over several processes).</summary>
     public int FirstIndex { get; init; }
@@ -57,8 +96,14 @@ public sealed record SimulatorOptions
     public static (SimulatorOptions? Options, string? Error) From(ParseResult r)
     {
         if (r.Errors.Count > 0) return (null, r.Errors[0].Message);
-        // --seed-era and --echo-req-id set one thing: the later of the two wins.
-        var era = r.Tokens.LastOrDefault(t => t.Value is "--seed-era" or "--echo-req-id")?.Value;
+        // --firmware, --seed-era and --echo-req-id set one thing: the last of them wins.
+        var era = r.Tokens.LastOrDefault(t => t.Value is "--seed-era" or "--echo-req-id" or "--firmware")?.Value;
+        var firmware = era switch
+        {
+            "--seed-era" => FirmwareChoice.Seed,
+            "--echo-req-id" => FirmwareChoice.V2025,
+            _ => Cli.ParseFirmware("--firmware", r.GetValue(Cli.Firmware)!),
+        };
         var duration = r.GetValue(Cli.Duration);
         return (new SimulatorOptions
         {
@@ -67,7 +112,8 @@ public sealed record SimulatorOptions
             HeartbeatSeconds = r.GetValue(Cli.Heartbeat),
             Ramp = r.GetValue(Cli.Ramp),
             Duration = duration is { } d ? TimeSpan.FromSeconds(d) : null,
-            SeedEra = era == "--seed-era",
+            Firmware = firmware,
+            DeviceWorkMs = r.GetValue(Cli.DeviceWorkMs),
             DevicePrefix = r.GetValue(Cli.Prefix)!,
             FirstIndex = r.GetValue(Cli.FirstIndex),
             Gateways = r.GetValue(Cli.Gateways),
@@ -95,8 +141,14 @@ internal static class Cli
     public static readonly Option<double> Heartbeat = Valued("--heartbeat-seconds", "S", "heartbeat interval, fractions allowed", Num(0), Defaults.HeartbeatSeconds);
     public static readonly Option<double> Ramp = Valued("--ramp", "R", "new connections per second", Num(0), Defaults.Ramp);
     public static readonly Option<double?> Duration = Valued<double?>("--duration", "S", "run for S seconds then close [default: until Ctrl-C]", (n, v) => Num(0)(n, v));
-    public static readonly Option<bool> SeedEra = Flag("--seed-era", "seed firmware: never echo req_id, no request_error");
-    public static readonly Option<bool> EchoReqId = Flag("--echo-req-id", "2025 firmware: echo req_id (the default)");
+    // Parsed to the name (checked) so that help shows the default as it is typed.
+    public static readonly Option<string> Firmware = Valued("--firmware", "seed|2025|9|mix",
+        "firmware the routers run: seed, 2025 (echoes req_id), 9 (op dialect), mix (a third each)",
+        (n, v) => { ParseFirmware(n, v); return v; }, Defaults.FirmwareName);
+    public static readonly Option<bool> SeedEra = Flag("--seed-era", "same as --firmware seed");
+    public static readonly Option<bool> EchoReqId = Flag("--echo-req-id", "same as --firmware 2025");
+    public static readonly Option<int> DeviceWorkMs = Valued("--device-work-ms", "MS",
+        "each router is busy MS ms after handling a frame (frames arriving meanwhile are read together)", Int(0), Defaults.DeviceWorkMs);
     public static readonly Option<string> Prefix = Valued("--device-prefix", "P", "device ids are P-000000, P-000001, …", ParsePrefix, Defaults.DevicePrefix);
     public static readonly Option<int> FirstIndex = Valued("--first-index", "I", "first device index (split a fleet over processes)", Int(0), Defaults.FirstIndex);
     public static readonly Option<int> Gateways = Valued("--gateways", "G", "gateways per device", Int(1), Defaults.Gateways);
@@ -113,7 +165,7 @@ internal static class Cli
 
     public static readonly RootCommand Command = new("Fleet.Simulator — N simulated WiFiDogX routers over real WebSockets.")
     {
-        Url, Devices, Heartbeat, Ramp, Duration, SeedEra, EchoReqId, Prefix, FirstIndex, Gateways, SourceAddresses, SourceBase,
+        Url, Devices, Heartbeat, Ramp, Duration, Firmware, SeedEra, EchoReqId, DeviceWorkMs, Prefix, FirstIndex, Gateways, SourceAddresses, SourceBase,
         NoReconnect, NoSpread, StatsSeconds, StatsJson, Warmup, Seed,
     };
 
@@ -166,6 +218,15 @@ internal static class Cli
     private static Uri ParseUrl(string name, string v) =>
         Uri.TryCreate(v, UriKind.Absolute, out var u) && (u.Scheme == "ws" || u.Scheme == "wss")
             ? u : throw new FormatException($"{name} '{v}' is not a ws:// or wss:// URL");
+
+    public static FirmwareChoice ParseFirmware(string name, string v) => v.ToLowerInvariant() switch
+    {
+        "seed" => FirmwareChoice.Seed,
+        "2025" => FirmwareChoice.V2025,
+        "9" or "9.x" => FirmwareChoice.V9,
+        "mix" => FirmwareChoice.Mix,
+        _ => throw new FormatException($"{name} '{v}' is not seed, 2025, 9 or mix"),
+    };
 
     private static string ParsePrefix(string name, string v) =>
         Fleet.Protocol.FieldRules.IsDeviceId(v + "-000000") ? v : throw new FormatException($"{name} '{v}' makes no valid device id");

@@ -7,32 +7,34 @@ namespace Fleet.Simulator;
 /// <summary>
 /// Runs a fleet of simulated routers in-process: ramps connections up at the configured rate,
 /// keeps them heartbeating and answering, prints progress, and closes them all at the end.
-/// Drive it from a test with <see cref="RunAsync"/> and read <see cref="Stats"/>.
+/// Every router reads like the real client (<see cref="FirmwareClient"/>) in the firmware era
+/// <see cref="SimulatorOptions.EraOf"/> gives it. Drive it from a test with <see cref="RunAsync"/> and
+/// read <see cref="Stats"/>.
 /// </summary>
 public sealed class SimulatorRunner : IDisposable
 {
-    /// <summary>Linux IP_BIND_ADDRESS_NO_PORT: bind the source address now, pick the port at connect.</summary>
-    private const int IpBindAddressNoPort = 24;
-    private const int SolIp = 0;
     private const int DevicesPerSourceAddress = 20_000;
 
     private readonly SimulatorOptions _options;
     private readonly TextWriter? _log;
-    private readonly List<SocketsHttpHandler> _handlers = [];
-    private readonly HttpMessageInvoker[] _invokers;
     private readonly SimulatedDevice[] _devices;
+    private readonly DeviceSession[] _sessions;
+    private readonly Dictionary<string, int> _index;
+    private readonly HeartbeatWheel _wheel;
 
     public SimulatorRunner(SimulatorOptions options, TextWriter? log = null)
     {
         _options = options;
         _log = log;
         _devices = Enumerable.Range(options.FirstIndex, options.Devices)
-            .Select(i => new SimulatedDevice(options.DeviceId(i), options.Gateways, options.SeedEra, i))
+            .Select(i => new SimulatedDevice(options.DeviceId(i), options.EraOf(i), options.Gateways, i))
             .ToArray();
+        _index = _devices.Select((d, i) => (d.DeviceId, i)).ToDictionary(p => p.DeviceId, p => p.i, StringComparer.Ordinal);
         SourceAddresses = ChooseSourceAddresses(options);
-        _invokers = (SourceAddresses.Count == 0 ? [null] : SourceAddresses.Cast<IPAddress?>())
-            .Select(a => new HttpMessageInvoker(Handler(a), disposeHandler: false))
-            .ToArray();
+        _wheel = new HeartbeatWheel(TimeSpan.FromSeconds(options.HeartbeatSeconds));
+        var random = new Random(options.Seed);
+        _sessions = _devices.Select((d, i) => new DeviceSession(d, options, Stats, _wheel, random.NextDouble(),
+            SourceAddresses.Count == 0 ? null : SourceAddresses[i % SourceAddresses.Count])).ToArray();
     }
 
     public SimulatorStats Stats { get; } = new();
@@ -43,6 +45,9 @@ public sealed class SimulatorRunner : IDisposable
     public IReadOnlyList<SimulatedDevice> Devices => _devices;
     /// <summary>The 127.0.0.x addresses connections are bound to; empty when the OS picks.</summary>
     public IReadOnlyList<IPAddress> SourceAddresses { get; }
+
+    /// <summary>The client of a router of this run (what its reader handled and lost on its current connection).</summary>
+    public FirmwareClient Client(string deviceId) => _sessions[_index[deviceId]].Client;
 
     private static List<IPAddress> ChooseSourceAddresses(SimulatorOptions o)
     {
@@ -55,41 +60,6 @@ public sealed class SimulatorRunner : IDisposable
         return Enumerable.Range(first, Math.Min(count, 255 - first)).Select(i => new IPAddress(new byte[] { 127, 0, 0, (byte)i })).ToList();
     }
 
-    private SocketsHttpHandler Handler(IPAddress? source)
-    {
-        var handler = new SocketsHttpHandler
-        {
-            UseProxy = false,
-            UseCookies = false,
-            PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
-            ConnectTimeout = _options.ConnectTimeout,
-            ConnectCallback = async (context, ct) =>
-            {
-                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-                try
-                {
-                    if (source is not null)
-                    {
-                        // Raw option: SocketOptionName values are translated by .NET, 24 is not one of them.
-                        if (OperatingSystem.IsLinux()) socket.SetRawSocketOption(SolIp, IpBindAddressNoPort, BitConverter.GetBytes(1));
-                        socket.Bind(new IPEndPoint(source, 0));
-                    }
-                    var ep = context.DnsEndPoint;
-                    if (IPAddress.TryParse(ep.Host, out var target)) await socket.ConnectAsync(target, ep.Port, ct).ConfigureAwait(false);
-                    else await socket.ConnectAsync(ep, ct).ConfigureAwait(false);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        };
-        _handlers.Add(handler);
-        return handler;
-    }
-
     /// <summary>
     /// Runs until <see cref="SimulatorOptions.Duration"/> has passed (from the start of the ramp) or
     /// <paramref name="ct"/> is cancelled; then closes every connection and returns.
@@ -99,11 +69,9 @@ public sealed class SimulatorRunner : IDisposable
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         if (_options.Duration is { } d) stop.CancelAfter(d);
         var token = stop.Token;
-        var random = new Random(_options.Seed);
         var sessions = new Task[_devices.Length];
         var progress = _options.StatsSeconds > 0 && _log is not null ? ProgressAsync(token) : Task.CompletedTask;
-        var wheel = new HeartbeatWheel(TimeSpan.FromSeconds(_options.HeartbeatSeconds));
-        var beating = Task.Run(() => wheel.RunAsync(token), CancellationToken.None);
+        var beating = Task.Run(() => _wheel.RunAsync(token), CancellationToken.None);
         var started = Stopwatch.GetTimestamp();
         var launched = 0;
         try
@@ -113,7 +81,7 @@ public sealed class SimulatorRunner : IDisposable
                 var due = Math.Min(_devices.Length, (int)(Stopwatch.GetElapsedTime(started).TotalSeconds * _options.Ramp) + 1);
                 for (; launched < due; launched++)
                 {
-                    var session = new DeviceSession(_devices[launched], _options, Stats, _invokers[launched % _invokers.Length], wheel, random.NextDouble());
+                    var session = _sessions[launched];
                     sessions[launched] = Task.Run(() => session.RunAsync(token), CancellationToken.None);
                 }
                 if (launched < _devices.Length) await Task.Delay(10, token).ConfigureAwait(false);
@@ -159,10 +127,9 @@ public sealed class SimulatorRunner : IDisposable
         catch (OperationCanceledException) { }
     }
 
+    /// <summary>Nothing left to free once <see cref="RunAsync"/> has returned (kept for the callers' <c>using</c>).</summary>
     public void Dispose()
     {
-        foreach (var i in _invokers) i.Dispose();
-        foreach (var h in _handlers) h.Dispose();
     }
 }
 

@@ -80,10 +80,58 @@ public sealed class OptionsAndHistogramTests
     {
         Assert.IsType<System.CommandLine.Help.HelpAction>(SimulatorOptions.ParseCommandLine(["--help"]).Action);
         var names = SimulatorOptions.Command.Options.Select(o => o.Name).ToList();
-        foreach (var name in new[] { "--url", "--devices", "--heartbeat-seconds", "--ramp", "--duration", "--seed-era", "--echo-req-id",
+        foreach (var name in new[] { "--url", "--devices", "--heartbeat-seconds", "--ramp", "--duration", "--firmware", "--seed-era", "--echo-req-id", "--device-work-ms",
                      "--device-prefix", "--first-index", "--gateways", "--source-addresses", "--source-base", "--no-reconnect",
                      "--no-spread", "--stats-seconds", "--stats-json", "--warmup", "--seed" })
             Assert.Contains(name, names);
+    }
+
+    private static SimulatorOptions Parse(params string[] args)
+    {
+        var (o, error) = SimulatorOptions.Parse(args);
+        Assert.Null(error);
+        return o!;
+    }
+
+    [Fact]
+    public void Firmware_is_chosen_by_name_and_the_old_flags_stay_aliases_where_the_last_one_wins()
+    {
+        Assert.Equal(FirmwareChoice.V2025, Parse().Firmware);
+        Assert.Equal(FirmwareChoice.V9, Parse("--firmware", "9").Firmware);
+        Assert.Equal(FirmwareChoice.Mix, Parse("--firmware=mix").Firmware);
+        Assert.True(Parse("--firmware", "seed").SeedEra);
+        Assert.Equal(FirmwareChoice.Seed, Parse("--firmware", "9", "--seed-era").Firmware);
+        Assert.Equal(FirmwareChoice.V9, Parse("--seed-era", "--firmware", "9").Firmware);
+        Assert.Equal(FirmwareChoice.V2025, Parse("--firmware", "seed", "--echo-req-id").Firmware);
+        Assert.Equal("--firmware '8' is not seed, 2025, 9 or mix", SimulatorOptions.Parse(["--firmware", "8"]).Error);
+        Assert.Equal("9", Parse("--firmware", "9").FirmwareName);
+    }
+
+    [Fact]
+    public void The_seed_era_property_is_an_alias_of_firmware_seed()
+    {
+        Assert.Equal(FirmwareChoice.Seed, new SimulatorOptions { SeedEra = true }.Firmware);
+        Assert.Equal(FirmwareChoice.V9, new SimulatorOptions { Firmware = FirmwareChoice.V9, SeedEra = false }.Firmware);
+        Assert.Equal(FirmwareChoice.V2025, new SimulatorOptions { Firmware = FirmwareChoice.Seed, SeedEra = false }.Firmware);
+    }
+
+    [Fact]
+    public void Mix_gives_a_third_of_the_routers_to_each_era_by_device_index()
+    {
+        var o = Parse("--firmware", "mix", "--devices", "9", "--first-index", "30");
+        Assert.Equal([Fleet.Protocol.FirmwareEra.Seed, Fleet.Protocol.FirmwareEra.V2025, Fleet.Protocol.FirmwareEra.V9, Fleet.Protocol.FirmwareEra.Seed],
+            Enumerable.Range(30, 4).Select(o.EraOf));
+        using var runner = new SimulatorRunner(o);
+        Assert.Equal([3, 3, 3], runner.Stats.ByFirmware.Select(p => (int)p.Counters.Devices));
+        Assert.Equal(3, runner.Devices.Count(d => d.Era == Fleet.Protocol.FirmwareEra.V9));
+    }
+
+    [Fact]
+    public void Device_work_ms_is_a_non_negative_integer()
+    {
+        Assert.Equal(0, Parse().DeviceWorkMs);
+        Assert.Equal(250, Parse("--device-work-ms", "250").DeviceWorkMs);
+        Assert.Contains("--device-work-ms", SimulatorOptions.Parse(["--device-work-ms", "-1"]).Error);
     }
 
     [Fact]

@@ -312,3 +312,145 @@ public sealed class SimulatedDeviceTests
         Assert.True(FieldRules.IsMac(SimulatedDevice.MacOf(int.MaxValue, 0x02)));
     }
 }
+
+/// <summary>The 9.x router (the op dialect): every request answered in the 9.x form, as FIRMWARE_FACTS.md D reads the handlers.</summary>
+public sealed class SimulatedDevice9Tests
+{
+    private const string Mac = "aa:bb:cc:dd:ee:01";
+    private static readonly ReqId Req = new("42", true);
+
+    private static SimulatedDevice Device(int gateways = 1) => new("sim-9", FirmwareEra.V9, gateways, index: 9);
+
+    private static OpAnswer Answer(DeviceAction action) => Assert.IsType<OpAnswer>(action.Reply);
+
+    /// <summary>A frame as the 9.x router reads it, handled.</summary>
+    private static DeviceAction Wire(SimulatedDevice d, string json) => d.Handle(OpRouterDialect.Instance.Decode(System.Text.Encoding.UTF8.GetBytes(json)));
+
+    private static AuthRequest Auth(bool? once = false, string gw = "gw-1") =>
+        new() { ReqId = Req, Token = "t", ClientIp = "192.168.1.23", ClientMac = Mac, GwId = gw, OnceAuth = once };
+
+    [Fact]
+    public void Auth_is_answered_adds_the_client_and_a_second_one_is_refused()
+    {
+        var d = Device();
+        var ok = Answer(d.Handle(Auth()));
+        Assert.Equal(("auth_response", "success", FirmwareAnswers.ClientAuthenticated, Req), (ok.Type, ok.Status, ok.Message, ok.ReqId!.Value));
+        Assert.Single(d.Clients);
+        var again = Answer(d.Handle(Auth()));
+        Assert.Equal((1002, FirmwareAnswers.ClientAlreadyAuthenticated), (again.Code, again.Message));
+        Assert.Equal((2000, FirmwareAnswers.GatewayNotFound), Answer(d.Handle(Auth(gw: "gw-7"))) is var nf ? (nf.Code, nf.Message) : default);
+        Assert.Equal((1000, FirmwareAnswers.AuthMissingFields), Answer(d.Handle(Auth(once: null))) is var m ? (m.Code, m.Message) : default);
+    }
+
+    [Fact]
+    public void Once_auth_opens_the_gateway_and_adds_no_client()
+    {
+        var d = Device();
+        Assert.Equal(FirmwareAnswers.OnceAuthEnabled, Answer(d.Handle(Auth(once: true))).Message);
+        Assert.Equal(0, d.Gateways[0].AuthMode);
+        Assert.Empty(d.Clients);
+    }
+
+    [Fact]
+    public void With_portal_auth_disabled_auth_succeeds_doing_nothing_and_tmp_pass_and_kickoff_get_1003()
+    {
+        var d = Device();
+        d.PortalAuthDisabled = true;
+        Assert.Equal(("success", FirmwareAnswers.PortalAuthDisabled), Answer(d.Handle(Auth())) is var a ? (a.Status, a.Message) : default);
+        Assert.Empty(d.Clients);
+        Assert.Equal(1003, Answer(d.Handle(new TmpPassRequest { ClientMac = Mac })).Code);
+        Assert.Equal(1003, Answer(d.Handle(new KickoffRequest { ClientIp = "192.168.1.23", ClientMac = Mac, DeviceId = "sim-9", GwId = "gw-1" })).Code);
+    }
+
+    [Theory]
+    [InlineData(60, 60, true)]
+    [InlineData(0, 0, false)]     // trusted with no timeout
+    [InlineData(3600, 3600, true)] // clamped to 600 on the router, echoed as requested
+    public void Tmp_pass_answers_the_requested_timeout_and_applies_the_firmware_s(int timeout, int echoed, bool expires)
+    {
+        var d = Device();
+        var a = Answer(d.Handle(new TmpPassRequest { ReqId = Req, ClientMac = Mac, Timeout = timeout }));
+        Assert.Equal((Mac, echoed.ToString(System.Globalization.CultureInfo.InvariantCulture)), (a.DataText("client_mac"), a.DataText("timeout")));
+        Assert.Equal(expires, d.Clients[Mac].ExpiresAt is not null);
+        if (timeout > 600) Assert.InRange((d.Clients[Mac].ExpiresAt!.Value - DateTimeOffset.UtcNow).TotalSeconds, 590, 601);
+    }
+
+    [Fact]
+    public void A_negative_tmp_pass_blocks_the_mac()
+    {
+        var d = Device();
+        d.Handle(new TmpPassRequest { ClientMac = Mac, Timeout = 60 });
+        Assert.Equal("success", Answer(d.Handle(new TmpPassRequest { ClientMac = Mac, Timeout = -1 })).Status);
+        Assert.Empty(d.Clients);
+    }
+
+    [Fact]
+    public void Kickoff_of_an_authorised_client_answers_its_ip_and_mac_and_removes_it()
+    {
+        var d = Device();
+        d.Handle(Auth());
+        var a = Answer(d.Handle(new KickoffRequest { ReqId = Req, ClientIp = "192.168.1.23", ClientMac = Mac, DeviceId = "sim-9", GwId = "gw-1" }));
+        Assert.Equal(("success", FirmwareAnswers.KickedOff, "192.168.1.23", Mac), (a.Status, a.Message, a.DataText("client_ip"), a.DataText("client_mac")));
+        Assert.Empty(d.Clients);
+        Assert.Equal(2000, Answer(d.Handle(new KickoffRequest { ClientIp = "192.168.1.23", ClientMac = Mac, DeviceId = "sim-9", GwId = "gw-1" })).Code);
+    }
+
+    [Fact]
+    public void Reboot_is_answered_before_the_router_goes_down_and_clears_a_running_upgrade()
+    {
+        var d = Device();
+        Assert.Equal("success", Answer(d.Handle(new FirmwareUpgradeRequest { Url = "http://fw/x.bin" })).Status);
+        Assert.Equal((1004, FirmwareAnswers.UpgradeInProgress), Answer(d.Handle(new FirmwareUpgradeRequest { Url = "http://fw/x.bin" })) is var r ? (r.Code, r.Message) : default);
+        var reboot = d.Handle(new SimpleRequest { Type = "reboot_device", ReqId = Req });
+        Assert.True(reboot.Reboot);
+        Assert.Equal(FirmwareAnswers.RebootInitiated, Answer(reboot).Message);
+        Assert.Equal("success", Answer(d.Handle(new FirmwareUpgradeRequest { Url = "http://fw/x.bin" })).Status);
+    }
+
+    [Fact]
+    public void Get_firmware_info_answers_the_release_keys_in_data()
+    {
+        var a = Answer(Wire(Device(), """{"op":"get_firmware_info","req_id":5}"""));
+        Assert.Equal(("firmware_info_response", SimulatedDevice.FirmwareRelease), (a.Type, a.DataText("DISTRIB_RELEASE")));
+        Assert.NotNull(a.FieldDescriptions);
+    }
+
+    [Fact]
+    public void Answers_of_the_2025_shape_come_out_in_the_9_form()
+    {
+        var d = Device();
+        Wire(d, """{"op":"sync_trusted_domain","req_id":1,"domains":["a.example"]}""");
+        var got = Answer(Wire(d, """{"op":"get_trusted_domains","req_id":2}"""));
+        Assert.Equal("a.example", got.Data!.Value.GetProperty("domains")[0].GetString());
+        var missing = Answer(Wire(d, """{"op":"get_client_info","req_id":3,"mac":"aa:bb:cc:dd:ee:99"}"""));
+        Assert.Equal(("get_client_info_response", 2000), (missing.Type, missing.Code));
+        Assert.Equal("get_sys_info_response", Answer(Wire(d, """{"op":"get_sys_info","req_id":4}""")).Type);
+        Assert.Equal(("get_clients_response", "success"), Answer(Wire(d, """{"op":"get_clients","req_id":5}""")) is var c ? (c.Type, c.Status) : default);
+        Assert.Equal(("shell_response", "success"), Answer(Wire(d, """{"op":"shell","req_id":6,"command":"uptime"}""")) is var s ? (s.Type, s.Status) : default);
+    }
+
+    [Fact]
+    public void An_unknown_op_is_answered_with_unknown_operation_and_gateway_heartbeat_is_taken_silently()
+    {
+        var d = Device(gateways: 2);
+        var unknown = Answer(Wire(d, """{"op":"make_coffee","req_id":9}"""));
+        Assert.Equal(("generic_response", 400, FirmwareAnswers.UnknownOperation, "make_coffee"), (unknown.Type, unknown.Code, unknown.Message, unknown.DataText("requested_op")));
+        var modes = Wire(d, """{"op":"gateway_heartbeat","req_id":10,"gateway":[{"gw_id":"gw-2","auth_mode":0}]}""");
+        Assert.Null(modes.Reply);
+        Assert.True(modes.StateChanged);
+        Assert.Equal([1, 0], d.Gateways.Select(g => g.AuthMode));
+        var ignored = Wire(d, """{"req_id":"0123456789abcdef","response":"200","data":{"type":"heartbeat","gateway":[{"gw_id":"gw-1","auth_mode":0}]}}""");
+        Assert.Equal((null, false), (ignored.Reply, ignored.StateChanged));
+        Assert.Equal(1, d.Gateways[0].AuthMode);
+    }
+
+    [Fact]
+    public void Reports_go_out_in_the_op_dialect()
+    {
+        var d = Device();
+        var hb = System.Text.Json.Nodes.JsonNode.Parse(d.Dialect.EncodeReport(d.Heartbeat()))!;
+        Assert.Equal(("heartbeat", "sim-9", 0), ((string?)hb["op"], (string?)hb["device_id"], (int)hb["mode"]!));
+        Assert.NotNull(hb["sys_info"]);
+        Assert.Null(System.Text.Json.Nodes.JsonNode.Parse(d.Dialect.EncodeReport(d.Connect()))!["sys_info"]);
+    }
+}

@@ -4,14 +4,17 @@ using Xunit;
 
 namespace Fleet.Simulator.Tests;
 
+/// <summary>
+/// The simulator against the FakeController, every firmware era reading like the real client. The
+/// controller paces its frames as the firmware's reader needs (one at a time: it waits until the router
+/// has read each before sending the next), so nothing may be lost.
+/// </summary>
 public sealed class SimulatorSmokeTests
 {
-    private const int Devices = 200;
-
     /// <summary>Requests sent to each device right after its connect; the ones that expect an answer are counted.</summary>
     private static IControllerRequest[] Script(string deviceId) =>
     [
-        new AuthRequest { ReqId = ReqId.Of("1"), Token = "tok", ClientIp = "192.168.1.23", ClientMac = "aa:bb:cc:dd:ee:01", GwId = "gw-1" },
+        new AuthRequest { ReqId = ReqId.Of("1"), Token = "tok", ClientIp = "192.168.1.23", ClientMac = "aa:bb:cc:dd:ee:01", GwId = "gw-1", OnceAuth = false },
         new KickoffRequest { ReqId = ReqId.Of("2"), ClientIp = "192.168.1.23", ClientMac = "aa:bb:cc:dd:ee:01", DeviceId = deviceId, GwId = "gw-1" },
         new KickoffRequest { ReqId = ReqId.Of("3"), ClientIp = "192.168.1.24", ClientMac = "aa:bb:cc:dd:ee:02", DeviceId = deviceId, GwId = "gw-1" },
         new TmpPassRequest { ReqId = ReqId.Of("4"), ClientMac = "aa:bb:cc:dd:ee:03", Timeout = 60 },
@@ -19,23 +22,34 @@ public sealed class SimulatorSmokeTests
         new FirmwareUpgradeRequest { ReqId = ReqId.Of("6"), Url = "http://fw.example.com/x.bin" },
     ];
 
-    /// <summary>The answer types the script expects, in order (seed-era and 2025 firmware alike).</summary>
-    private static readonly string[] ExpectedAnswers = ["kickoff_response", "kickoff_error", "firmware_info_response", "firmware_upgrade_response"];
+    /// <summary>The answers each era gives to the script, in order: type, and whether it reports an error.</summary>
+    private static (string Type, bool Error)[] ExpectedAnswers(FirmwareEra era) => era == FirmwareEra.V9
+        ?
+        [
+            ("auth_response", false), ("kickoff_response", false), ("kickoff_response", true), ("tmp_pass_response", false),
+            ("firmware_info_response", false), ("firmware_upgrade_response", false),
+        ]
+        : [("kickoff_response", false), ("kickoff_error", true), ("firmware_info_response", false), ("firmware_upgrade_response", false)];
+
+    private static string[] AnsweredIds(FirmwareEra era) => era == FirmwareEra.V9 ? ["1", "2", "3", "4", "5", "6"] : ["2", "3", "5", "6"];
 
     /// <summary>
-    /// A controller that answers heartbeats and sends <see cref="Script"/> after each connect (after the
-    /// second, when the first is answered with reboot_device); <paramref name="scripted"/> collects the
-    /// devices that were sent the script.
+    /// A controller that answers every report, sends <see cref="Script"/> after each connect (after the second,
+    /// when the first is answered with reboot_device), and paces every frame on what the router has read.
     /// </summary>
-    private static Task<FakeController> Controller(ConcurrentDictionary<string, byte> scripted, bool rebootOnFirstConnect = false) =>
+    private static Task<FakeController> Controller(ConcurrentDictionary<string, byte> scripted, Func<SimulatorRunner> runner, bool rebootOnFirstConnect = false) =>
         FakeController.StartAsync(new FakeControllerOptions
         {
             AnswerHeartbeats = true,
+            AwaitRead = (socket, sent) => Eventually.True(() => runner().Client(socket.DeviceId!).FramesHandledTotal >= sent,
+                $"{socket.DeviceId} read frame {sent}", TimeSpan.FromSeconds(15),
+                () => $"it handled {runner().Client(socket.DeviceId!).FramesHandledTotal}, lost {runner().Client(socket.DeviceId!).FramesLostTotal}",
+                every: TimeSpan.FromMilliseconds(5)),
             OnConnect = async (socket, connect, n) =>
             {
                 if (rebootOnFirstConnect && n == 1)
                 {
-                    await socket.SendAsync(new SimpleRequest { Type = "reboot_device" });
+                    await socket.SendAsync(new SimpleRequest { Type = "reboot_device", ReqId = ReqId.Of("r") });
                     return;
                 }
                 scripted[connect.DeviceId!] = 0;
@@ -44,76 +58,99 @@ public sealed class SimulatorSmokeTests
         });
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task Two_hundred_devices_connect_heartbeat_and_answer_every_command(bool seedEra)
+    [InlineData("seed", 60)]
+    [InlineData("2025", 60)]
+    [InlineData("9", 60)]
+    [InlineData("mix", 90)]
+    public async Task Every_firmware_connects_heartbeats_and_answers_every_paced_command_without_loss(string firmware, int devices)
     {
         var scripted = new ConcurrentDictionary<string, byte>();
-        await using var controller = await Controller(scripted);
-        using var runner = new SimulatorRunner(new SimulatorOptions
+        SimulatorRunner? runnerRef = null;
+        await using var controller = await Controller(scripted, () => runnerRef!);
+        var options = SimulatorOptions.Parse(["--firmware", firmware]).Options! with
         {
-            Url = controller.Url, Devices = Devices, HeartbeatSeconds = 0.5, Ramp = 2000, SeedEra = seedEra,
-            DevicePrefix = seedEra ? "seed" : "up", StatsSeconds = 0, Reconnect = false,
-        });
+            Url = controller.Url, Devices = devices, HeartbeatSeconds = 0.5, Ramp = 2000, DevicePrefix = "fw" + firmware, StatsSeconds = 0, Reconnect = false,
+        };
+        using var runner = runnerRef = new SimulatorRunner(options);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         var run = runner.RunAsync(cts.Token);
 
-        var expected = ExpectedAnswers.Length;
-        await Eventually.True(() => scripted.Count == Devices && controller.Answers.Values.Sum(q => q.Count) == Devices * expected
-                          && runner.Stats.RepliesReceived >= Devices,
-            "every device connected, answered the script and got a heartbeat reply", TimeSpan.FromSeconds(30),
-            () => $"{scripted.Count} connected, {controller.Answers.Values.Sum(q => q.Count)} answers, {runner.Stats.RepliesReceived} heartbeat replies");
-        Assert.Equal(Devices, runner.Stats.Connected);
+        var expected = runner.Devices.Sum(d => ExpectedAnswers(d.Era).Length);
+        // A 2025 router shows itself by the sys_info of its first heartbeat (its connect looks like seed's).
+        await Eventually.True(() => scripted.Count == devices && controller.DeviceAnswers.Values.Sum(q => q.Count) == expected
+                          && runner.Stats.RepliesReceived >= 2 * devices
+                          && runner.Devices.All(d => controller.Protocols.GetValueOrDefault(d.DeviceId) == RouterDialects.NameOf(d.Era)),
+            "every device connected, answered the script, heartbeat and got replies", TimeSpan.FromSeconds(60),
+            () => $"{scripted.Count} scripted, {controller.DeviceAnswers.Values.Sum(q => q.Count)} of {expected} answers, " +
+                  $"{runner.Stats.RepliesReceived} replies, lost {runner.Stats.LostFrames}, failures: {string.Join("; ", controller.Failures.Take(3))}");
+        Assert.Equal(devices, runner.Stats.Connected);
 
         await cts.CancelAsync();
         await run.WaitAsync(TimeSpan.FromSeconds(15), TestContext.Current.CancellationToken);
 
+        Assert.Empty(controller.Failures);
+        Assert.Empty(controller.Complaints);
         Assert.Equal(0, controller.Undecodable);
         Assert.Equal(0, runner.Stats.ConnectFailures);
         Assert.Equal(0, runner.Stats.SendErrors);
-        Assert.Equal(Devices * Script("x").Length, runner.Stats.CommandsReceived);
-        Assert.Equal(Devices * expected, runner.Stats.CommandsAnswered);
+        Assert.Equal(0, runner.Stats.DecodeErrors);
+        Assert.False(runner.Stats.AnyLoss, string.Join("\n", runner.Stats.Summary()));
+        Assert.Equal(devices * Script("x").Length, runner.Stats.CommandsReceived);
+        Assert.Equal(expected, runner.Stats.CommandsAnswered);
         Assert.True(runner.Stats.ReplyLatency.Count > 0);
-        foreach (var (device, answers) in controller.Answers)
+        foreach (var device in runner.Devices)
         {
-            var list = answers.ToList();
-            Assert.Equal(ExpectedAnswers, list.Select(a => a.Type));
-            var reqIds = list.Select(a => a.ReqId).ToList();
-            if (seedEra) Assert.All(reqIds, id => Assert.Null(id));
-            else Assert.Equal([ReqId.Of("2"), ReqId.Of("3"), new ReqId("5", true), ReqId.Of("6")], reqIds.Select(id => id!.Value));
-            Assert.StartsWith(seedEra ? "seed-" : "up-", device);
+            var answers = controller.DeviceAnswers[device.DeviceId].ToList();
+            Assert.Equal(ExpectedAnswers(device.Era), answers.Select(a => (a.Type, a.Error is not null)));
+            var reqIds = answers.Select(a => a.ReqId?.Value).ToList();
+            if (device.Era == FirmwareEra.Seed) Assert.All(reqIds, Assert.Null);
+            else Assert.Equal(AnsweredIds(device.Era), reqIds);
+            Assert.Equal(RouterDialects.NameOf(device.Era), controller.Protocols[device.DeviceId]);
+            // What the script did to the router: auth added a client, the first kickoff removed it; tmp_pass added one.
+            Assert.Equal(["aa:bb:cc:dd:ee:03"], device.Clients.Keys);
         }
+        var byFirmware = runner.Stats.ByFirmware.ToDictionary(p => p.Era, p => p.Counters);
+        Assert.Equal(firmware == "mix" ? 3 : 1, byFirmware.Count);
+        Assert.All(byFirmware.Values, c => Assert.Equal(c.Devices * Script("x").Length, c.CommandsReceived));
     }
 
-    [Fact]
-    public async Task Devices_told_to_reboot_go_down_without_answering_and_reconnect()
+    [Theory]
+    [InlineData("2025")]
+    [InlineData("9")]
+    public async Task Devices_told_to_reboot_go_down_and_reconnect_answering_as_their_firmware(string firmware)
     {
         var scripted = new ConcurrentDictionary<string, byte>();
-        await using var controller = await Controller(scripted, rebootOnFirstConnect: true);
-        using var runner = new SimulatorRunner(new SimulatorOptions
+        SimulatorRunner? runnerRef = null;
+        await using var controller = await Controller(scripted, () => runnerRef!, rebootOnFirstConnect: true);
+        using var runner = runnerRef = new SimulatorRunner(SimulatorOptions.Parse(["--firmware", firmware]).Options! with
         {
-            Url = controller.Url, Devices = 5, HeartbeatSeconds = 30, Ramp = 1000, StatsSeconds = 0,
-            ReconnectDelay = TimeSpan.FromMilliseconds(100),
+            Url = controller.Url, Devices = 5, HeartbeatSeconds = 30, Ramp = 1000, StatsSeconds = 0, ReconnectDelay = TimeSpan.FromMilliseconds(100),
         });
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         var run = runner.RunAsync(cts.Token);
+        var era = runner.Devices[0].Era;
 
-        await Eventually.True(() => scripted.Count == 5 && controller.Answers.Values.Sum(q => q.Count) == 5 * ExpectedAnswers.Length,
-            "five devices rebooted, reconnected and answered the script", TimeSpan.FromSeconds(15), () => $"{scripted.Count} reconnected");
+        await Eventually.True(() => scripted.Count == 5 && controller.DeviceAnswers.Values.Sum(q => q.Count) == 5 * (ExpectedAnswers(era).Length + (era == FirmwareEra.V9 ? 1 : 0)),
+            "five devices rebooted, reconnected and answered the script", TimeSpan.FromSeconds(20),
+            () => $"{scripted.Count} reconnected; failures: {string.Join("; ", controller.Failures.Take(3))}");
         Assert.All(controller.Connects.Values, n => Assert.Equal(2, n));
         Assert.Equal(5, runner.Stats.Reboots);
-        Assert.Equal(5 * 3, runner.Stats.OneWayReceived); // reboot_device, then auth and tmp_pass, per device
+        foreach (var answers in controller.DeviceAnswers.Values)
+            if (era == FirmwareEra.V9) Assert.Equal(("reboot_device_response", "r"), (answers.First().Type, answers.First().ReqId!.Value.Value)); // 9.07 answers, then reboots
+            else Assert.Equal("kickoff_response", answers.First().Type); // 2025: silent
+        Assert.Equal(era == FirmwareEra.V9 ? 0 : 5 * 3, runner.Stats.OneWayReceived); // reboot_device, auth, tmp_pass
 
         await cts.CancelAsync();
         await run.WaitAsync(TimeSpan.FromSeconds(15), TestContext.Current.CancellationToken);
         Assert.Equal(0, runner.Stats.Connected);
         Assert.Equal(10, runner.Stats.Disconnects);
+        Assert.False(runner.Stats.AnyLoss, string.Join("\n", runner.Stats.Summary()));
     }
 
     [Fact]
     public async Task Connections_are_spread_over_the_chosen_loopback_source_addresses()
     {
-        await using var controller = await Controller(new ConcurrentDictionary<string, byte>());
+        await using var controller = await FakeController.StartAsync();
         using var runner = new SimulatorRunner(new SimulatorOptions
         {
             Url = controller.Url, Devices = 30, HeartbeatSeconds = 30, Ramp = 1000, StatsSeconds = 0,
@@ -131,7 +168,7 @@ public sealed class SimulatorSmokeTests
     }
 
     [Fact]
-    public async Task A_device_driven_frame_by_frame_answers_as_the_firmware_and_reconnects_after_a_close()
+    public async Task A_2025_device_driven_frame_by_frame_answers_as_the_firmware_and_never_comes_back_after_a_close_frame()
     {
         await using var controller = await FakeController.StartAsync();
         using var runner = new SimulatorRunner(new SimulatorOptions
@@ -153,10 +190,39 @@ public sealed class SimulatorSmokeTests
         Assert.Equal(id, device.DeviceId);
 
         await device.CloseAsync();
-        var again = await controller.NextConnectionAsync();
-        await again.ExpectAsync("connect");
-        Assert.Equal(2, controller.Connections);
-        Assert.Equal(2, controller.Connects[id]);
+        await Eventually.True(() => runner.Stats.OfflineForGood == 1, "the router gave up its link for good");
+        Assert.Equal(1, runner.Stats.CloseFramesReceived);
+        Assert.True(runner.Client(id).OfflineForGood);
+        Assert.Contains(runner.Stats.Summary(), l => l.Contains("LOSS", StringComparison.Ordinal) && l.Contains("1 router(s) offline for good", StringComparison.Ordinal));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => controller.NextConnectionAsync(TimeSpan.FromMilliseconds(500)));
+        Assert.Equal(1, controller.Connections);
+
+        await cts.CancelAsync();
+        await run.WaitAsync(TimeSpan.FromSeconds(15), TestContext.Current.CancellationToken);
+    }
+
+    [Theory]
+    [InlineData("seed")]
+    [InlineData("9")]
+    public async Task Seed_and_9_devices_come_back_after_a_close_frame(string firmware)
+    {
+        await using var controller = await FakeController.StartAsync();
+        using var runner = new SimulatorRunner(SimulatorOptions.Parse(["--firmware", firmware]).Options! with
+        {
+            Url = controller.Url, Devices = 1, HeartbeatSeconds = 30, Ramp = 1000, StatsSeconds = 0, ReconnectDelay = TimeSpan.FromMilliseconds(100),
+        });
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        var run = runner.RunAsync(cts.Token);
+
+        var first = await controller.NextConnectionAsync();
+        await first.ExpectAsync("connect");
+        // The fake ends its request after the close frame, so the TCP connection closes too: seed, which
+        // ignores the frame, comes back on the EOF (5 s on the router, 100 ms here); 9.07 on the frame (3 s).
+        await first.CloseAsync();
+        var second = await controller.NextConnectionAsync();
+        await second.ExpectAsync("connect");
+        Assert.Equal(1, runner.Stats.CloseFramesReceived);
+        Assert.Equal(0, runner.Stats.OfflineForGood);
 
         await cts.CancelAsync();
         await run.WaitAsync(TimeSpan.FromSeconds(15), TestContext.Current.CancellationToken);

@@ -1,7 +1,11 @@
 namespace Fleet.Protocol;
 
-/// <summary>Which firmware a device-side program plays: seed-era (no req_id, no request_error) or 2025.</summary>
-public enum FirmwareEra { Seed, V2025 }
+/// <summary>
+/// Which firmware a device-side program plays: seed-era (no req_id, no request_error), 2025 (EXTENSIONS.md:
+/// req_id echoed, request_error) or 9 (the op dialect of FIRMWARE_9.md: every frame names itself with "op",
+/// answers come in an envelope with status/code/message).
+/// </summary>
+public enum FirmwareEra { Seed, V2025, V9 }
 
 /// <summary>Whether the client a kickoff names is known to the router, and on which gateway.</summary>
 public readonly record struct KnownClient(bool Found, string? GwId);
@@ -10,9 +14,10 @@ public readonly record struct KnownClient(bool Found, string? GwId);
 /// How WiFiDogX firmware answers the controller, read from its source (src/ws_thread.c and
 /// src/api_handlers_auth.c of liudf0716/apfree-wifidog): the kickoff checks in the firmware's order,
 /// the error texts, and the answers to frames it cannot use. Fleet.Edge and Fleet.Simulator both
-/// answer through this, so the two cannot disagree.
+/// answer through this, so the two cannot disagree. The 9.x (op dialect) answers are in the second
+/// part of this class (FirmwareAnswers.V9.cs); the seed and 2025 answers here are what Fleet.Edge uses.
 /// </summary>
-public static class FirmwareAnswers
+public static partial class FirmwareAnswers
 {
     public const string KickedOff = "Client kicked off successfully";
     public const string UpgradeStarted = "Firmware upgrade initiated successfully";
@@ -62,11 +67,18 @@ public static class FirmwareAnswers
             : new GenericResponse { Type = RequestKinds.RequestError, ReqId = reqId, Error = UnknownType, RequestedType = type };
 
     /// <summary>
+    /// What each era answers to a request name it has no handler for: seed nothing, 2025 request_error,
+    /// 9 generic_response 400 "Unknown operation" with data.requested_op.
+    /// </summary>
+    public static IAnswerFrame? Unknown(FirmwareEra era, string name, ReqId? reqId) =>
+        era == FirmwareEra.V9 ? UnknownOperationAnswer(name, reqId) : UnknownRequest(era, name, reqId);
+
+    /// <summary>
     /// What the firmware answers to a frame it could not decode: nothing to unparseable JSON or to
     /// one-way requests; request_error (2025) to a missing or unknown type; a request's own error
     /// to missing or wrong fields where the firmware has one.
     /// </summary>
-    public static IAnswerFrame? ToBadFrame(FirmwareEra era, DecodeError e) => e.Kind switch
+    public static IAnswerFrame? ToBadFrame(FirmwareEra era, DecodeError e) => era == FirmwareEra.V9 ? ToBadFrameV9(e) : e.Kind switch
     {
         DecodeErrorKind.NotJson or DecodeErrorKind.NotObject => null,
         DecodeErrorKind.MissingType => era == FirmwareEra.Seed ? null
@@ -84,9 +96,13 @@ public static class FirmwareAnswers
         },
     };
 
-    /// <summary>The same answer carrying req_id, as 2025 firmware echoes it (seed-era firmware never does).</summary>
+    /// <summary>
+    /// The same answer carrying req_id, as 2025 firmware echoes it (seed-era firmware never does). For 9 the
+    /// answer becomes an <see cref="OpAnswer"/> (<see cref="ToOpAnswer"/>) carrying the request's req_id.
+    /// </summary>
     public static IAnswerFrame Echo(FirmwareEra era, IAnswerFrame answer, ReqId? reqId) =>
-        era == FirmwareEra.Seed || reqId is null ? WithReqId(answer, null) : WithReqId(answer, reqId);
+        era == FirmwareEra.V9 ? ToOpAnswer(answer) with { ReqId = reqId }
+        : era == FirmwareEra.Seed || reqId is null ? WithReqId(answer, null) : WithReqId(answer, reqId);
 
     private static IAnswerFrame WithReqId(IAnswerFrame r, ReqId? id) => r switch
     {
@@ -94,6 +110,7 @@ public static class FirmwareAnswers
         KickoffError k => k with { ReqId = id },
         FirmwareInfoResponse f => f with { ReqId = id },
         GenericResponse g => g with { ReqId = id },
+        OpAnswer o => o with { ReqId = id },
         _ => r,
     };
 }
