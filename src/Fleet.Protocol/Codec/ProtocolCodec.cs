@@ -126,6 +126,13 @@ public static class ProtocolCodec
                 type, field, reqId);
         }
         if (message is null) return Fail<T>(DecodeErrorKind.NotObject, "frame is null", type, null, reqId);
+        // Records that serve several request types read their name from "type": a frame named by "op" sets it here.
+        message = message switch
+        {
+            SimpleRequest simple when simple.Type != type => simple with { Type = type! },
+            SyncDomainsRequest sync when sync.Type != type => sync with { Type = type! },
+            _ => message,
+        };
 
         if (fillIn is not null) message = fillIn(message);
         var missing = entry.MissingField(message);

@@ -51,7 +51,8 @@ public static class CommandLifecycle
         var id = ReqId.Of(commandId);
         IControllerRequest normalised = request switch
         {
-            AuthRequest a => a with { ReqId = id, ClientMac = FieldRules.NormalizeMac(a.ClientMac!) },
+            // 9.x firmware requires once_auth present (handle_auth_request); older firmware ignores a false one.
+            AuthRequest a => a with { ReqId = id, ClientMac = FieldRules.NormalizeMac(a.ClientMac!), OnceAuth = a.OnceAuth ?? false },
             KickoffRequest k => k with { ReqId = id, ClientMac = FieldRules.NormalizeMac(k.ClientMac!) },
             TmpPassRequest t => t with { ReqId = id, ClientMac = FieldRules.NormalizeMac(t.ClientMac!), Timeout = t.Timeout ?? TmpPassRequest.DefaultTimeoutSeconds },
             FirmwareUpgradeRequest f => f with { ReqId = id, Force = f.Force ?? false },
