@@ -127,7 +127,7 @@ public static class FieldRules
     {
         var bytes = ProtocolCodec.Encode(request).Length;
         if (bytes <= ReaderLimits.MaxPayloadBytes) return null;
-        var whole = request is SyncDomainsRequest
+        var whole = request is SyncDomainsRequest or SyncMacsRequest
             ? $"; {request.Type} replaces the router's whole list, so it cannot be split into several requests: send fewer or shorter entries"
             : "";
         return $"the request is {bytes} bytes on the wire; a router's reader takes frames of at most {ReaderLimits.MaxFrameBytes} bytes " +
@@ -163,6 +163,7 @@ public static class FieldRules
                 ?? (t.Timeout is null ? null : CheckPositive("timeout", t.Timeout)),
             FirmwareUpgradeRequest f => CheckFirmwareUrl("url", f.Url),
             GetClientInfoRequest g => CheckMac("mac", g.Mac),
+            SyncMacsRequest m => m.Macs!.Select((mac, i) => CheckMac($"macs[{i}]", mac)).FirstOrDefault(e => e is not null),
             SyncDomainsRequest s => s.Domains!.Select((d, i) => CheckDomain($"domains[{i}]", d,
                 s.Type == SyncDomainsRequest.WildcardTypeName)).FirstOrDefault(e => e is not null),
             UpdateDeviceInfoRequest u => u.DeviceInfo!.ApMacAddress is { } m ? CheckMac("device_info.ap_mac_address", m) : null,

@@ -259,6 +259,15 @@ public sealed record SyncDomainsRequest : IControllerRequest
     [JsonPropertyName("domains")] public IReadOnlyList<string>? Domains { get; init; }
 }
 
+/// <summary>sync_trusted_mac (current firmware): the MACs let through without the portal. The router replaces its whole list.</summary>
+public sealed record SyncMacsRequest : IControllerRequest
+{
+    public const string TypeName = "sync_trusted_mac";
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
+    [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
+    [JsonPropertyName("macs")] public IReadOnlyList<string>? Macs { get; init; }
+}
+
 public sealed record GetClientInfoRequest : IControllerRequest
 {
     public const string TypeName = "get_client_info";

@@ -28,12 +28,17 @@ public static class RequestKinds
     public static readonly RequestKind SyncTrustedWildcardDomains = new("sync_trusted_wildcard_domains", "sync_trusted_wildcard_domains_response", "sync_trusted_wildcard_domains_error");
     public static readonly RequestKind GetTrustedWildcardDomains = new("get_trusted_wildcard_domains", "get_trusted_wildcard_domains_response", "get_trusted_wildcard_domains_error");
     public static readonly RequestKind GetClientInfo = new("get_client_info", "get_client_info_response", "get_client_info_error");
+    // Only the current firmware (the op dialect) has these; older firmware ignores them and they time out.
+    public static readonly RequestKind GetClients = new("get_clients", "get_clients_response", "get_clients_error");
+    public static readonly RequestKind GetDeviceInfo = new("get_device_info", "get_device_info_response", "get_device_info_error");
+    public static readonly RequestKind SyncTrustedMac = new("sync_trusted_mac", "sync_trusted_mac_response", "sync_trusted_mac_error");
+    public static readonly RequestKind GetTrustedMac = new("get_trusted_mac", "get_trusted_mac_response", "get_trusted_mac_error");
 
     public static readonly IReadOnlyList<RequestKind> All =
     [
         Auth, Kickoff, TmpPass, GetFirmwareInfo, FirmwareUpgrade, GetStatus, RebootDevice, UpdateDeviceInfo,
         GetWifiInfo, SetWifiInfo, GetSysInfo, SyncTrustedDomain, GetTrustedDomains, SyncTrustedWildcardDomains,
-        GetTrustedWildcardDomains, GetClientInfo,
+        GetTrustedWildcardDomains, GetClientInfo, GetClients, GetDeviceInfo, SyncTrustedMac, GetTrustedMac,
     ];
 
     private static readonly Dictionary<string, RequestKind> ByType = All.ToDictionary(k => k.Type, StringComparer.Ordinal);

@@ -38,6 +38,7 @@ public sealed class SimulatedDevice
     private readonly Dictionary<string, SimulatedClient> _clients = new(StringComparer.Ordinal);
     private readonly List<string> _trustedDomains = [];
     private readonly List<string> _wildcardDomains = [];
+    private readonly List<string> _trustedMacs = [];
     private SimulatedGateway[] _gateways;
     private DeviceInfo _deviceInfo;
     private bool _upgradeInProgress;
@@ -423,6 +424,11 @@ public sealed class SimulatedDevice
                     Data = FirmwareJson.Object(j => j.WriteBoolean("reloaded", true)) }, w.ReqId);
             case SyncDomainsRequest d:
                 return SyncDomains(d);
+            case SyncMacsRequest m:
+                // api_handlers_auth.c handle_sync_trusted_mac_request: replaces the list, always success.
+                _trustedMacs.Clear();
+                _trustedMacs.AddRange(m.Macs ?? []);
+                return Reply(new GenericResponse { Type = "sync_trusted_mac_response", Message = "Trusted MACs synchronized successfully" }, m.ReqId);
             case GetClientInfoRequest c:
                 return _clients.ContainsKey(FieldRules.IsMac(c.Mac) ? FieldRules.NormalizeMac(c.Mac!) : c.Mac!)
                     ? Reply(ClientInfo(c.Mac!), c.ReqId)

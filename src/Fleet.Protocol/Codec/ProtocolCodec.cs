@@ -64,6 +64,7 @@ public static class ProtocolCodec
         [SyncDomainsRequest.TrustedTypeName] = E(Ctx.SyncDomainsRequest, m => First(("domains", m.Domains))),
         [SyncDomainsRequest.WildcardTypeName] = E(Ctx.SyncDomainsRequest, m => First(("domains", m.Domains))),
         [GetClientInfoRequest.TypeName] = E(Ctx.GetClientInfoRequest, m => First(("mac", m.Mac))),
+        [SyncMacsRequest.TypeName] = E(Ctx.SyncMacsRequest, m => First(("macs", m.Macs))),
     };
 
     /// <summary>Request types that carry only type and req_id.</summary>
@@ -320,6 +321,7 @@ public static class ProtocolCodec
         UpdateDeviceInfoRequest => Ctx.UpdateDeviceInfoRequest,
         SetWifiInfoRequest => Ctx.SetWifiInfoRequest,
         SyncDomainsRequest => Ctx.SyncDomainsRequest,
+        SyncMacsRequest => Ctx.SyncMacsRequest,
         GetClientInfoRequest => Ctx.GetClientInfoRequest,
         SimpleRequest => Ctx.SimpleRequest,
         _ => throw new ArgumentException($"no encoder for {message.GetType().Name}", nameof(message)),

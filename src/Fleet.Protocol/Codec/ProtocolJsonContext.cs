@@ -22,6 +22,7 @@ namespace Fleet.Protocol;
 [JsonSerializable(typeof(UpdateDeviceInfoRequest))]
 [JsonSerializable(typeof(SetWifiInfoRequest))]
 [JsonSerializable(typeof(SyncDomainsRequest))]
+[JsonSerializable(typeof(SyncMacsRequest))]
 [JsonSerializable(typeof(GetClientInfoRequest))]
 [JsonSerializable(typeof(SimpleRequest))]
 [JsonSerializable(typeof(DeviceInfo))]

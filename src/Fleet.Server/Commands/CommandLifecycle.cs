@@ -59,6 +59,7 @@ public static class CommandLifecycle
             UpdateDeviceInfoRequest u => u with { ReqId = id },
             SetWifiInfoRequest s => s with { ReqId = id },
             SyncDomainsRequest s => s with { ReqId = id },
+            SyncMacsRequest m => m with { ReqId = id, Macs = m.Macs!.Select(FieldRules.NormalizeMac).ToList() },
             GetClientInfoRequest g => g with { ReqId = id },
             SimpleRequest s => s with { ReqId = id },
             _ => throw new ArgumentException($"no command for {request.GetType().Name}", nameof(request)),

@@ -221,4 +221,34 @@ public sealed class RealFirmwareTests : IAsyncLifetime
         Assert.True((long)node["connections"]!["closed_for_silence"]! >= 1);
         router.AssertNoLoss(); // no WebSocket ping, no close frame on the way
     }
+
+    [Fact]
+    public async Task Requests_only_current_firmware_has_are_answered_by_a_9_router_and_time_out_on_a_seed_router()
+    {
+        await using var nine = Router("only-9", FirmwareEra.V9).Start();
+        await using var seed = Router("only-seed", FirmwareEra.Seed).Start();
+        await nine.WaitConnectedAsync();
+        await seed.WaitConnectedAsync();
+        await Online("only-9", true);
+        await Online("only-seed", true);
+
+        var clients = await Post("only-9", """{"type":"get_clients"}""");
+        var info = await Post("only-9", """{"type":"get_device_info"}""");
+        var macs = await Post("only-9", """{"type":"sync_trusted_mac","macs":["AA:BB:CC:DD:EE:01","aa:bb:cc:dd:ee:02"]}""");
+        Assert.Equal("succeeded", (string?)(await Final("only-9", clients))["status"]);
+        var device = await Final("only-9", info);
+        Assert.Equal("succeeded", (string?)device["status"]);
+        Assert.Equal("only-9", (string?)device["response"]!["data"]!["data"]!["ap_device_id"]);
+        Assert.Equal("succeeded", (string?)(await Final("only-9", macs))["status"]);
+        var sent = Assert.IsType<SyncMacsRequest>(nine.Requests.Single(r => r.Name == "sync_trusted_mac").Request);
+        Assert.Equal(["aa:bb:cc:dd:ee:01", "aa:bb:cc:dd:ee:02"], sent.Macs);
+
+        // Seed-era firmware ignores what it has no handler for: the command times out, and the next one still goes.
+        var ignored = await Post("only-seed", """{"type":"get_clients"}""", "?timeout=2");
+        Assert.Equal("timed_out", (string?)(await Final("only-seed", ignored))["status"]);
+        var fw = await Post("only-seed", """{"type":"get_firmware_info"}""");
+        Assert.Equal("succeeded", (string?)(await Final("only-seed", fw))["status"]);
+        nine.AssertNoLoss();
+        seed.AssertNoLoss();
+    }
 }
