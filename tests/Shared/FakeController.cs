@@ -358,7 +358,7 @@ public sealed class DeviceSocket
     /// </summary>
     public async Task<DeviceAnswer?> RequestAsync(IControllerRequest request, TimeSpan? within = null)
     {
-        var withId = request.ReqId is null ? WithReqId(request, ReqId.Of($"fc-{Interlocked.Increment(ref _nextReqId)}")) : request;
+        var withId = request.ReqId is null ? request.WithReqId(ReqId.Of($"fc-{Interlocked.Increment(ref _nextReqId)}")) : request;
         await SendAsync(withId);
         if (Dialect is { } d && !d.Answers(withId.Type)) return null;
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(Xunit.TestContext.Current.CancellationToken);
@@ -377,24 +377,11 @@ public sealed class DeviceSocket
     private byte[] Encode(IControllerFrame frame) => (frame, Dialect) switch
     {
         (ReportReply r, { } d) => d.EncodeModes(r),
-        (IControllerRequest q, OpDialect d) => d.EncodeRequest(q.ReqId is null ? WithReqId(q, ReqId.Of($"fc-{Interlocked.Increment(ref _nextReqId)}")) : q),
+        (IControllerRequest q, OpDialect d) => d.EncodeRequest(q.ReqId is null ? q.WithReqId(ReqId.Of($"fc-{Interlocked.Increment(ref _nextReqId)}")) : q),
         (IControllerRequest q, { } d) => d.EncodeRequest(q),
         _ => ProtocolCodec.Encode(frame),
     };
 
-    private static IControllerRequest WithReqId(IControllerRequest r, ReqId id) => r switch
-    {
-        AuthRequest a => a with { ReqId = id },
-        KickoffRequest k => k with { ReqId = id },
-        TmpPassRequest t => t with { ReqId = id },
-        FirmwareUpgradeRequest f => f with { ReqId = id },
-        UpdateDeviceInfoRequest u => u with { ReqId = id },
-        SetWifiInfoRequest w => w with { ReqId = id },
-        SyncDomainsRequest s => s with { ReqId = id },
-        GetClientInfoRequest c => c with { ReqId = id },
-        SimpleRequest s => s with { ReqId = id },
-        _ => r,
-    };
 
     /// <summary>Sends one text frame; with pacing, returns once the device has read it.</summary>
     internal async Task SendBytesAsync(byte[] payload)

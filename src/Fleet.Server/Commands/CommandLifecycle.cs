@@ -48,21 +48,16 @@ public static class CommandLifecycle
         var known = state.Gateways.Select(g => g.GwId).ToArray();
         var problem = FieldRules.CheckRequest(request, known);
         if (problem is not null) return (null, problem);
-        var id = ReqId.Of(commandId);
-        IControllerRequest normalised = request switch
+        // The device sees the command id as req_id; MACs in canonical form; defaults the firmware needs spelled out.
+        var normalised = request.WithReqId(ReqId.Of(commandId)) switch
         {
             // 9.x firmware requires once_auth present (handle_auth_request); older firmware ignores a false one.
-            AuthRequest a => a with { ReqId = id, ClientMac = FieldRules.NormalizeMac(a.ClientMac!), OnceAuth = a.OnceAuth ?? false },
-            KickoffRequest k => k with { ReqId = id, ClientMac = FieldRules.NormalizeMac(k.ClientMac!) },
-            TmpPassRequest t => t with { ReqId = id, ClientMac = FieldRules.NormalizeMac(t.ClientMac!), Timeout = t.Timeout ?? TmpPassRequest.DefaultTimeoutSeconds },
-            FirmwareUpgradeRequest f => f with { ReqId = id, Force = f.Force ?? false },
-            UpdateDeviceInfoRequest u => u with { ReqId = id },
-            SetWifiInfoRequest s => s with { ReqId = id },
-            SyncDomainsRequest s => s with { ReqId = id },
-            SyncMacsRequest m => m with { ReqId = id, Macs = m.Macs!.Select(FieldRules.NormalizeMac).ToList() },
-            GetClientInfoRequest g => g with { ReqId = id },
-            SimpleRequest s => s with { ReqId = id },
-            _ => throw new ArgumentException($"no command for {request.GetType().Name}", nameof(request)),
+            AuthRequest a => a with { ClientMac = FieldRules.NormalizeMac(a.ClientMac!), OnceAuth = a.OnceAuth ?? false },
+            KickoffRequest k => k with { ClientMac = FieldRules.NormalizeMac(k.ClientMac!) },
+            TmpPassRequest t => t with { ClientMac = FieldRules.NormalizeMac(t.ClientMac!), Timeout = t.Timeout ?? TmpPassRequest.DefaultTimeoutSeconds },
+            FirmwareUpgradeRequest f => f with { Force = f.Force ?? false },
+            SyncMacsRequest m => m with { Macs = m.Macs!.Select(FieldRules.NormalizeMac).ToList() },
+            var other => other,
         };
         if (FieldRules.CheckWireSize(normalised) is { } tooLarge) return (null, tooLarge);
         return (new CommandQueued(commandId, normalised, now, now.AddSeconds(ttlSeconds), timeoutSeconds), null);
