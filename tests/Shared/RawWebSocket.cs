@@ -8,6 +8,43 @@ namespace Fleet.Testing;
 /// <summary>One WebSocket frame as it was on the wire (payload unmasked).</summary>
 public readonly record struct RawFrame(bool Fin, byte Opcode, byte[] Payload)
 {
+    /// <summary>
+    /// Reads one frame from either side of a connection exactly as it was framed (a client's are masked, a
+    /// server's are not): the one frame parser of the test helpers.
+    /// </summary>
+    public static async Task<RawFrame> ReadAsync(Stream stream, CancellationToken ct = default)
+    {
+        var two = new byte[2];
+        await stream.ReadExactlyAsync(two, ct);
+        var fin = (two[0] & 0x80) != 0;
+        var opcode = (byte)(two[0] & 0x0F);
+        var masked = (two[1] & 0x80) != 0;
+        long length = two[1] & 0x7F;
+        if (length == 126)
+        {
+            var ext = new byte[2];
+            await stream.ReadExactlyAsync(ext, ct);
+            length = BinaryPrimitives.ReadUInt16BigEndian(ext);
+        }
+        else if (length == 127)
+        {
+            var ext = new byte[8];
+            await stream.ReadExactlyAsync(ext, ct);
+            length = (long)BinaryPrimitives.ReadUInt64BigEndian(ext);
+        }
+        if (length > 16 * 1024 * 1024) throw new InvalidDataException($"frame of {length} bytes");
+        var mask = new byte[4];
+        if (masked) await stream.ReadExactlyAsync(mask, ct);
+        var payload = new byte[length];
+        await stream.ReadExactlyAsync(payload, ct);
+        if (masked)
+            for (var i = 0; i < payload.Length; i++) payload[i] ^= mask[i % 4];
+        return new RawFrame(fin, opcode, payload) { Masked = masked };
+    }
+
+    /// <summary>Whether the frame came masked (set by <see cref="ReadAsync"/>).</summary>
+    public bool Masked { get; init; }
+
     public const byte Continuation = 0x0, Text = 0x1, Binary = 0x2, Close = 0x8, Ping = 0x9, Pong = 0xA;
     public string PayloadText => Encoding.UTF8.GetString(Payload);
 }
@@ -104,35 +141,7 @@ public sealed class RawWebSocket : IAsyncDisposable
     }
 
     /// <summary>Reads the next frame exactly as the server framed it.</summary>
-    public async Task<RawFrame> ReadFrameAsync(CancellationToken ct = default)
-    {
-        var two = new byte[2];
-        await _stream.ReadExactlyAsync(two, ct);
-        var fin = (two[0] & 0x80) != 0;
-        var opcode = (byte)(two[0] & 0x0F);
-        var masked = (two[1] & 0x80) != 0;
-        long length = two[1] & 0x7F;
-        if (length == 126)
-        {
-            var ext = new byte[2];
-            await _stream.ReadExactlyAsync(ext, ct);
-            length = BinaryPrimitives.ReadUInt16BigEndian(ext);
-        }
-        else if (length == 127)
-        {
-            var ext = new byte[8];
-            await _stream.ReadExactlyAsync(ext, ct);
-            length = (long)BinaryPrimitives.ReadUInt64BigEndian(ext);
-        }
-        if (length > 16 * 1024 * 1024) throw new InvalidDataException($"frame of {length} bytes");
-        var mask = new byte[4];
-        if (masked) await _stream.ReadExactlyAsync(mask, ct);
-        var payload = new byte[length];
-        await _stream.ReadExactlyAsync(payload, ct);
-        if (masked)
-            for (var i = 0; i < payload.Length; i++) payload[i] ^= mask[i % 4];
-        return new RawFrame(fin, opcode, payload);
-    }
+    public Task<RawFrame> ReadFrameAsync(CancellationToken ct = default) => RawFrame.ReadAsync(_stream, ct);
 
     public ValueTask DisposeAsync()
     {

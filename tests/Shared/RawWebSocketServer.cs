@@ -183,36 +183,12 @@ public sealed class RawServerConnection
 
     private async Task ReadLoop()
     {
-        var two = new byte[2];
         try
         {
             while (true)
             {
-                await _stream.ReadExactlyAsync(two);
-                var fin = (two[0] & 0x80) != 0;
-                var opcode = (byte)(two[0] & 0x0F);
-                var masked = (two[1] & 0x80) != 0;
-                long length = two[1] & 0x7F;
-                if (length == 126)
-                {
-                    var ext = new byte[2];
-                    await _stream.ReadExactlyAsync(ext);
-                    length = BinaryPrimitives.ReadUInt16BigEndian(ext);
-                }
-                else if (length == 127)
-                {
-                    var ext = new byte[8];
-                    await _stream.ReadExactlyAsync(ext);
-                    length = (long)BinaryPrimitives.ReadUInt64BigEndian(ext);
-                }
-                var mask = new byte[4];
-                if (masked) await _stream.ReadExactlyAsync(mask);
-                var payload = new byte[length];
-                await _stream.ReadExactlyAsync(payload);
-                if (masked)
-                    for (var i = 0; i < payload.Length; i++) payload[i] ^= mask[i % 4];
-                var frame = new RawFrame(fin, opcode, payload);
-                if (!masked) UnmaskedFrames++;
+                var frame = await RawFrame.ReadAsync(_stream);
+                if (!frame.Masked) UnmaskedFrames++;
                 lock (_received) _received.Add(frame);
                 _frames.Writer.TryWrite(frame);
             }
