@@ -87,6 +87,7 @@ settled_rss() {
 }
 
 # start_sims DEVICES HB_SECONDS RAMP DURATION WARMUP TAG [extra simulator args…] → SIM_PIDS, SIM_JSONS
+# SIM_ARGS (env) goes to every simulator too, e.g. SIM_ARGS="--firmware 9" for routers of the current firmware.
 # Splits the fleet over processes of at most SIM_PER_PROC devices (each process has 20,000 fds too),
 # each on its own 127.0.0.x source addresses and its own device index range.
 SIM_PER_PROC="${SIM_PER_PROC:-10000}"
@@ -101,7 +102,7 @@ start_sims() {
     local json="$OUT/sim-$tag-$i.json"; rm -f "$json"
     dotnet "$SIM_DLL" --url "ws://127.0.0.1:$PORT/ws/wifidogx" --devices "$n" --first-index $(( i * per )) \
       --heartbeat-seconds "$hb" --ramp "$per_ramp" --duration "$duration" --warmup "$warmup" \
-      --source-addresses 1 --source-base $(( i + 2 )) --stats-seconds 5 --stats-json "$json" "$@" \
+      --source-addresses 1 --source-base $(( i + 2 )) --stats-seconds 5 --stats-json "$json" ${SIM_ARGS:-} "$@" \
       >"$OUT/sim-$tag-$i.log" 2>&1 &
     SIM_PIDS+=("$!"); SIM_JSONS+=("$json"); PIDS+=("$!")
   done
