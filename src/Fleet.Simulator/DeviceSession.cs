@@ -116,10 +116,18 @@ internal sealed class DeviceSession : IBeating, IFirmwareObserver
         if (reconnectAfter is null && Client.OfflineForGood) _stats.OnOfflineForGood(_era);
     }
 
+    /// <summary>
+    /// A reply answers every heartbeat sent before it: a node answers a run of unchanged heartbeats with one
+    /// reply when the router's reader is still busy with the last one. Its latency is the oldest one's wait.
+    /// </summary>
     private void OnHeartbeatReply()
     {
         long? sentAt = null;
-        lock (_pendingHeartbeats) if (_pendingHeartbeats.Count > 0) sentAt = _pendingHeartbeats.Dequeue();
+        lock (_pendingHeartbeats)
+        {
+            if (_pendingHeartbeats.Count > 0) sentAt = _pendingHeartbeats.Peek();
+            _pendingHeartbeats.Clear();
+        }
         _stats.OnReply(_era, sentAt is { } t ? (long)Stopwatch.GetElapsedTime(t).TotalMicroseconds : null);
     }
 }

@@ -190,7 +190,7 @@ public sealed class RouterDialectTests
         var server = new OpDialect();
         var report = (HeartbeatMessage)server.Decode(OpRouterDialect.Instance.EncodeReport(Heartbeat())).Report!;
         var modes = new ReportReply { Gateway = [new GatewayAuthMode { GwId = "gw-1", AuthMode = 0 }] };
-        var reply = OpRouterDialect.Instance.Decode(server.EncodeReply(report, modes));
+        var reply = OpRouterDialect.Instance.Decode(server.EncodeReply(report.Type, report.ReqId, modes));
         Assert.Equal((InboundKind.ReportReply, "heartbeat", false), (reply.Kind, reply.Name, reply.ApplyModes));
         Assert.Equal(report.ReqId, reply.ReqId);
         var pushed = OpRouterDialect.Instance.Decode(server.EncodeModes(modes));

@@ -120,16 +120,16 @@ public class ServerDialectTests
         var dialect = new OpDialect();
         var reply = new ReportReply { Gateway = [new GatewayAuthMode { GwId = "gw-1", AuthMode = 0 }] };
         var connect = dialect.Decode(U("""{"op":"connect","device_id":"r9","gateway":[{"gw_id":"gw-1","auth_mode":1}],"req_id":"0123456789abcdef"}""")).Report!;
-        var frame = JsonElement.Parse(dialect.EncodeReply(connect, reply));
+        var frame = JsonElement.Parse(dialect.EncodeReply(connect.Type, connect.ReqId, reply));
         Assert.Equal("0123456789abcdef", frame.GetProperty("req_id").GetString());
         Assert.Equal("200", frame.GetProperty("response").GetString());
         Assert.Equal("connect", frame.GetProperty("data").GetProperty("type").GetString());
         Assert.Equal(0, frame.GetProperty("data").GetProperty("gateway")[0].GetProperty("auth_mode").GetInt32());
-        Assert.True(dialect.AppliesModesFromReplyTo(connect));
+        Assert.True(dialect.AppliesModesFromReplyTo(connect.Type));
 
         var heartbeat = dialect.Decode(U(OpHeartbeat)).Report!;
-        Assert.Equal("heartbeat", JsonElement.Parse(dialect.EncodeReply(heartbeat, reply)).GetProperty("data").GetProperty("type").GetString());
-        Assert.False(dialect.AppliesModesFromReplyTo(heartbeat)); // 9.07 ignores a heartbeat reply's modes
+        Assert.Equal("heartbeat", JsonElement.Parse(dialect.EncodeReply(heartbeat.Type, heartbeat.ReqId, reply)).GetProperty("data").GetProperty("type").GetString());
+        Assert.False(dialect.AppliesModesFromReplyTo(heartbeat.Type)); // 9.07 ignores a heartbeat reply's modes
 
         var push = JsonElement.Parse(dialect.EncodeModes(reply));
         Assert.Equal("gateway_heartbeat", push.GetProperty("op").GetString());

@@ -204,7 +204,7 @@ public sealed class FakeController : IAsyncDisposable
                 GwId = g.GwId, AuthMode = Options.ModesFor?.Invoke(report.DeviceId!, g) ?? g.AuthMode,
             }).ToList(),
         };
-        await socket.SendBytesAsync(socket.Dialect!.EncodeReply(report, reply));
+        await socket.SendBytesAsync(socket.Dialect!.EncodeReply(report.Type, report.ReqId, reply));
         Interlocked.Increment(ref _heartbeats);
     }
 

@@ -27,8 +27,8 @@ public interface IDeviceDialect
     /// <summary>Reads one text frame from the device.</summary>
     DeviceFrame Decode(ReadOnlySpan<byte> utf8);
 
-    /// <summary>The reply to the device's <paramref name="report"/> (connect or heartbeat).</summary>
-    byte[] EncodeReply(DeviceReport report, ReportReply reply);
+    /// <summary>The reply to the device's report of <paramref name="reportType"/> (connect or heartbeat) that carried <paramref name="reportReqId"/>.</summary>
+    byte[] EncodeReply(string reportType, ReqId? reportReqId, ReportReply reply);
 
     /// <summary>
     /// True when <see cref="EncodeReply"/> depends only on the reply, so the bytes of one reply may answer
@@ -40,7 +40,7 @@ public interface IDeviceDialect
     /// Whether the device applies the auth modes of our reply to this report (the current firmware applies
     /// them only from the reply to its connect; for anything else they go as <see cref="EncodeModes"/>).
     /// </summary>
-    bool AppliesModesFromReplyTo(DeviceReport report);
+    bool AppliesModesFromReplyTo(string reportType);
 
     /// <summary>Tells the device new auth modes when no report of its awaits a reply.</summary>
     byte[] EncodeModes(ReportReply reply);

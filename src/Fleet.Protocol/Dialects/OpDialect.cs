@@ -32,7 +32,7 @@ public sealed class OpDialect : IDeviceDialect
     public bool ReplyIsReusable => false; // each reply echoes its report's req_id
 
     // ws_thread.c process_ws_msg: only a reply of data.type "connect" (or "bootstrap") applies data.gateway.
-    public bool AppliesModesFromReplyTo(DeviceReport report) => report is ConnectMessage;
+    public bool AppliesModesFromReplyTo(string reportType) => reportType == ConnectMessage.TypeName;
 
     public bool Answers(string requestType) => true; // every request of ours, auth and tmp_pass included
 
@@ -93,14 +93,14 @@ public sealed class OpDialect : IDeviceDialect
                 p => p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()! : p.Value.GetRawText())
             : null;
 
-    public byte[] EncodeReply(DeviceReport report, ReportReply reply) =>
+    public byte[] EncodeReply(string reportType, ReqId? reportReqId, ReportReply reply) =>
         Write(w =>
         {
-            if (report.ReqId is { } id) WriteReqId(w, id);
+            if (reportReqId is { } id) WriteReqId(w, id);
             else w.WriteNumber("req_id", NextId());
             w.WriteString("response", "200");
             w.WriteStartObject("data");
-            w.WriteString("type", report.Type);
+            w.WriteString("type", reportType);
             WriteGateways(w, reply);
             w.WriteEndObject();
         });

@@ -55,11 +55,11 @@ public sealed class TypeDialect : IDeviceDialect
         };
     }
 
-    public byte[] EncodeReply(DeviceReport report, ReportReply reply) => ProtocolCodec.Encode(reply);
+    public byte[] EncodeReply(string reportType, ReqId? reportReqId, ReportReply reply) => ProtocolCodec.Encode(reply);
 
     public bool ReplyIsReusable => true;
 
-    public bool AppliesModesFromReplyTo(DeviceReport report) => true;
+    public bool AppliesModesFromReplyTo(string reportType) => true;
 
     public byte[] EncodeModes(ReportReply reply) => ProtocolCodec.Encode(reply);
 

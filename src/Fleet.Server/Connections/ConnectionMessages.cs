@@ -6,8 +6,13 @@ namespace Fleet.Server.Connections;
 // What a device entity tells the connection that holds its device's socket (may cross nodes). They are
 // typed: the connection alone knows its device's dialect and encodes each once.
 
-/// <summary>The answer to the report (connect, or a heartbeat the connection could not answer itself) it forwarded last.</summary>
-public sealed record ReplyToReport(string DeviceId, ReportReply Reply) : IFleetSerializable;
+/// <summary>
+/// The answer to a report the connection forwarded (a connect, or a heartbeat it could not answer itself):
+/// which report (its type and the device's req_id, which some dialects echo) and the reply. Routine when the
+/// report changed nothing (one such reply waiting for the device's reader is enough).
+/// </summary>
+public sealed record ReplyToReport(string DeviceId, ReportReply Reply, string ReportType, ReqId? ReportReqId, bool Routine = false)
+    : IFleetSerializable;
 /// <summary>The entity's answer to reports changed (an operator's auth_mode, once_auth): tell the device now and answer with it from now on.</summary>
 public sealed record AuthModesChanged(string DeviceId, ReportReply Reply) : IFleetSerializable;
 /// <summary>

@@ -12,7 +12,7 @@ public sealed class ConnectionMetrics : IDisposable
     public const string MeterName = "Fleet.Server";
     private readonly Meter _meter = new(MeterName);
     private readonly ConcurrentDictionary<string, long> _refused = new();
-    private long _active, _accepted, _rejectedAtCap, _framesIn, _framesOut, _heartbeats, _framesHeld, _framesTooLarge, _complaints, _silent, _expired;
+    private long _active, _accepted, _rejectedAtCap, _framesIn, _framesOut, _heartbeats, _framesHeld, _framesTooLarge, _complaints, _silent, _expired, _superseded;
 
     public ConnectionMetrics()
     {
@@ -27,6 +27,7 @@ public sealed class ConnectionMetrics : IDisposable
         _meter.CreateObservableCounter("fleet.device_complaints", () => Interlocked.Read(ref _complaints));
         _meter.CreateObservableCounter("fleet.connections.closed_for_silence", () => Interlocked.Read(ref _silent));
         _meter.CreateObservableCounter("fleet.frames.expired", () => Interlocked.Read(ref _expired));
+        _meter.CreateObservableCounter("fleet.replies.skipped", () => Interlocked.Read(ref _superseded));
         _meter.CreateObservableCounter("fleet.frames.refused",
             () => _refused.Select(kv => new Measurement<long>(kv.Value, new KeyValuePair<string, object?>("reason", kv.Key))));
     }
@@ -47,6 +48,8 @@ public sealed class ConnectionMetrics : IDisposable
     public void DeviceComplaint() => Interlocked.Increment(ref _complaints);
     /// <summary>A command's frame reached its deadline before the device could take it.</summary>
     public void FrameExpired() => Interlocked.Increment(ref _expired);
+    /// <summary>A reply to an unchanged heartbeat was not queued: the same reply was still waiting for the device's reader.</summary>
+    public void ReplySuperseded() => Interlocked.Increment(ref _superseded);
     public void ClosedForSilence() => Interlocked.Increment(ref _silent);
     public void Refused(string reason) => _refused.AddOrUpdate(reason, 1, (_, n) => n + 1);
 
@@ -63,6 +66,7 @@ public sealed class ConnectionMetrics : IDisposable
         DeviceComplaints = Interlocked.Read(ref _complaints),
         ClosedForSilence = Interlocked.Read(ref _silent),
         FramesExpired = Interlocked.Read(ref _expired),
+        RepliesSkipped = Interlocked.Read(ref _superseded),
         Refused = _refused.ToDictionary(kv => kv.Key, kv => kv.Value),
     };
 

@@ -38,10 +38,11 @@ public sealed class DeviceConnection : UntypedActor
     /// <summary>A frame waiting to be written; CommandId set when the entity wants to hear it was written.</summary>
     /// <summary>
     /// A frame waiting to be written; CommandId set when the entity wants to hear it was written, Deadline (in
-    /// Environment.TickCount64 terms) when it must not be written later than that.
+    /// Environment.TickCount64 terms) when it must not be written later than that, Routine for the reply to an
+    /// unchanged heartbeat (one waiting is enough).
     /// </summary>
     private sealed record Outgoing(byte[] Frame, string? CommandId = null, bool AnswerExpected = false, string? RequestType = null,
-        long Deadline = long.MaxValue);
+        long Deadline = long.MaxValue, bool Routine = false);
 
     /// <summary>The entity's latest reply to reports, and its frame once encoded (when the dialect allows reuse).</summary>
     private sealed class CachedReply(ReportReply reply)
@@ -69,6 +70,9 @@ public sealed class DeviceConnection : UntypedActor
     private readonly object _writeLock = new(); // not System.Threading.Lock: 120 B per router
 
     private Queue<Outgoing>? _pending;
+    // A reply to an unchanged heartbeat is waiting to be written: another one adds nothing (the same
+    // answer), so a device that reports faster than its reader is paced builds no backlog.
+    private bool _routineReplyQueued;
     private bool _drainRunning;
     private Task _draining = Task.CompletedTask;
     private bool _writeFailed;
@@ -86,8 +90,6 @@ public sealed class DeviceConnection : UntypedActor
     private IReadOnlyList<GatewayReport>? _lastGateways;
     // The entity's latest reply to reports; set by the actor, read by the read loop.
     private volatile CachedReply? _reply;
-    // The report forwarded to the entity whose reply is due (some dialects echo something of it).
-    private volatile DeviceReport? _awaitingReply;
     private Task _reading = Task.CompletedTask;
 
     private IActorRef Region => _shared.Region;
@@ -114,11 +116,9 @@ public sealed class DeviceConnection : UntypedActor
         switch (message)
         {
             case ReplyToReport r when _dialect is { } dialect:
-                var report = _awaitingReply;
-                _awaitingReply = null;
                 _reply = new CachedReply(r.Reply);
-                WriteChecked(report is null ? dialect.EncodeModes(r.Reply) : dialect.EncodeReply(report, r.Reply), "report reply");
-                if (report is not null) PushModesIfIgnored(dialect, report, r.Reply);
+                WriteChecked(dialect.EncodeReply(r.ReportType, r.ReportReqId, r.Reply), "report reply", r.Routine);
+                PushModesIfIgnored(dialect, r.ReportType, _lastGateways, r.Reply);
                 break;
             case AuthModesChanged m when _dialect is { } dialect:
                 _reply = new CachedReply(m.Reply);
@@ -246,7 +246,6 @@ public sealed class DeviceConnection : UntypedActor
                 { Refused("device_id_mismatch", $"connect names '{c.DeviceId}' but this socket is bound to '{_deviceId}'"); return; }
                 _deviceId = c.DeviceId!;
                 Remember(c);
-                _awaitingReply = c;
                 Region.Tell(new DeviceConnect(_deviceId, c, self, _shared.Node, ProtocolOf(dialect, c)), self);
                 return;
             case HeartbeatMessage h:
@@ -261,11 +260,10 @@ public sealed class DeviceConnection : UntypedActor
                 if (cached is not null)
                 {
                     Write(dialect.ReplyIsReusable
-                        ? cached.Frame ??= new Outgoing(dialect.EncodeReply(h, cached.Reply))
-                        : new Outgoing(dialect.EncodeReply(h, cached.Reply)));
-                    PushModesIfIgnored(dialect, h, cached.Reply);
+                        ? cached.Frame ??= new Outgoing(dialect.EncodeReply(h.Type, h.ReqId, cached.Reply), Routine: true)
+                        : new Outgoing(dialect.EncodeReply(h.Type, h.ReqId, cached.Reply), Routine: true));
+                    PushModesIfIgnored(dialect, h.Type, h.Gateway, cached.Reply);
                 }
-                else _awaitingReply = h;
                 // Keep the older (equal) report: holding each new heartbeat until the next one promotes
                 // every heartbeat out of gen 0, and gen 2 collections are what stall all sockets at once.
                 if (!same) Remember(h);
@@ -285,15 +283,15 @@ public sealed class DeviceConnection : UntypedActor
     /// but its connect) and reports other modes than ours gets them as a frame of their own, heartbeat after
     /// heartbeat until it reports them.
     /// </summary>
-    private void PushModesIfIgnored(IDeviceDialect dialect, DeviceReport report, ReportReply reply)
+    private void PushModesIfIgnored(IDeviceDialect dialect, string reportType, IReadOnlyList<GatewayReport>? reported, ReportReply reply)
     {
-        if (dialect.AppliesModesFromReplyTo(report) || !ModesDiffer(report, reply)) return;
+        if (dialect.AppliesModesFromReplyTo(reportType) || !ModesDiffer(reported, reply)) return;
         WriteChecked(dialect.EncodeModes(reply), "auth modes");
     }
 
-    private static bool ModesDiffer(DeviceReport report, ReportReply reply)
+    private static bool ModesDiffer(IReadOnlyList<GatewayReport>? reported, ReportReply reply)
     {
-        if (report.Gateway is not { } reported || reply.Gateway is not { } wanted) return false;
+        if (reported is null || reply.Gateway is not { } wanted) return false;
         for (var i = 0; i < wanted.Count; i++)
             for (var j = 0; j < reported.Count; j++)
                 if (reported[j].GwId == wanted[i].GwId && reported[j].AuthMode != wanted[i].AuthMode) return true;
@@ -411,11 +409,11 @@ public sealed class DeviceConnection : UntypedActor
     }
 
     /// <summary>A frame the entity did not count on (replies, auth modes): refused when the device could not read it.</summary>
-    private void WriteChecked(byte[] frame, string what)
+    private void WriteChecked(byte[] frame, string what, bool routine = false)
     {
         if (frame.Length <= ReaderLimits.MaxPayloadBytes)
         {
-            Write(new Outgoing(frame));
+            Write(new Outgoing(frame, Routine: routine));
             return;
         }
         _shared.Metrics.FrameTooLarge();
@@ -434,6 +432,12 @@ public sealed class DeviceConnection : UntypedActor
         {
             if (!_writeFailed)
             {
+                if (f.Routine && _routineReplyQueued)
+                {
+                    _shared.Metrics.ReplySuperseded();
+                    return;
+                }
+                _routineReplyQueued |= f.Routine;
                 (_pending ??= new Queue<Outgoing>(2)).Enqueue(f);
                 if (_drainRunning) return;
                 _drainRunning = true;
@@ -505,6 +509,7 @@ public sealed class DeviceConnection : UntypedActor
                     _draining = Task.CompletedTask; // …and no finished drain
                     return;
                 }
+                if (f.Routine) _routineReplyQueued = false;
             }
             try
             {
@@ -538,6 +543,7 @@ public sealed class DeviceConnection : UntypedActor
                     _draining = Task.CompletedTask;
                     if (_pending is not null) lost.AddRange(_pending);
                     _pending = null;
+                    _routineReplyQueued = false;
                 }
                 // Nothing still queued will be written either.
                 foreach (var l in lost)

@@ -241,7 +241,7 @@ public static class DeviceDecider
         live = Seen(live with { Connection = c.Connection, Told = null, ConnectionFailing = c.Connection.Equals(live.Connection) && live.ConnectionFailing }, c.Report, now);
         effects = effects.Add(new Watch(c.Connection));
         events = events.AddRange(ReportEvents(state, c.Report, newConnection: true, now, c.Node, c.Protocol));
-        return Finish(deviceId, state, live, null, events, effects, c.Connection, now);
+        return Finish(deviceId, state, live, null, events, effects, new Answering(c.Connection, c.Report), now);
     }
 
     private static Decision OnHeartbeat(string deviceId, DeviceState state, DeviceLive live, DeviceHeartbeat h, DateTimeOffset now)
@@ -255,12 +255,12 @@ public static class DeviceDecider
         }
         live = Seen(live, h.Report, now);
         var events = ReportEvents(state, h.Report, adopt, now, h.Node, h.Protocol);
-        if (!events.IsEmpty) return Finish(deviceId, state, live, null, events, effects, h.Connection, now);
+        if (!events.IsEmpty) return Finish(deviceId, state, live, null, events, effects, new Answering(h.Connection, h.Report), now);
         // Nothing changed. Adopting a connection always answers: it may hold no reply of ours yet.
         if (!h.ReplyWanted && !adopt) return new Decision(null, [], effects, live);
         var reply = ReplyFor(state);
         if (h.Connection.Equals(live.Connection)) live = live with { Told = reply };
-        return new Decision(null, [], effects.Add(new Tell(h.Connection, new ReplyToReport(deviceId, reply))), live);
+        return new Decision(null, [], effects.Add(new Tell(h.Connection, new ReplyToReport(deviceId, reply, h.Report.Type, h.Report.ReqId, Routine: true))), live);
     }
 
     /// <summary>Last seen now; mode and figures kept, a new object only when they changed.</summary>
@@ -349,9 +349,12 @@ public static class DeviceDecider
 
     private static Decision Reply(DeviceLive live, IAdminReply reply) => new(reply, [], NoEffects, live);
 
+    /// <summary>A report waiting for our reply, and the connection it came on.</summary>
+    private readonly record struct Answering(IActorRef Connection, DeviceReport Report);
+
     /// <summary>Finishes a decision that may or may not have changed anything (nothing changed: nothing follows).</summary>
     private static Decision Changed(string deviceId, DeviceState state, DeviceLive live, IAdminReply? reply,
-        ImmutableList<IDeviceEvent> events, ImmutableList<DeviceEffect> effects, IActorRef? reportFrom, DateTimeOffset now) =>
+        ImmutableList<IDeviceEvent> events, ImmutableList<DeviceEffect> effects, Answering? reportFrom, DateTimeOffset now) =>
         events.IsEmpty ? new Decision(reply, events, effects, live) : Finish(deviceId, state, live, reply, events, effects, reportFrom, now);
 
     /// <summary>
@@ -360,14 +363,14 @@ public static class DeviceDecider
     /// reschedule the deadline and idle timers.
     /// </summary>
     private static Decision Finish(string deviceId, DeviceState state, DeviceLive live, IAdminReply? reply,
-        ImmutableList<IDeviceEvent> events, ImmutableList<DeviceEffect> effects, IActorRef? reportFrom, DateTimeOffset now)
+        ImmutableList<IDeviceEvent> events, ImmutableList<DeviceEffect> effects, Answering? reportFrom, DateTimeOffset now)
     {
         var after = state.ApplyAll(events);
         var answer = ReplyFor(after);
-        if (reportFrom is not null)
+        if (reportFrom is { } report)
         {
-            effects = effects.Add(new Tell(reportFrom, new ReplyToReport(deviceId, answer)));
-            if (reportFrom.Equals(live.Connection)) live = live with { Told = answer };
+            effects = effects.Add(new Tell(report.Connection, new ReplyToReport(deviceId, answer, report.Report.Type, report.Report.ReqId)));
+            if (report.Connection.Equals(live.Connection)) live = live with { Told = answer };
         }
         else if (live is { Connection: { } current, Told: { } told } && !SameModes(told, answer))
         {

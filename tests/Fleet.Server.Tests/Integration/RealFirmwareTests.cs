@@ -251,4 +251,24 @@ public sealed class RealFirmwareTests : IAsyncLifetime
         nine.AssertNoLoss();
         seed.AssertNoLoss();
     }
+
+    [Fact]
+    public async Task A_9_router_gets_one_reply_per_report_each_in_its_own_kind_even_before_its_entity_has_answered_the_connect()
+    {
+        // Heartbeats faster than the first reply (a new entity persists before it answers): each report still
+        // gets its own reply, the connect a "connect" one (the only kind 9.x takes modes from), and no
+        // gateway_heartbeat goes out while the router's modes are the ones wanted.
+        await using var router = new RealReaderRouter(_node.WebSocketUri(), "fast-9", FirmwareEra.V9)
+        {
+            HeartbeatEvery = TimeSpan.FromMilliseconds(100), Delays = ReconnectDelays.All(TimeSpan.FromMilliseconds(300)),
+        }.Start();
+        await router.WaitForAsync(r => r.HeartbeatsSent >= 8, "8 heartbeats sent");
+        await router.WaitForRepliesAsync(9);
+        var replies = router.Replies;
+        Assert.Equal("connect", replies[0].Name);
+        Assert.True(replies[0].Applied);
+        Assert.All(replies.Skip(1), r => Assert.Equal("heartbeat", r.Name));
+        Assert.DoesNotContain(replies, r => r.Name == "gateway_heartbeat");
+        router.AssertNoLoss();
+    }
 }

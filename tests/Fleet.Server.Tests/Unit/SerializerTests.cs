@@ -69,7 +69,7 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
         yield return new FrameNotWritten("r1", "c1", TestActor);
         yield return new FrameTooLarge("r1", "c1", 1400);
         yield return new FrameExpired("r1", "c1");
-        yield return new ReplyToReport("r1", Reply);
+        yield return new ReplyToReport("r1", Reply, "heartbeat", ReqId.Of("0123456789abcdef"));
         yield return new AuthModesChanged("r1", Reply);
         yield return new DeliverRequest("r1", Kickoff, T.AddSeconds(30));
         yield return new CloseConnection("replaced");
