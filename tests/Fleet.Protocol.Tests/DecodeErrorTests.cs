@@ -113,6 +113,7 @@ public class DecodeErrorTests
                 "set_wifi_info" => "{\"type\":\"set_wifi_info\",\"data\":{\"radio0\":{\"channel\":6}}}",
                 "sync_trusted_domain" or "sync_trusted_wildcard_domains" => $"{{\"type\":\"{kind.Type}\",\"domains\":[\"a.com\"]}}",
                 "get_client_info" => "{\"type\":\"get_client_info\",\"mac\":\"aa:bb:cc:dd:ee:ff\"}",
+                "sync_trusted_mac" => "{\"type\":\"sync_trusted_mac\",\"macs\":[\"aa:bb:cc:dd:ee:ff\"]}",
                 _ => $"{{\"type\":\"{kind.Type}\"}}",
             };
             var r = ProtocolCodec.DecodeFromController(json);

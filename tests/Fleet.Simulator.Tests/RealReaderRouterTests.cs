@@ -47,8 +47,8 @@ public sealed class RealReaderRouterTests
             ? ["firmware_info_response", "kickoff_response", "firmware_upgrade_response"]
             : ["firmware_info_response", "kickoff_error", "firmware_upgrade_response"], answers.Select(a => a.Type));
         Assert.Equal([null, KickoffError.ClientNotFound, null], answers.Select(a => a.Error));
-        await Eventually.True(() => controller.DeviceAnswers["r-q"].Count == 3, "the controller read the three answers");
-        Assert.Equal(["get_firmware_info", "kickoff", "firmware_upgrade"], controller.DeviceAnswers["r-q"].Select(a => a.RequestType));
+        await Eventually.True(() => controller.AnswersFrom("r-q").Count == 3, "the controller read the three answers");
+        Assert.Equal(["get_firmware_info", "kickoff", "firmware_upgrade"], controller.AnswersFrom("r-q").Select(a => a.RequestType));
         Assert.Empty(controller.Failures);
         router.AssertClean();
     }
@@ -154,7 +154,7 @@ public sealed class RealReaderRouterTests
         await router.ReleaseAsync();
         var answers = await router.WaitForAnswersAsync(2);
         Assert.Equal(["get_firmware_info", "kickoff"], answers.Select(a => a.RequestName));
-        await Eventually.True(() => controller.DeviceAnswers["r-hold"].Count == 2, "both answers at the controller");
+        await Eventually.True(() => controller.AnswersFrom("r-hold").Count == 2, "both answers at the controller");
         router.AssertClean();
     }
 

@@ -100,7 +100,7 @@ public sealed class SimulatorSmokeTests
         Assert.True(runner.Stats.ReplyLatency.Count > 0);
         foreach (var device in runner.Devices)
         {
-            var answers = controller.DeviceAnswers[device.DeviceId].ToList();
+            var answers = controller.AnswersFrom(device.DeviceId).ToList();
             Assert.Equal(ExpectedAnswers(device.Era), answers.Select(a => (a.Type, a.Error is not null)));
             var reqIds = answers.Select(a => a.ReqId?.Value).ToList();
             if (device.Era == FirmwareEra.Seed) Assert.All(reqIds, Assert.Null);
