@@ -76,6 +76,9 @@ public sealed class FakeController : IAsyncDisposable
     public ConcurrentDictionary<string, ConcurrentQueue<IAnswerFrame>> Answers { get; } = new();
     /// <summary>Every answer each device of any dialect sent after its connect, in order, as its dialect reads it.</summary>
     public ConcurrentDictionary<string, ConcurrentQueue<DeviceAnswer>> DeviceAnswers { get; } = new();
+
+    /// <summary>The answers read from one device so far (empty until its first one; never a missing key while a test polls).</summary>
+    public ConcurrentQueue<DeviceAnswer> AnswersFrom(string device) => DeviceAnswers.GetOrAdd(device, _ => new ConcurrentQueue<DeviceAnswer>());
     /// <summary>The protocol each device showed last ("seed", "2025", "9").</summary>
     public ConcurrentDictionary<string, string> Protocols { get; } = new();
     /// <summary>What op devices said about frames of ours they could not take (their 400 without req_id).</summary>
@@ -187,9 +190,9 @@ public sealed class FakeController : IAsyncDisposable
         }
         if (decoded.Answer is { } answer && socket.DeviceId is { } device)
         {
-            DeviceAnswers[device].Enqueue(answer);
+            AnswersFrom(device).Enqueue(answer);
             socket.OnAnswer(answer);
-            if (dialect is TypeDialect && ProtocolCodec.DecodeFromDevice(frame.Span).Message is IAnswerFrame flat) Answers[device].Enqueue(flat);
+            if (dialect is TypeDialect && ProtocolCodec.DecodeFromDevice(frame.Span).Message is IAnswerFrame flat) Answers.GetOrAdd(device, _ => new ConcurrentQueue<IAnswerFrame>()).Enqueue(flat);
             return;
         }
         Interlocked.Increment(ref _undecodable);
