@@ -65,11 +65,13 @@ var warmupOption = Valued("--warmup", "seconds offered before measuring", 2.0, N
 var maxInFlightOption = Valued("--max-in-flight", "requests in flight at most; beyond it a scheduled request is skipped", 5000, v => Count(v, 1), "an integer ≥ 1");
 var burstOption = Valued("--burst", "K > 0: bursts of K commands to every device at once, round after round, instead of the open loop", 0, v => Count(v, 0), "an integer ≥ 0");
 var roundsOption = Valued("--rounds", "bursts: how many rounds", 10, v => Count(v, 1), "an integer ≥ 1");
+var keyOption = Valued("--api-key", "the admin API key sent as Authorization: Bearer (default: $FLEET_API_KEY)",
+    Environment.GetEnvironmentVariable("FLEET_API_KEY") ?? "", Any, "");
 var gapOption = Valued("--gap", "bursts: seconds between the end of a round and the next", 0.5, NotNegative, "a number ≥ 0");
 var command = new RootCommand("Admin command load: POST /api/v1/devices/{id}/commands?wait=W, open loop at a fixed offered rate or in bursts (--burst).")
 {
     baseOption, rateOption, durationOption, devicesOption, prefixOption, firstOption, waitOption, bodyOption, jsonOption,
-    warmupOption, maxInFlightOption, burstOption, roundsOption, gapOption,
+    warmupOption, maxInFlightOption, burstOption, roundsOption, gapOption, keyOption,
 };
 
 var parsed = command.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
@@ -112,6 +114,8 @@ using var http = new HttpClient(new SocketsHttpHandler
     UseProxy = false, MaxConnectionsPerServer = 256, PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
 })
 { BaseAddress = parsed.GetValue(baseOption), Timeout = TimeSpan.FromSeconds(wait + 10) };
+if (parsed.GetValue(keyOption) is { Length: > 0 } apiKey)
+    http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", apiKey);
 
 var burst = parsed.GetValue(burstOption);
 if (burst > 0) return await Bursts();

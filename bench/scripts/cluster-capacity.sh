@@ -40,7 +40,7 @@ for i in 0 1 2; do
   for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:${HTTP_PORTS[$i]}/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
   curl -sf "http://127.0.0.1:${HTTP_PORTS[$i]}/readyz" >/dev/null || { log "node$((i + 1)) not ready"; exit 1; }
 done
-log "cluster up: $(curl -sf "http://127.0.0.1:${HTTP_PORTS[0]}/api/v1/node" | jq -c '.members')"
+log "cluster up: $(curl -sf -H "$AUTH" "http://127.0.0.1:${HTTP_PORTS[0]}/api/v1/node" | jq -c '.members')"
 
 node_rss() { local t=0; for p in "${NODE_PIDS[@]}"; do t=$(( t + $(rss_kb "$p") )); done; echo "$t"; }
 settle_all() {  # full GC in every node (dotnet-gcdump), then the summed RSS
@@ -75,13 +75,13 @@ while :; do
 done
 log "holding $HOLD s"; sleep "$HOLD"
 held=$(connected_all)
-per_node=(); for i in 0 1 2; do per_node+=("$(curl -sf "http://127.0.0.1:${HTTP_PORTS[$i]}/api/v1/node" | jq '.connections.active')"); done
+per_node=(); for i in 0 1 2; do per_node+=("$(curl -sf -H "$AUTH" "http://127.0.0.1:${HTTP_PORTS[$i]}/api/v1/node" | jq '.connections.active')"); done
 # Every router online in the directory (read through node 1, pages of 1000): how long after the last
 # connect the directory shows them all, polled every 10 s for at most CONVERGE seconds.
 count_online() {
   local n=0 cursor="" page
   for _ in $(seq 1 200); do
-    page=$(curl -sf -m 30 "http://127.0.0.1:${HTTP_PORTS[0]}/api/v1/devices?online=true&limit=1000${cursor:+&cursor=$cursor}") || break
+    page=$(curl -sf -m 30 -H "$AUTH" "http://127.0.0.1:${HTTP_PORTS[0]}/api/v1/devices?online=true&limit=1000${cursor:+&cursor=$cursor}") || break
     n=$(( n + $(jq '.items | length' <<<"$page") ))
     cursor=$(jq -r '.next_cursor // empty' <<<"$page"); [[ -z "$cursor" ]] && break
   done

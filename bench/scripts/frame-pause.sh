@@ -90,7 +90,7 @@ stop_pid() {
   PIDS=("${keep[@]}")
 }
 
-frames_out() { curl -sf "http://127.0.0.1:$PORT/api/v1/node" | jq -r '.connections.frames_out'; }
+frames_out() { curl -sf -H "$AUTH" "http://127.0.0.1:$PORT/api/v1/node" | jq -r '.connections.frames_out'; }
 
 # run_case LINK_NAME P W SIM_URL [netns] → one JSON line in $CASES
 run_case() {

@@ -15,6 +15,11 @@ PORT="${PORT:-8080}"
 # Same GC for ours and the bare server: workstation, non-concurrent unless told otherwise.
 export DOTNET_gcServer="${GC_SERVER:-0}"
 export DOTNET_gcConcurrent="${GC_CONCURRENT:-0}"
+# Every node a bench starts accepts this admin API key (the load tools and curl send it).
+export FLEET_API_KEY="${FLEET_API_KEY:-bench-admin-key-00000000000000}"
+export Fleet__Security__ApiKeys__0__Name=bench Fleet__Security__ApiKeys__0__Role=admin
+export Fleet__Security__ApiKeys__0__Key="$FLEET_API_KEY"
+AUTH="Authorization: Bearer $FLEET_API_KEY"
 PIDS=()
 SIM_PIDS=(); SIM_JSONS=()
 

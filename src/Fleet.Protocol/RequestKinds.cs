@@ -8,6 +8,12 @@ public sealed record RequestKind(string Type, string? SuccessType, string? Error
 {
     /// <summary>One-way requests (auth, tmp_pass, reboot_device) complete as delivered once sent.</summary>
     public bool OneWay => SuccessType is null;
+
+    /// <summary>
+    /// Requests that run anything on the router or point it at another server (shell, set_*_serv on 9.x):
+    /// only an admin key may send them, and each is audited.
+    /// </summary>
+    public bool Privileged => RequestKinds.PrivilegedTypes.Contains(Type);
 }
 
 public static class RequestKinds
@@ -46,6 +52,10 @@ public static class RequestKinds
         .SelectMany(k => new[] { (k.SuccessType, k), (k.ErrorType, k) })
         .Where(p => p.Item1 is not null)
         .ToDictionary(p => p.Item1!, p => p.k, StringComparer.Ordinal);
+
+    /// <summary>See <see cref="RequestKind.Privileged"/>.</summary>
+    public static readonly IReadOnlySet<string> PrivilegedTypes =
+        new HashSet<string>(["shell", "set_auth_serv", "set_mqtt_serv", "set_websocket_serv"], StringComparer.Ordinal);
 
     public static RequestKind? Find(string type) => ByType.GetValueOrDefault(type);
 

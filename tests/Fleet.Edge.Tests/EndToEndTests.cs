@@ -43,12 +43,13 @@ public sealed class EndToEndTests : IAsyncLifetime
         foreach (var a in new[] { dll, "--urls", $"http://127.0.0.1:{_port}" }) psi.ArgumentList.Add(a);
         psi.Environment["Fleet__Persistence__ConnectionString"] = $"Data Source={Path.Combine(_ws.Dir, "fleet.db")}";
         psi.Environment["Fleet__Cluster__Port"] = "0";
+        foreach (var (name, value) in TestKeys.Environment()) psi.Environment[name] = value;
         _server = Process.Start(psi)!;
         _server.OutputDataReceived += (_, e) => { lock (_serverLog) _serverLog.AppendLine(e.Data); };
         _server.ErrorDataReceived += (_, e) => { lock (_serverLog) _serverLog.AppendLine(e.Data); };
         _server.BeginOutputReadLine();
         _server.BeginErrorReadLine();
-        _http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_port}"), Timeout = TimeSpan.FromSeconds(20) };
+        _http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_port}"), Timeout = TimeSpan.FromSeconds(20) }.Authorize();
         try
         {
             await Eventually.True(async () =>

@@ -3,6 +3,7 @@ using Akka.Cluster;
 using Fleet.Server.Connections;
 using Fleet.Server.Directory;
 using Fleet.Server.Hosting;
+using Fleet.Server.Security;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Fleet.Server.Admin;
@@ -12,9 +13,9 @@ public static class OperationsApi
 {
     public static IEndpointRouteBuilder MapOperationsApi(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/healthz", () => TypedResults.Ok(new { status = "alive" })).WithTags("operations");
-        app.MapGet("/readyz", Ready).WithTags("operations");
-        app.MapGet("/api/v1/node", Node).WithTags("operations");
+        app.MapGet("/healthz", () => TypedResults.Ok(new { status = "alive" })).WithTags("operations").AllowAnonymous();
+        app.MapGet("/readyz", Ready).WithTags("operations").AllowAnonymous();
+        app.MapGet("/api/v1/node", Node).WithTags("operations").RequireAuthorization(Policies.Viewer);
         return app;
     }
 

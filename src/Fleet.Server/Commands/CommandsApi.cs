@@ -4,6 +4,7 @@ using Fleet.Protocol;
 using Fleet.Server.Admin;
 using Fleet.Server.Devices;
 using Fleet.Server.Hosting;
+using Fleet.Server.Security;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
@@ -16,10 +17,10 @@ public static class CommandsApi
     public static IEndpointRouteBuilder MapCommandsApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/v1/devices/{deviceId}/commands").WithTags("commands");
-        api.MapPost("/", Submit).WithName("SubmitCommand").Accepts<object>("application/json");
-        api.MapGet("/", List).WithName("ListCommands");
-        api.MapGet("/{commandId}", Get).WithName("GetCommand");
-        api.MapDelete("/{commandId}", Cancel).WithName("CancelCommand");
+        api.MapPost("/", Submit).WithName("SubmitCommand").Accepts<object>("application/json").RequireAuthorization(Policies.Operator);
+        api.MapGet("/", List).WithName("ListCommands").RequireAuthorization(Policies.Viewer);
+        api.MapGet("/{commandId}", Get).WithName("GetCommand").RequireAuthorization(Policies.Viewer);
+        api.MapDelete("/{commandId}", Cancel).WithName("CancelCommand").RequireAuthorization(Policies.Operator);
         return app;
     }
 

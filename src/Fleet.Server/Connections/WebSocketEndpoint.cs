@@ -14,7 +14,7 @@ public static class WebSocketEndpoint
 
     public static IEndpointRouteBuilder MapDeviceSockets(this IEndpointRouteBuilder app)
     {
-        foreach (var path in Paths) app.Map(path, Accept).ExcludeFromDescription();
+        foreach (var path in Paths) app.Map(path, Accept).ExcludeFromDescription().AllowAnonymous();
         return app;
     }
 

@@ -5,6 +5,7 @@ using Fleet.Protocol;
 using Fleet.Server.Admin;
 using Fleet.Server.Directory;
 using Fleet.Server.Hosting;
+using Fleet.Server.Security;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 
@@ -16,10 +17,10 @@ public static class DevicesApi
     public static IEndpointRouteBuilder MapDevicesApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/v1/devices").WithTags("devices");
-        api.MapGet("/", List).WithName("ListDevices");
-        api.MapGet("/{deviceId}", Get).WithName("GetDevice");
+        api.MapGet("/", List).WithName("ListDevices").RequireAuthorization(Policies.Viewer);
+        api.MapGet("/{deviceId}", Get).WithName("GetDevice").RequireAuthorization(Policies.Viewer);
         api.MapPut("/{deviceId}/gateways/{gwId}/auth-mode", SetAuthMode).WithName("SetAuthMode")
-            .Accepts<AuthModeRequest>("application/json");
+            .Accepts<AuthModeRequest>("application/json").RequireAuthorization(Policies.Operator);
         return app;
     }
 

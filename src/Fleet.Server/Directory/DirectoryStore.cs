@@ -21,6 +21,12 @@ public sealed record DirectoryEvent(string DeviceId, IDeviceEvent Event, long Or
 /// The device_summary table beside the journal (same database), written only by the projection.
 /// The SQL is the subset SQLite and PostgreSQL share (ON CONFLICT upserts, TEXT timestamps in ISO 8601).
 /// </summary>
+/// <summary>Tables another store keeps in the directory's database, created with the directory's at start.</summary>
+public interface IStoreTables
+{
+    Task CreateAsync(DbConnection c, DbTransaction tx, PersistenceProvider provider, CancellationToken ct);
+}
+
 public sealed class DirectoryStore(PersistenceProvider provider, string connectionString)
 {
     public PersistenceProvider Provider => provider;
@@ -39,7 +45,10 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
     /// <summary>Any 64-bit constant of our own: the advisory lock that serialises schema creation on PostgreSQL.</summary>
     private const long SchemaLock = 0x466C656574_5363; // "FleetSc"
 
-    public async Task InitializeAsync(CancellationToken ct = default)
+    public async Task InitializeAsync(CancellationToken ct = default) => await InitializeAsync([], ct);
+
+    /// <summary>Creates the directory's tables and those of the other stores sharing this database, in one locked transaction.</summary>
+    public async Task InitializeAsync(IEnumerable<IStoreTables> others, CancellationToken ct = default)
     {
         await using var c = await OpenAsync(ct);
         if (provider == PersistenceProvider.Sqlite)
@@ -63,10 +72,11 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
         // Columns added after the first release (SQLite has no ADD COLUMN IF NOT EXISTS: ask first).
         if (!await HasColumnAsync(c, tx, "device_summary", "protocol"))
             await Exec(c, tx, "ALTER TABLE device_summary ADD COLUMN protocol TEXT;");
+        foreach (var tables in others) await tables.CreateAsync(c, tx, provider, ct);
         await tx.CommitAsync(ct);
     }
 
-    private async Task<bool> HasColumnAsync(DbConnection c, DbTransaction tx, string table, string column)
+    internal async Task<bool> HasColumnAsync(DbConnection c, DbTransaction tx, string table, string column)
     {
         await using var cmd = Command(c, tx, provider == PersistenceProvider.Sqlite
             ? "SELECT COUNT(*) FROM pragma_table_info(@t) WHERE name = @c"
@@ -196,7 +206,7 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
     private static DateTimeOffset? Time(DbDataReader r, int i) =>
         r.IsDBNull(i) ? null : DateTimeOffset.Parse(r.GetString(i), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
 
-    private static DbCommand Command(DbConnection c, DbTransaction? tx, string sql, params (string Name, object? Value)[] args)
+    internal static DbCommand Command(DbConnection c, DbTransaction? tx, string sql, params (string Name, object? Value)[] args)
     {
         var cmd = c.CreateCommand();
         cmd.Transaction = tx;
@@ -211,7 +221,7 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
         return cmd;
     }
 
-    private static async Task Exec(DbConnection c, DbTransaction? tx, string sql, params (string, object?)[] args)
+    internal static async Task Exec(DbConnection c, DbTransaction? tx, string sql, params (string, object?)[] args)
     {
         await using var cmd = Command(c, tx, sql, args);
         await cmd.ExecuteNonQueryAsync();

@@ -6,6 +6,7 @@ using Fleet.Server.Commands;
 using Fleet.Server.Devices;
 using Fleet.Server.Connections;
 using Fleet.Server.Directory;
+using Fleet.Server.Security;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 using Polly;
@@ -83,6 +84,7 @@ public static class FleetNode
             o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
         });
         builder.Services.AddProblemDetails();
+        builder.Services.AddFleetSecurity();
         builder.Services.AddOpenApi("v1");
         builder.Services.AddFleetAkka(settings, builder.Configuration, connectionString);
         return builder;
@@ -114,7 +116,11 @@ public static class FleetNode
             })
             .Build();
         var store = app.Services.GetRequiredService<DirectoryStore>();
-        await pipeline.ExecuteAsync(async ct => await store.InitializeAsync(ct), app.Lifetime.ApplicationStopping);
+        var others = app.Services.GetServices<IStoreTables>().ToList();
+        await pipeline.ExecuteAsync(async ct => await store.InitializeAsync(others, ct), app.Lifetime.ApplicationStopping);
+        var settings = app.Services.GetRequiredService<IOptions<FleetSettings>>().Value;
+        await app.Services.GetRequiredService<ApiKeyStore>().EnsureAdminKeyAsync(
+            GeneratedKeyFile(settings, store), app.Lifetime.ApplicationStopping);
     }
 
     public static WebApplication UseFleetNode(this WebApplication app)
@@ -122,12 +128,26 @@ public static class FleetNode
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseWebSockets();
-        app.MapOpenApi("/openapi/{documentName}.json");
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.MapOpenApi("/openapi/{documentName}.json").AllowAnonymous();
         app.MapDeviceSockets();
         app.MapDevicesApi();
         app.MapCommandsApi();
         app.MapOperationsApi();
         return app;
+    }
+
+    /// <summary>Where a generated admin key goes: Fleet:Security:GeneratedKeyFile, else admin.key beside the SQLite file (data/ for PostgreSQL).</summary>
+    public static string GeneratedKeyFile(FleetSettings settings, DirectoryStore store)
+    {
+        if (settings.Security.GeneratedKeyFile is { Length: > 0 } configured) return Path.GetFullPath(configured);
+        if (store.Provider == PersistenceProvider.Sqlite)
+        {
+            var db = new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder(ResolveConnectionString(settings.Persistence)).DataSource;
+            return Path.Combine(Path.GetDirectoryName(db)!, "admin.key");
+        }
+        return Path.GetFullPath("data/admin.key");
     }
 
     /// <summary>SQLite paths are made absolute (against the working directory) and their folder created.</summary>

@@ -11,6 +11,7 @@ public sealed class FleetSettings
     public WebSocketSettings WebSocket { get; set; } = new();
     public DeviceSettings Devices { get; set; } = new();
     public CommandSettings Commands { get; set; } = new();
+    public Security.SecuritySettings Security { get; set; } = new();
 }
 
 public enum PersistenceProvider { Sqlite, PostgreSql }

@@ -37,7 +37,7 @@ public sealed class NodeProcess : IAsyncDisposable
         HttpPort = httpPort;
         AkkaPort = akkaPort;
         _logDir = logDir;
-        Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}"), Timeout = TimeSpan.FromSeconds(30) };
+        Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}"), Timeout = TimeSpan.FromSeconds(30) }.Authorize();
         var args = new List<string>
         {
             Paths.ServerDll,
@@ -48,6 +48,7 @@ public sealed class NodeProcess : IAsyncDisposable
             "--Fleet:Persistence:ConnectionString", connectionString,
         };
         for (var i = 0; i < seeds.Count; i++) args.AddRange([$"--Fleet:Cluster:SeedNodes:{i}", seeds[i]]);
+        args.AddRange(TestKeys.Arguments());
         _args = args;
     }
 

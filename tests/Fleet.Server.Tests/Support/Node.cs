@@ -21,7 +21,7 @@ public sealed class Node : IAsyncDisposable
         App = app;
         BaseAddress = baseAddress;
         DbPath = dbPath;
-        Http = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(60) };
+        Http = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(60) }.Authorize();
     }
 
     public Uri WebSocketUri(string path = "/ws/wifidogx") => new($"ws://{BaseAddress.Authority}{path}");
@@ -39,6 +39,7 @@ public sealed class Node : IAsyncDisposable
             "--Fleet:Cluster:Port", "0",
             "--Logging:LogLevel:Default", "Warning",
         };
+        args.AddRange(TestKeys.Arguments());
         args.AddRange(extraArgs);
         var app = await FleetNode.CreateAsync(args.ToArray());
         await app.StartAsync();

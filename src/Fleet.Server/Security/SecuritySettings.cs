@@ -1,0 +1,39 @@
+namespace Fleet.Server.Security;
+
+/// <summary>Section Fleet:Security: who may call the admin API, how devices are admitted, what is audited.</summary>
+public sealed class SecuritySettings
+{
+    /// <summary>
+    /// Admin API keys (Fleet:Security:ApiKeys:N:{Name, Key or KeySha256, Role}). Empty: the first start
+    /// generates an admin key into a file beside the database (see <see cref="ApiKeyStore"/>).
+    /// </summary>
+    public List<ApiKeySettings> ApiKeys { get; set; } = [];
+
+    /// <summary>open (identity is the device_id), fleet-key or device-key. See docs/SECURITY.md.</summary>
+    public string DeviceAdmission { get; set; } = "open";
+
+    /// <summary>The fleet's enrolment keys (fleet-key and device-key admission): ?key=… on the WebSocket path.</summary>
+    public string[] EnrolmentKeys { get; set; } = [];
+
+    /// <summary>device-key admission: a device enrolled with a fleet key is approved at once instead of pending.</summary>
+    public bool AutoApprove { get; set; }
+
+    /// <summary>When set, a firmware_upgrade URL must start with one of these (an admin may override per request, audited).</summary>
+    public string[] FirmwareUrlPrefixes { get; set; } = [];
+
+    /// <summary>Audit rows older than this are deleted.</summary>
+    public int AuditRetentionDays { get; set; } = 90;
+
+    /// <summary>Where the generated admin key is written; default: admin.key beside the SQLite database (data/ for PostgreSQL).</summary>
+    public string? GeneratedKeyFile { get; set; }
+}
+
+public sealed class ApiKeySettings
+{
+    public string Name { get; set; } = "";
+    /// <summary>The key itself (prefer <see cref="KeySha256"/> in files that others can read).</summary>
+    public string? Key { get; set; }
+    /// <summary>Lower-case hex SHA-256 of the key's UTF-8 bytes.</summary>
+    public string? KeySha256 { get; set; }
+    public string Role { get; set; } = "";
+}
