@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # A three-node Fleet cluster on this machine, without Docker: PostgreSQL (Debian's package, started if
-# needed), three Fleet.Server nodes (HTTP 8081-8083, Akka 4053-4055) and nginx on 8080 with
-# deploy/nginx/fleet.conf. Ctrl-C stops everything this script started.
+# needed), three Fleet.Server nodes (routers 8081-8083, admin API 9091-9093, Akka 4053-4055) and nginx
+# with deploy/nginx/fleet.conf (routers on 8080, admin API on 9090). Ctrl-C stops everything this script started.
 #
-#   cluster-config/run-local-cluster.sh            # then: ws://127.0.0.1:8080/ws/wifidogx, http://127.0.0.1:8080/api/v1/devices
-#   FLEET_LB_PORT=9080 cluster-config/run-local-cluster.sh
+#   cluster-config/run-local-cluster.sh            # then: ws://127.0.0.1:8080/ws/wifidogx, http://127.0.0.1:9090/api/v1/devices
+#   FLEET_LB_PORT=9080 FLEET_ADMIN_PORT=9180 cluster-config/run-local-cluster.sh
 #
 # Logs: data/cluster-local/node{1,2,3}.log and data/cluster-local/nginx/. Needs: dotnet, nginx, postgresql
 # (apt-get install -y nginx postgresql).
@@ -13,7 +13,9 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 work="$root/data/cluster-local"  # data/ is git-ignored
 lb_port=${FLEET_LB_PORT:-8080}
+admin_lb_port=${FLEET_ADMIN_PORT:-9090}
 http_ports=(8081 8082 8083)
+admin_ports=(9091 9092 9093)
 akka_ports=(4053 4054 4055)
 pg_conn=${FLEET_POSTGRES:-"Host=127.0.0.1;Port=5432;Username=fleet;Password=fleet;Database=fleet"}
 mkdir -p "$work/nginx"
@@ -50,11 +52,12 @@ dll="$root/src/Fleet.Server/bin/Release/net10.0/Fleet.Server.dll"
 seeds=()
 for i in 0 1 2; do seeds+=("--Fleet:Cluster:SeedNodes:$i" "akka.tcp://fleet@127.0.0.1:${akka_ports[$i]}"); done
 for i in 0 1 2; do
-  dotnet "$dll" --urls "http://127.0.0.1:${http_ports[$i]}" --config "$root/cluster-config/three-node.json" \
+  dotnet "$dll" --urls "http://127.0.0.1:${http_ports[$i]}" --Fleet:Admin:Urls "http://127.0.0.1:${admin_ports[$i]}" \
+    --config "$root/cluster-config/three-node.json" \
     --Fleet:Cluster:Port "${akka_ports[$i]}" --Fleet:Persistence:ConnectionString "$pg_conn" "${seeds[@]}" \
     > "$work/node$((i + 1)).log" 2>&1 &
   pids+=($!)
-  say "node$((i + 1)): http ${http_ports[$i]}, akka ${akka_ports[$i]}, pid $!"
+  say "node$((i + 1)): routers ${http_ports[$i]}, admin ${admin_ports[$i]}, akka ${akka_ports[$i]}, pid $!"
 done
 for i in 0 1 2; do
   until curl -fsS "http://127.0.0.1:${http_ports[$i]}/readyz" >/dev/null 2>&1; do
@@ -62,13 +65,19 @@ for i in 0 1 2; do
     sleep 0.5
   done
 done
-say "cluster: $(curl -fsS "http://127.0.0.1:${http_ports[0]}/api/v1/node" | grep -o '"members":\[[^]]*\]')"
+# The admin API needs a key: set FLEET_API_KEY to one to see the members here.
+auth=(); [ -n "${FLEET_API_KEY:-}" ] && auth=(-H "Authorization: Bearer $FLEET_API_KEY")
+say "cluster: $(curl -fsS "${auth[@]}" "http://127.0.0.1:${admin_ports[0]}/api/v1/node" | grep -o '"members":\[[^]]*\]')"
 
 # --- nginx (deploy/nginx/fleet.conf with loopback ports) ----------------------------------------
 sed -e "s/^\(\s*\)server node1:8080/\1server 127.0.0.1:${http_ports[0]}/" \
     -e "s/^\(\s*\)server node2:8080/\1server 127.0.0.1:${http_ports[1]}/" \
     -e "s/^\(\s*\)server node3:8080/\1server 127.0.0.1:${http_ports[2]}/" \
-    -e "s/^\(\s*\)listen 8080;/\1listen 127.0.0.1:$lb_port;/" deploy/nginx/fleet.conf > "$work/nginx/fleet.conf"
+    -e "s/^\(\s*\)server node1:9090/\1server 127.0.0.1:${admin_ports[0]}/" \
+    -e "s/^\(\s*\)server node2:9090/\1server 127.0.0.1:${admin_ports[1]}/" \
+    -e "s/^\(\s*\)server node3:9090/\1server 127.0.0.1:${admin_ports[2]}/" \
+    -e "s/^\(\s*\)listen 8080;/\1listen 127.0.0.1:$lb_port;/" \
+    -e "s/^\(\s*\)listen 9090;/\1listen 127.0.0.1:$admin_lb_port;/" deploy/nginx/fleet.conf > "$work/nginx/fleet.conf"
 cat > "$work/nginx/nginx.conf" <<NGINX
 daemon off;
 worker_processes 1;
@@ -87,7 +96,7 @@ http {
 NGINX
 nginx -e "$work/nginx/error.log" -p "$work/nginx/" -c "$work/nginx/nginx.conf" &
 pids+=($!)
-say "nginx on 127.0.0.1:$lb_port (pid $!): ws://127.0.0.1:$lb_port/ws/wifidogx  http://127.0.0.1:$lb_port/api/v1/devices"
+say "nginx (pid $!): routers ws://127.0.0.1:$lb_port/ws/wifidogx, admin http://127.0.0.1:$admin_lb_port/api/v1/devices"
 say "simulator: dotnet src/Fleet.Simulator/bin/Release/net10.0/Fleet.Simulator.dll --url ws://127.0.0.1:$lb_port/ws/wifidogx --devices 100"
 say "Ctrl-C stops the cluster"
 wait

@@ -12,7 +12,7 @@ public sealed class ConnectionMetrics : IDisposable
     public const string MeterName = "Fleet.Server";
     private readonly Meter _meter = new(MeterName);
     private readonly ConcurrentDictionary<string, long> _refused = new();
-    private long _active, _accepted, _rejectedAtCap, _framesIn, _framesOut, _heartbeats, _framesHeld, _framesTooLarge, _complaints, _silent, _expired, _superseded;
+    private long _active, _accepted, _rejectedAtCap, _framesIn, _framesOut, _heartbeats, _framesHeld, _framesTooLarge, _complaints, _silent, _expired, _superseded, _noConnect, _frameRate;
 
     public ConnectionMetrics()
     {
@@ -26,6 +26,8 @@ public sealed class ConnectionMetrics : IDisposable
         _meter.CreateObservableCounter("fleet.frames.too_large_for_device", () => Interlocked.Read(ref _framesTooLarge));
         _meter.CreateObservableCounter("fleet.device_complaints", () => Interlocked.Read(ref _complaints));
         _meter.CreateObservableCounter("fleet.connections.closed_for_silence", () => Interlocked.Read(ref _silent));
+        _meter.CreateObservableCounter("fleet.connections.closed_without_connect", () => Interlocked.Read(ref _noConnect));
+        _meter.CreateObservableCounter("fleet.connections.closed_for_frame_rate", () => Interlocked.Read(ref _frameRate));
         _meter.CreateObservableCounter("fleet.frames.expired", () => Interlocked.Read(ref _expired));
         _meter.CreateObservableCounter("fleet.replies.skipped", () => Interlocked.Read(ref _superseded));
         _meter.CreateObservableCounter("fleet.frames.refused",
@@ -51,6 +53,10 @@ public sealed class ConnectionMetrics : IDisposable
     /// <summary>A reply to an unchanged heartbeat was not queued: the same reply was still waiting for the device's reader.</summary>
     public void ReplySuperseded() => Interlocked.Increment(ref _superseded);
     public void ClosedForSilence() => Interlocked.Increment(ref _silent);
+    /// <summary>A socket sent no valid connect within Fleet:WebSocket:ConnectWithinSeconds of its upgrade.</summary>
+    public void ClosedWithoutConnect() => Interlocked.Increment(ref _noConnect);
+    /// <summary>A socket's frames stayed over its rate for Fleet:WebSocket:CloseAfterExcessSeconds.</summary>
+    public void ClosedForFrameRate() => Interlocked.Increment(ref _frameRate);
     public void Refused(string reason) => _refused.AddOrUpdate(reason, 1, (_, n) => n + 1);
 
     public object Snapshot() => new
@@ -65,6 +71,8 @@ public sealed class ConnectionMetrics : IDisposable
         FramesTooLargeForDevice = Interlocked.Read(ref _framesTooLarge),
         DeviceComplaints = Interlocked.Read(ref _complaints),
         ClosedForSilence = Interlocked.Read(ref _silent),
+        ClosedWithoutConnect = Interlocked.Read(ref _noConnect),
+        ClosedForFrameRate = Interlocked.Read(ref _frameRate),
         FramesExpired = Interlocked.Read(ref _expired),
         RepliesSkipped = Interlocked.Read(ref _superseded),
         Refused = _refused.ToDictionary(kv => kv.Key, kv => kv.Value),

@@ -34,6 +34,10 @@ public sealed class DeviceConnection : UntypedActor
     public const string UnconfiguredDeviceId = "UNKNOWN";
     /// <summary>The device sent nothing for longer than the silence limit.</summary>
     public sealed record Silent(TimeSpan For);
+    /// <summary>The socket sent no valid connect within the limit after its upgrade (from the watch).</summary>
+    public sealed record ConnectOverdue(TimeSpan After);
+    /// <summary>The device's frames went over its rate for longer than allowed.</summary>
+    private sealed record FrameFlood(TimeSpan For);
 
     /// <summary>A frame waiting to be written; CommandId set when the entity wants to hear it was written.</summary>
     /// <summary>
@@ -91,6 +95,11 @@ public sealed class DeviceConnection : UntypedActor
     // The entity's latest reply to reports; set by the actor, read by the read loop.
     private volatile CachedReply? _reply;
     private Task _reading = Task.CompletedTask;
+    // What the device may send (read loop only), and the frames it has earned by being sent requests it answers.
+    private FrameBudget _budget;
+    private int _answerCredit;
+    /// <summary>Answer credits kept at most: one command is in flight at a time, a few unanswered ones may linger.</summary>
+    private const int MaxAnswerCredit = 4;
 
     private IActorRef Region => _shared.Region;
     private ILoggingAdapter Log => _shared.Log;
@@ -142,6 +151,18 @@ public sealed class DeviceConnection : UntypedActor
             case Silent s:
                 _shared.Metrics.ClosedForSilence();
                 Log.Info("closing {0} ({1}): no frame for {2:0} s", _deviceId ?? "unbound socket", _remote, s.For.TotalSeconds);
+                Context.Stop(Self);
+                break;
+            case ConnectOverdue o:
+                if (_deviceId is not null) break; // bound since the watch looked
+                _shared.Metrics.ClosedWithoutConnect();
+                Log.Debug("closing unbound socket ({0}): no valid connect within {1:0.#} s", _remote, o.After.TotalSeconds);
+                Context.Stop(Self);
+                break;
+            case FrameFlood f:
+                _shared.Metrics.ClosedForFrameRate();
+                Log.Info("closing {0} ({1}): frames over {2}/s for {3:0} s", _deviceId ?? "unbound socket", _remote,
+                    _shared.Rate.PerSecond, f.For.TotalSeconds);
                 Context.Stop(Self);
                 break;
             case SocketEnded e:
@@ -356,11 +377,19 @@ public sealed class DeviceConnection : UntypedActor
                 // Idle sockets hold no buffer: wait for data with a zero-byte read.
                 var peek = await _socket.ReceiveAsync(Memory<byte>.Empty, ct);
                 if (peek.MessageType == WebSocketMessageType.Close) break;
-                var (message, type, tooLarge) = await ReadMessage(ct);
+                var verdict = TakeFrame(Environment.TickCount64);
+                if (verdict == FrameVerdict.Close)
+                {
+                    self.Tell(new FrameFlood(TimeSpan.FromMilliseconds(_budget.ExcessFor(Environment.TickCount64))));
+                    return;
+                }
+                var (message, type, tooLarge) = await ReadMessage(ct, discard: verdict == FrameVerdict.Refuse);
                 if (type == WebSocketMessageType.Close) break;
                 LastFrameAt = Environment.TickCount64;
                 _shared.Metrics.FrameIn();
-                if (type == WebSocketMessageType.Binary)
+                if (verdict == FrameVerdict.Refuse)
+                    RefusedOverRate(LastFrameAt);
+                else if (type == WebSocketMessageType.Binary)
                     Refused("binary", "binary frames are not part of the protocol");
                 else if (tooLarge)
                     Refused("too_large", $"frame over {_shared.MaxMessageBytes} bytes");
@@ -374,32 +403,58 @@ public sealed class DeviceConnection : UntypedActor
         self.Tell(new SocketEnded(reason));
     }
 
-    /// <summary>Reads one whole message into an exact-size array; over the limit, it is drained and flagged.</summary>
-    private async Task<(byte[] Message, WebSocketMessageType Type, bool TooLarge)> ReadMessage(CancellationToken ct)
+    /// <summary>
+    /// Frames over the device's rate are dropped before they are decoded (or even copied). Answers to our
+    /// requests are paid for by the request: a router answering a queue of commands is never refused.
+    /// </summary>
+    private FrameVerdict TakeFrame(long now)
+    {
+        var rate = _shared.Rate;
+        if (!rate.Limited) return FrameVerdict.Take;
+        for (var credit = Volatile.Read(ref _answerCredit); credit > 0; credit = Volatile.Read(ref _answerCredit))
+            if (Interlocked.CompareExchange(ref _answerCredit, credit - 1, credit) == credit) return FrameVerdict.Take;
+        return _budget.Take(now, rate);
+    }
+
+    private void RefusedOverRate(long now)
+    {
+        _shared.Metrics.Refused("rate_limited");
+        if (!_budget.ShouldLog(now)) return;
+        Log.Warning("refusing frames from {0} ({1}): over {2}/s (burst {3}); {4} refused since the last such line (at most one a minute)",
+            _deviceId ?? "unbound socket", _remote, _shared.Rate.PerSecond, _shared.Rate.Burst, _budget.RefusedSinceLog);
+        _budget.Logged();
+    }
+
+    /// <summary>
+    /// Reads one whole message into an exact-size array; over the limit, it is drained and flagged. With
+    /// <paramref name="discard"/> it is drained and nothing is kept.
+    /// </summary>
+    private async Task<(byte[] Message, WebSocketMessageType Type, bool TooLarge)> ReadMessage(CancellationToken ct, bool discard = false)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(4096);
         var length = 0;
         var tooLarge = false;
+        var keep = !discard;
         try
         {
             while (true)
             {
-                if (length == buffer.Length && !tooLarge)
+                if (length == buffer.Length && !tooLarge && keep)
                 {
                     var bigger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
                     buffer.AsSpan(0, length).CopyTo(bigger);
                     ArrayPool<byte>.Shared.Return(buffer);
                     buffer = bigger;
                 }
-                var r = await _socket.ReceiveAsync(tooLarge ? buffer.AsMemory() : buffer.AsMemory(length), ct);
+                var r = await _socket.ReceiveAsync(tooLarge || !keep ? buffer.AsMemory() : buffer.AsMemory(length), ct);
                 if (r.MessageType == WebSocketMessageType.Close) return ([], WebSocketMessageType.Close, false);
-                if (!tooLarge)
+                if (!tooLarge && keep)
                 {
                     length += r.Count;
                     if (length > _shared.MaxMessageBytes) tooLarge = true;
                 }
                 if (r.EndOfMessage)
-                    return (tooLarge || r.MessageType == WebSocketMessageType.Binary ? [] : buffer.AsSpan(0, length).ToArray(), r.MessageType, tooLarge);
+                    return (tooLarge || !keep || r.MessageType == WebSocketMessageType.Binary ? [] : buffer.AsSpan(0, length).ToArray(), r.MessageType, tooLarge);
             }
         }
         finally
@@ -524,8 +579,11 @@ public sealed class DeviceConnection : UntypedActor
                 }
                 // Awaited before it is written: on loopback the answer can beat the end of SendAsync.
                 if (f.AnswerExpected)
+                {
                     lock (_writeLock)
                         _awaiting = new AwaitedAnswer(f.CommandId!, f.RequestType!, Math.Max(f.Deadline, Environment.TickCount64 + 1000));
+                    if (Volatile.Read(ref _answerCredit) < MaxAnswerCredit) Interlocked.Increment(ref _answerCredit); // its answer is not the device's to pay for
+                }
                 await _socket.SendAsync(f.Frame, WebSocketMessageType.Text, true, _cts.Token);
                 _shared.Metrics.FrameOut();
                 if (!f.AnswerExpected)
@@ -556,6 +614,14 @@ public sealed class DeviceConnection : UntypedActor
 
     /// <summary>Called by the silence watch.</summary>
     internal void TellSilent(TimeSpan silentFor) => _self.Tell(new Silent(silentFor));
+
+    /// <summary>Called by the watch when the socket has sent no valid connect in time.</summary>
+    internal void TellConnectOverdue(TimeSpan after) => _self.Tell(new ConnectOverdue(after));
+
+    /// <summary>The socket is bound to a device (its first valid connect arrived).</summary>
+    internal bool Bound => _deviceId is not null;
+
+    internal string Remote => _remote;
 }
 
 /// <summary>
@@ -563,4 +629,8 @@ public sealed class DeviceConnection : UntypedActor
 /// the silence watch, the log (one object, not one copy per socket).
 /// </summary>
 public sealed record ConnectionContext(IActorRef Region, string Node, ConnectionMetrics Metrics, int MaxMessageBytes,
-    int FramePauseMs, SilenceWatch Watch, ILoggingAdapter Log);
+    int FramePauseMs, SilenceWatch Watch, ILoggingAdapter Log)
+{
+    /// <summary>What one device may send (frames per second, burst, how long excess may last).</summary>
+    public FrameRate Rate { get; init; } = FrameRate.Unlimited;
+}

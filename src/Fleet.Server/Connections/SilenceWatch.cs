@@ -5,31 +5,87 @@ using Microsoft.Extensions.Options;
 namespace Fleet.Server.Connections;
 
 /// <summary>
-/// Closes device sockets that sent nothing for <see cref="WebSocketSettings.SilenceCloseSeconds"/>. Real
-/// firmware never sends a WebSocket ping and must not get one (a ping can share a read with a request and
-/// swallow it), so its heartbeat (every 60 s) is the only sign of life; a socket that stays silent for
-/// several heartbeats is dead, and its device offline. One sweep for the whole node, not a timer per socket.
+/// The node's one timer over device sockets, for two limits:
+/// <list type="bullet">
+/// <item>Silence: sockets that sent nothing for <see cref="WebSocketSettings.SilenceCloseSeconds"/> are closed.
+/// Real firmware never sends a WebSocket ping and must not get one (a ping can share a read with a request
+/// and swallow it), so its heartbeat (every 60 s) is the only sign of life; a socket that stays silent for
+/// several heartbeats is dead, and its device offline.</item>
+/// <item>Connect: a socket that has not sent a valid connect within <see cref="WebSocketSettings.ConnectWithinSeconds"/>
+/// of its upgrade is closed. Every firmware sends connect right after the 101, so this only ever closes
+/// sockets that are not routers (or routers the node refuses: no DeviceID configured).</item>
+/// </list>
+/// One sweep for the whole node, not a timer per socket. The connect sweep runs often (every tenth of the
+/// limit, at most every second) but only over sockets not bound yet — a handful, except while routers
+/// reconnect together — so it costs nothing at 20,000 sockets; the silence sweep walks every socket, rarely.
 /// </summary>
-public sealed class SilenceWatch(IOptions<FleetSettings> options) : BackgroundService
+public sealed class SilenceWatch(IOptions<FleetSettings> options, ILogger<SilenceWatch> log) : BackgroundService
 {
     private readonly ConcurrentDictionary<DeviceConnection, byte> _connections = new(ReferenceEqualityComparer.Instance);
+    // Sockets not bound to a device yet, with when they were opened (Environment.TickCount64).
+    private readonly ConcurrentDictionary<DeviceConnection, long> _unbound = new(ReferenceEqualityComparer.Instance);
+    private readonly long _connectWithinMs = Math.Max(0, options.Value.WebSocket.ConnectWithinSeconds) * 1000L;
 
-    public void Add(DeviceConnection c) => _connections.TryAdd(c, 0);
-    public void Remove(DeviceConnection c) => _connections.TryRemove(c, out _);
+    public void Add(DeviceConnection c)
+    {
+        _connections.TryAdd(c, 0);
+        if (_connectWithinMs > 0) _unbound.TryAdd(c, Environment.TickCount64);
+    }
+
+    public void Remove(DeviceConnection c)
+    {
+        _connections.TryRemove(c, out _);
+        _unbound.TryRemove(c, out _);
+    }
+
+    /// <summary>Sockets still waiting for their first valid connect.</summary>
+    public int Unbound => _unbound.Count;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var limit = options.Value.WebSocket.SilenceCloseSeconds;
-        if (limit <= 0) return;
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(Math.Clamp(limit / 6.0, 1, 30)));
+        var silenceMs = Math.Max(0, options.Value.WebSocket.SilenceCloseSeconds) * 1000L;
+        if (silenceMs <= 0 && _connectWithinMs <= 0) return;
+        var silenceEvery = silenceMs > 0 ? Math.Clamp(silenceMs / 6, 1000, 30_000) : long.MaxValue;
+        var connectEvery = _connectWithinMs > 0 ? Math.Clamp(_connectWithinMs / 10, 100, 1000) : long.MaxValue;
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(Math.Min(silenceEvery, connectEvery)));
+        var nextSilence = Environment.TickCount64 + silenceEvery;
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
             var now = Environment.TickCount64;
-            foreach (var c in _connections.Keys)
+            if (_connectWithinMs > 0 && !_unbound.IsEmpty) SweepUnbound(now);
+            if (silenceMs > 0 && now >= nextSilence)
             {
-                var silent = now - c.LastFrameAt;
-                if (silent > limit * 1000L) c.TellSilent(TimeSpan.FromMilliseconds(silent));
+                nextSilence = now + silenceEvery;
+                // Enumerating the dictionary itself takes no snapshot (.Keys would copy 20,000 references).
+                foreach (var (c, _) in _connections)
+                {
+                    var silent = now - c.LastFrameAt;
+                    if (silent > silenceMs) c.TellSilent(TimeSpan.FromMilliseconds(silent));
+                }
             }
         }
+    }
+
+    private void SweepUnbound(long now)
+    {
+        var closed = 0;
+        string? example = null;
+        foreach (var (c, openedAt) in _unbound)
+        {
+            if (c.Bound)
+            {
+                _unbound.TryRemove(c, out _);
+                continue;
+            }
+            if (now - openedAt < _connectWithinMs) continue;
+            _unbound.TryRemove(c, out _);
+            c.TellConnectOverdue(TimeSpan.FromMilliseconds(now - openedAt));
+            closed++;
+            example ??= c.Remote;
+        }
+        // One line per sweep, not per socket: a scan of the port opens sockets faster than anyone reads logs.
+        if (closed > 0)
+            log.LogInformation("Closing {Count} device socket(s) that sent no valid connect within {Seconds} s of the upgrade (e.g. {Remote})",
+                closed, _connectWithinMs / 1000, example);
     }
 }

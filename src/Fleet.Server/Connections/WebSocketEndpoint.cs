@@ -33,7 +33,10 @@ public static class WebSocketEndpoint
                     ws.MaxMessageBytes,
                     ws.FramePauseMs,
                     sp.GetRequiredService<SilenceWatch>(),
-                    Logging.GetLogger(sp.GetRequiredService<ActorSystem>(), "Fleet.Connections"));
+                    Logging.GetLogger(sp.GetRequiredService<ActorSystem>(), "Fleet.Connections"))
+                {
+                    Rate = FrameRate.From(ws),
+                };
             });
 
     private static async Task Accept(HttpContext ctx, ActorSystem system, ConnectionContext shared,

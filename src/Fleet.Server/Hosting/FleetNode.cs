@@ -54,10 +54,11 @@ public static class FleetNode
             sources.Insert(overrides < 0 ? sources.Count : overrides, json);
         }
 
-        if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"]))
-            builder.WebHost.UseUrls(DefaultUrls);
-
         var settings = builder.Configuration.GetSection("Fleet").Get<FleetSettings>() ?? new FleetSettings();
+        builder.AddFleetListeners(settings.Admin);
+        _ = FrameRate.From(settings.WebSocket); // a bad limit stops the start, not the first router
+        if (settings.WebSocket.ConnectWithinSeconds < 0)
+            throw new InvalidOperationException($"Fleet:WebSocket:ConnectWithinSeconds must be 0 (never) or more, not {settings.WebSocket.ConnectWithinSeconds}");
         foreach (var seed in settings.Cluster.SeedNodes)
             if (!Akka.Actor.Address.TryParse(seed, out _))
                 throw new InvalidOperationException(
@@ -127,6 +128,7 @@ public static class FleetNode
     {
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseFleetListeners();
         app.UseWebSockets();
         app.UseAuthentication();
         app.UseAuthorization();

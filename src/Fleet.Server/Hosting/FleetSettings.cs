@@ -12,6 +12,7 @@ public sealed class FleetSettings
     public DeviceSettings Devices { get; set; } = new();
     public CommandSettings Commands { get; set; } = new();
     public Security.SecuritySettings Security { get; set; } = new();
+    public AdminSettings Admin { get; set; } = new();
 }
 
 public enum PersistenceProvider { Sqlite, PostgreSql }
@@ -68,6 +69,34 @@ public sealed class WebSocketSettings
     /// the first frame of a read. Frames the device answers wait for the answer instead. See docs/FIRMWARE.md.
     /// </summary>
     public int FramePauseMs { get; set; } = 250;
+    /// <summary>
+    /// A socket that has not sent a valid connect this long after its upgrade is dropped (0 = never). Every
+    /// firmware sends connect as its first frame, right after the 101 (docs/FIRMWARE.md).
+    /// </summary>
+    public int ConnectWithinSeconds { get; set; } = 10;
+    /// <summary>
+    /// Frames a device may send per second, on average (0 = no limit). A real router sends a heartbeat a
+    /// minute; its answers to our requests do not count (each request it answers earns it one frame).
+    /// </summary>
+    public double MaxFramesPerSecond { get; set; } = 20;
+    /// <summary>Frames a device may send at once above <see cref="MaxFramesPerSecond"/> (the bucket's size).</summary>
+    public int MaxFrameBurst { get; set; } = 50;
+    /// <summary>
+    /// A socket whose frames are refused for this long without a second free of refusals is dropped (0 = never:
+    /// frames over the limit are only refused).
+    /// </summary>
+    public int CloseAfterExcessSeconds { get; set; } = 10;
+}
+
+/// <summary>Where the admin API listens, when not with the devices (section "Fleet:Admin").</summary>
+public sealed class AdminSettings
+{
+    /// <summary>
+    /// URLs (";"-separated, as --urls) where the admin API (/api/v1, /openapi) listens. Set, those paths answer
+    /// only there and /ws/… only on the device-facing URLs (--urls, or Kestrel:Endpoints); /healthz and
+    /// /readyz on both. Empty: everything on one address.
+    /// </summary>
+    public string? Urls { get; set; }
 }
 
 public sealed class DeviceSettings

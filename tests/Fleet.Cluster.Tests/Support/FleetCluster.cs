@@ -30,9 +30,9 @@ public sealed class FleetCluster : IAsyncDisposable
     {
         var db = await TestDatabase.CreateAsync();
         var workDir = Paths.NewWorkDir(name);
-        var ports = Enumerable.Range(0, size).Select(_ => (Http: Ports.Free(), Akka: Ports.Free())).ToList();
+        var ports = Enumerable.Range(0, size).Select(_ => (Http: Ports.Free(), Admin: Ports.Free(), Akka: Ports.Free())).ToList();
         var seeds = ports.Select(p => $"akka.tcp://fleet@127.0.0.1:{p.Akka}").ToList();
-        var nodes = ports.Select((p, i) => new NodeProcess($"node{i + 1}", p.Http, p.Akka, seeds, db.ConnectionString, workDir)).ToList();
+        var nodes = ports.Select((p, i) => new NodeProcess($"node{i + 1}", p.Http, p.Admin, p.Akka, seeds, db.ConnectionString, workDir)).ToList();
         var cluster = new FleetCluster(db, nodes, workDir, log);
         try
         {
@@ -40,9 +40,9 @@ public sealed class FleetCluster : IAsyncDisposable
             var sw = Stopwatch.StartNew();
             foreach (var n in nodes) n.Start();
             await cluster.WaitFormed(nodes);
-            log($"3 nodes Up in {sw.Elapsed.TotalSeconds:0.0} s: " + string.Join(", ", nodes.Select(n => $"{n.Name} http {n.HttpPort} akka {n.AkkaPort}")));
-            cluster.Nginx = await Nginx.StartAsync(nodes.Select(n => n.HttpPort).ToList(), workDir);
-            log($"nginx on {cluster.Nginx.Port}");
+            log($"3 nodes Up in {sw.Elapsed.TotalSeconds:0.0} s: " + string.Join(", ", nodes.Select(n => $"{n.Name} http {n.HttpPort} admin {n.AdminPort} akka {n.AkkaPort}")));
+            cluster.Nginx = await Nginx.StartAsync(nodes.Select(n => n.HttpPort).ToList(), nodes.Select(n => n.AdminPort).ToList(), workDir);
+            log($"nginx on {cluster.Nginx.Port} (routers), {cluster.Nginx.AdminPort} (admin)");
         }
         catch
         {

@@ -5,40 +5,53 @@ namespace Fleet.Cluster.Tests.Support;
 
 /// <summary>
 /// nginx in front of the nodes, with deploy/nginx/fleet.conf itself: its three `server …:8080` lines
-/// become the nodes' loopback ports and `listen 8080` a free loopback port. Runs in the foreground
-/// (daemon off) as our child, with its pid, logs and temp files in the work directory.
+/// become the nodes' loopback ports for routers, its three `server …:9090` lines their admin ports, and
+/// `listen 8080` / `listen 9090` free loopback ports. Runs in the foreground (daemon off) as our child,
+/// with its pid, logs and temp files in the work directory.
 /// </summary>
-public sealed partial class Nginx : IAsyncDisposable
+public sealed class Nginx : IAsyncDisposable
 {
     private readonly Process _process;
+    /// <summary>The routers' listener.</summary>
     public int Port { get; }
+    /// <summary>The admin API's listener.</summary>
+    public int AdminPort { get; }
     public string Dir { get; }
     public Uri WebSocketUri => new($"ws://127.0.0.1:{Port}/ws/wifidogx");
 
-    private Nginx(Process process, int port, string dir)
+    private Nginx(Process process, int port, int adminPort, string dir)
     {
         _process = process;
         Port = port;
+        AdminPort = adminPort;
         Dir = dir;
     }
 
-    [GeneratedRegex(@"(?m)^(\s*)server\s+\S+:8080\b")]
-    private static partial Regex UpstreamServer();
-
-    [GeneratedRegex(@"(?m)^(\s*)listen\s+8080\s*;")]
-    private static partial Regex Listen();
-
     /// <summary>deploy/nginx/fleet.conf for these ports; fails if the file no longer has what we replace.</summary>
-    public static string SiteConfig(int listenPort, IReadOnlyList<int> upstreamPorts)
+    public static string SiteConfig(int listenPort, IReadOnlyList<int> upstreamPorts, int adminListenPort, IReadOnlyList<int> adminPorts)
     {
         var text = File.ReadAllText(Paths.NginxConf);
-        var servers = UpstreamServer().Matches(text);
-        if (servers.Count != upstreamPorts.Count)
-            throw new InvalidOperationException($"{Paths.NginxConf} has {servers.Count} upstream `server …:8080` lines, the test has {upstreamPorts.Count} nodes");
+        text = Upstreams(text, 8080, upstreamPorts);
+        text = Upstreams(text, 9090, adminPorts);
+        text = ListenOn(text, 8080, listenPort);
+        return ListenOn(text, 9090, adminListenPort);
+    }
+
+    private static string Upstreams(string text, int port, IReadOnlyList<int> ports)
+    {
+        var server = new Regex($@"(?m)^(\s*)server\s+\S+:{port}\b");
+        var found = server.Matches(text).Count;
+        if (found != ports.Count)
+            throw new InvalidOperationException($"{Paths.NginxConf} has {found} upstream `server …:{port}` lines, the test has {ports.Count} nodes");
         var i = 0;
-        text = UpstreamServer().Replace(text, m => $"{m.Groups[1].Value}server 127.0.0.1:{upstreamPorts[i++]}");
-        if (!Listen().IsMatch(text)) throw new InvalidOperationException($"{Paths.NginxConf} has no `listen 8080;`");
-        return Listen().Replace(text, m => $"{m.Groups[1].Value}listen 127.0.0.1:{listenPort};");
+        return server.Replace(text, m => $"{m.Groups[1].Value}server 127.0.0.1:{ports[i++]}");
+    }
+
+    private static string ListenOn(string text, int port, int to)
+    {
+        var listen = new Regex($@"(?m)^(\s*)listen\s+{port}\s*;");
+        if (listen.Matches(text).Count != 1) throw new InvalidOperationException($"{Paths.NginxConf} has not exactly one `listen {port};`");
+        return listen.Replace(text, m => $"{m.Groups[1].Value}listen 127.0.0.1:{to};");
     }
 
     public static string MainConfig(string dir) => $$"""
@@ -58,12 +71,13 @@ public sealed partial class Nginx : IAsyncDisposable
         }
         """;
 
-    public static async Task<Nginx> StartAsync(IReadOnlyList<int> upstreamPorts, string workDir)
+    public static async Task<Nginx> StartAsync(IReadOnlyList<int> upstreamPorts, IReadOnlyList<int> adminPorts, string workDir)
     {
         var dir = Path.Combine(workDir, "nginx");
         Directory.CreateDirectory(dir);
         var port = Ports.Free();
-        await File.WriteAllTextAsync(Path.Combine(dir, "fleet.conf"), SiteConfig(port, upstreamPorts));
+        var adminPort = Ports.Free();
+        await File.WriteAllTextAsync(Path.Combine(dir, "fleet.conf"), SiteConfig(port, upstreamPorts, adminPort, adminPorts));
         var conf = Path.Combine(dir, "nginx.conf");
         await File.WriteAllTextAsync(conf, MainConfig(dir));
         var psi = new ProcessStartInfo(NginxBinary())
@@ -74,7 +88,7 @@ public sealed partial class Nginx : IAsyncDisposable
         };
         foreach (var a in new[] { "-e", Path.Combine(dir, "error.log"), "-p", dir + "/", "-c", conf }) psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;
-        var nginx = new Nginx(p, port, dir);
+        var nginx = new Nginx(p, port, adminPort, dir);
         try
         {
             await Eventually.True(async () =>

@@ -8,7 +8,9 @@ public sealed class NodeExitedException(string message) : Exception(message);
 
 /// <summary>
 /// One Fleet.Server node as a child process (`dotnet Fleet.Server.dll --config cluster-config/three-node.json`
-/// plus per-node ports), its stdout/stderr in a log file. It can be killed (SIGKILL), stopped (SIGTERM)
+/// plus per-node ports), its stdout/stderr in a log file. As deployed (docker-compose.yml, deploy/kubernetes), it
+/// listens for routers on <see cref="HttpPort"/> and for the admin API on <see cref="AdminPort"/> (Fleet:Admin:Urls);
+/// <see cref="Http"/> talks to the admin port. It can be killed (SIGKILL), stopped (SIGTERM)
 /// and started again on the same ports, as a new incarnation.
 /// </summary>
 public sealed class NodeProcess : IAsyncDisposable
@@ -22,6 +24,7 @@ public sealed class NodeProcess : IAsyncDisposable
 
     public string Name { get; }
     public int HttpPort { get; }
+    public int AdminPort { get; }
     public int AkkaPort { get; }
     public string AkkaAddress => $"akka.tcp://fleet@127.0.0.1:{AkkaPort}";
     public HttpClient Http { get; }
@@ -31,17 +34,19 @@ public sealed class NodeProcess : IAsyncDisposable
     /// <summary>Log files of every incarnation, oldest first.</summary>
     public List<string> LogFiles { get; } = [];
 
-    public NodeProcess(string name, int httpPort, int akkaPort, IReadOnlyList<string> seeds, string connectionString, string logDir)
+    public NodeProcess(string name, int httpPort, int adminPort, int akkaPort, IReadOnlyList<string> seeds, string connectionString, string logDir)
     {
         Name = name;
         HttpPort = httpPort;
+        AdminPort = adminPort;
         AkkaPort = akkaPort;
         _logDir = logDir;
-        Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}"), Timeout = TimeSpan.FromSeconds(30) }.Authorize();
+        Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{adminPort}"), Timeout = TimeSpan.FromSeconds(30) }.Authorize();
         var args = new List<string>
         {
             Paths.ServerDll,
             "--urls", $"http://127.0.0.1:{httpPort}",
+            "--Fleet:Admin:Urls", $"http://127.0.0.1:{adminPort}",
             "--config", Paths.ThreeNodeConfig,
             "--Fleet:Cluster:Hostname", "127.0.0.1",
             "--Fleet:Cluster:Port", akkaPort.ToString(),
