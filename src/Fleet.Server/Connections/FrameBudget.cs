@@ -37,7 +37,7 @@ public enum FrameVerdict : byte
 /// <summary>
 /// One socket's frame budget: a token bucket (<see cref="FrameRate.PerSecond"/> refilled continuously, at most
 /// <see cref="FrameRate.Burst"/> kept) and how long refusals have gone on. A struct inside the connection
-/// (40 bytes, no allocation, no timer): only the socket's read loop touches it, with the time of each frame.
+/// (under 50 bytes, no allocation, no timer): only the socket's read loop touches it, with the time of each frame.
 /// System.Threading.RateLimiting's TokenBucketRateLimiter would be an object of a few hundred bytes per socket
 /// with a lock, a wait queue and either a timer of its own or a node-wide replenishing sweep.
 /// </summary>

@@ -46,6 +46,7 @@ public sealed class SocketLimitsTests
         await using var router = await PretendRouter.ConnectAsync(node.WebSocketUri(), "prompt-seed");
         await using var real9 = new RealReaderRouter(node.WebSocketUri(), "prompt-9", FirmwareEra.V9).Start();
         await real9.WaitConnectedAsync();
+        await Eventually.True(async () => (await node.Send(HttpMethod.Get, $"/api/v1/devices/{real9.DeviceId}")).Status == 200, "device known");
 
         var opened = Stopwatch.StartNew();
         using var silent = new ClientWebSocket();
@@ -118,14 +119,17 @@ public sealed class SocketLimitsTests
                 while (router.Socket.State == WebSocketState.Open && flooding.Elapsed < TimeSpan.FromSeconds(30))
                     await router.Send(heartbeat);
             }
-            catch (Exception ex) when (ex is WebSocketException or IOException or ObjectDisposedException) { }
+            catch (Exception ex) when (ex is WebSocketException or IOException or ObjectDisposedException or OperationCanceledException) { }
         }, Ct);
 
-        var dropped = Assert.ThrowsAsync<WebSocketException>(async () => { while (true) await router.Receive(TimeSpan.FromSeconds(30)); });
-        Assert.Equal(WebSocketError.ConnectionClosedPrematurely, (await dropped).WebSocketErrorCode);
-        Assert.True(flooding.Elapsed >= TimeSpan.FromSeconds(1), $"dropped after {flooding.ElapsedMilliseconds} ms of flooding, before 1 s of excess");
+        // The receive ends when the node drops the TCP connection (a failed send of the flood may abort it first).
+        var ended = await Record.ExceptionAsync(async () => { while (true) await router.Receive(TimeSpan.FromSeconds(30)); });
+        var droppedAfter = flooding.Elapsed;
         await flood;
         Assert.Equal(1, await Figure(node, "closed_for_frame_rate"));
+        Assert.True(droppedAfter >= TimeSpan.FromSeconds(1), $"dropped after {droppedAfter.TotalMilliseconds:0} ms of flooding, before 1 s of excess");
+        Assert.True(ended is WebSocketException or OperationCanceledException, $"the socket ended with {ended}");
+        Assert.True(droppedAfter < TimeSpan.FromSeconds(25), "the socket was not dropped"); // not the receive's own timeout
         Assert.True(await node.Refused("rate_limited") > 0);
         await Eventually.True(async () => (bool?)(await node.GetJson($"/api/v1/devices/{router.DeviceId}"))["online"] == false, "offline");
     }
@@ -139,6 +143,7 @@ public sealed class SocketLimitsTests
             "--Fleet:WebSocket:CloseAfterExcessSeconds", "1");
         await using var router = new RealReaderRouter(node.WebSocketUri(), "busy-9", FirmwareEra.V9) { HeartbeatEvery = TimeSpan.FromSeconds(1) }.Start();
         await router.WaitConnectedAsync();
+        await Eventually.True(async () => (await node.Send(HttpMethod.Get, $"/api/v1/devices/{router.DeviceId}")).Status == 200, "device known");
 
         const int count = 30;
         var clock = Stopwatch.StartNew();

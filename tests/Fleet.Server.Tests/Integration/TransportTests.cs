@@ -54,6 +54,7 @@ public sealed class TransportTests
         // A router as the firmware is (9.x, reads one frame per read, accepts any certificate) over the same wss.
         await using var real = new RealReaderRouter(ListeningNode.SocketUri(only), "tls-real-9", FirmwareEra.V9).Start();
         await real.WaitConnectedAsync();
+        await Known(http, real.DeviceId);
         var r = await http.PostAsync($"/api/v1/devices/{real.DeviceId}/commands?wait=20",
             new StringContent("""{"type":"get_firmware_info"}""", Encoding.UTF8, "application/json"), Ct);
         Assert.Equal("succeeded", (string?)(await r.Content.ReadFromJsonAsync<JsonNode>(Ct))!["status"]);
@@ -118,6 +119,7 @@ public sealed class TransportTests
 
         await using var real = new RealReaderRouter(ListeningNode.SocketUri(node.On(Devices)), "tls-split-seed", FirmwareEra.Seed).Start();
         await real.WaitConnectedAsync();
+        await Known(admin, real.DeviceId);
         var r = await admin.PostAsync($"/api/v1/devices/{real.DeviceId}/commands?wait=20",
             new StringContent("""{"type":"get_firmware_info"}""", Encoding.UTF8, "application/json"), Ct);
         Assert.Equal("succeeded", (string?)(await r.Content.ReadFromJsonAsync<JsonNode>(Ct))!["status"]);
@@ -135,6 +137,10 @@ public sealed class TransportTests
         await using var router = await PretendRouter.ConnectAsync(ListeningNode.SocketUri(node.On(Devices)), "endpoint-router");
         await router.HeartbeatAndReply();
     }
+
+    /// <summary>The router's connect has reached its entity (a command for an unknown device is a 404).</summary>
+    private static Task Known(HttpClient http, string deviceId) =>
+        Eventually.True(async () => (await http.GetAsync($"/api/v1/devices/{deviceId}", Ct)).IsSuccessStatusCode, $"{deviceId} known");
 
     /// <summary>Kestrel says when it ignores --urls for endpoints: configuration that does not mean what it says.</summary>
     private static void NothingOverridden(ListeningNode node)
