@@ -18,6 +18,15 @@ namespace Fleet.Server.Connections;
 /// One sweep for the whole node, not a timer per socket. The connect sweep runs often (every tenth of the
 /// limit, at most every second) but only over sockets not bound yet — a handful, except while routers
 /// reconnect together — so it costs nothing at 20,000 sockets; the silence sweep walks every socket, rarely.
+/// <para>
+/// A node that is behind on its work closes nobody for a late connect: a router's connect may be waiting,
+/// read but not yet handled, behind the work of a connect storm (measured: 10,000 routers at once on a
+/// loaded 2-core node, most binds took over 2 s). The sweep sees that as its own lateness — its tick waits in
+/// the same thread-pool queue as the sockets' reads — and closes overdue sockets only from a punctual sweep,
+/// when everything that arrived earlier has been handled. An idle socket costs no work, so sockets that
+/// really say nothing are still closed at the deadline; under sustained overload the silence limit still
+/// closes them.
+/// </para>
 /// </summary>
 public sealed class SilenceWatch(IOptions<FleetSettings> options, ILogger<SilenceWatch> log) : BackgroundService
 {
@@ -47,12 +56,18 @@ public sealed class SilenceWatch(IOptions<FleetSettings> options, ILogger<Silenc
         if (silenceMs <= 0 && _connectWithinMs <= 0) return;
         var silenceEvery = silenceMs > 0 ? Math.Clamp(silenceMs / 6, 1000, 30_000) : long.MaxValue;
         var connectEvery = _connectWithinMs > 0 ? Math.Clamp(_connectWithinMs / 10, 100, 1000) : long.MaxValue;
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(Math.Min(silenceEvery, connectEvery)));
-        var nextSilence = Environment.TickCount64 + silenceEvery;
+        var every = Math.Min(silenceEvery, connectEvery);
+        // Later than this, a tick says the node is behind (work waits in its queue that long).
+        var behindAfter = Math.Max(500, _connectWithinMs / 10);
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(every));
+        var last = Environment.TickCount64;
+        var nextSilence = last + silenceEvery;
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
             var now = Environment.TickCount64;
-            if (_connectWithinMs > 0 && !_unbound.IsEmpty) SweepUnbound(now);
+            var late = now - last - every;
+            last = now;
+            if (_connectWithinMs > 0 && !_unbound.IsEmpty) SweepUnbound(now, punctual: late < behindAfter, late);
             if (silenceMs > 0 && now >= nextSilence)
             {
                 nextSilence = now + silenceEvery;
@@ -66,9 +81,10 @@ public sealed class SilenceWatch(IOptions<FleetSettings> options, ILogger<Silenc
         }
     }
 
-    private void SweepUnbound(long now)
+    private void SweepUnbound(long now, bool punctual, long late)
     {
         var closed = 0;
+        var kept = 0;
         string? example = null;
         foreach (var (c, openedAt) in _unbound)
         {
@@ -78,6 +94,11 @@ public sealed class SilenceWatch(IOptions<FleetSettings> options, ILogger<Silenc
                 continue;
             }
             if (now - openedAt < _connectWithinMs) continue;
+            if (!punctual)
+            {
+                kept++;
+                continue;
+            }
             _unbound.TryRemove(c, out _);
             c.TellConnectOverdue(TimeSpan.FromMilliseconds(now - openedAt));
             closed++;
@@ -87,5 +108,13 @@ public sealed class SilenceWatch(IOptions<FleetSettings> options, ILogger<Silenc
         if (closed > 0)
             log.LogInformation("Closing {Count} device socket(s) that sent no valid connect within {Seconds} s of the upgrade (e.g. {Remote})",
                 closed, _connectWithinMs / 1000, example);
+        if (kept > 0 && now - _keptLoggedAt >= 60_000)
+        {
+            _keptLoggedAt = now;
+            log.LogInformation("Keeping {Count} device socket(s) past the connect deadline for now: the node runs {Late} ms behind (a connect storm?), their connect may be waiting to be handled",
+                kept, late);
+        }
     }
+
+    private long _keptLoggedAt = -60_000;
 }
