@@ -41,10 +41,10 @@ public sealed class CrossNodeTests(ITestOutputHelper output) : ClusterTestBase(o
         // As deployed: routers' listener (nginx and node) serves only sockets, the admin listener the API.
         using (var http = new HttpClient().Authorize())
         {
-            Assert.Equal(System.Net.HttpStatusCode.NotFound, (await http.GetAsync($"http://127.0.0.1:{Cluster.Nginx.Port}/api/v1/node")).StatusCode);
-            Assert.Equal(System.Net.HttpStatusCode.NotFound, (await http.GetAsync($"http://127.0.0.1:{Cluster.Nodes[0].HttpPort}/api/v1/node")).StatusCode);
-            Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{Cluster.Nginx.AdminPort}/api/v1/node")).StatusCode);
-            Assert.Equal(System.Net.HttpStatusCode.NotFound, (await http.GetAsync($"http://127.0.0.1:{Cluster.Nginx.AdminPort}/ws/wifidogx")).StatusCode);
+            Assert.Equal(System.Net.HttpStatusCode.NotFound, (await http.GetAsync($"http://127.0.0.1:{Cluster.Nginx.Port}/api/v1/node", TestContext.Current.CancellationToken)).StatusCode);
+            Assert.Equal(System.Net.HttpStatusCode.NotFound, (await http.GetAsync($"http://127.0.0.1:{Cluster.Nodes[0].HttpPort}/api/v1/node", TestContext.Current.CancellationToken)).StatusCode);
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{Cluster.Nginx.AdminPort}/api/v1/node", TestContext.Current.CancellationToken)).StatusCode);
+            Assert.Equal(System.Net.HttpStatusCode.NotFound, (await http.GetAsync($"http://127.0.0.1:{Cluster.Nginx.AdminPort}/ws/wifidogx", TestContext.Current.CancellationToken)).StatusCode);
         }
 
         await Scenario.DirectoryAgrees(Cluster.Nodes, Routers.Select(r => r.DeviceId).ToList(), online: true, TimeSpan.FromSeconds(30));
