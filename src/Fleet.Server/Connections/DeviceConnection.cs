@@ -162,7 +162,7 @@ public sealed class DeviceConnection : UntypedActor
             case FrameFlood f:
                 _shared.Metrics.ClosedForFrameRate();
                 Log.Info("closing {0} ({1}): frames over {2}/s for {3:0} s", _deviceId ?? "unbound socket", _remote,
-                    _shared.Rate.PerSecond, f.For.TotalSeconds);
+                    _shared.Watch.Rate.PerSecond, f.For.TotalSeconds);
                 Context.Stop(Self);
                 break;
             case SocketEnded e:
@@ -409,7 +409,7 @@ public sealed class DeviceConnection : UntypedActor
     /// </summary>
     private FrameVerdict TakeFrame(long now)
     {
-        var rate = _shared.Rate;
+        var rate = _shared.Watch.Rate;
         if (!rate.Limited) return FrameVerdict.Take;
         for (var credit = Volatile.Read(ref _answerCredit); credit > 0; credit = Volatile.Read(ref _answerCredit))
             if (Interlocked.CompareExchange(ref _answerCredit, credit - 1, credit) == credit) return FrameVerdict.Take;
@@ -421,7 +421,7 @@ public sealed class DeviceConnection : UntypedActor
         _shared.Metrics.Refused("rate_limited");
         if (!_budget.ShouldLog(now)) return;
         Log.Warning("refusing frames from {0} ({1}): over {2}/s (burst {3}); {4} refused since the last such line (at most one a minute)",
-            _deviceId ?? "unbound socket", _remote, _shared.Rate.PerSecond, _shared.Rate.Burst, _budget.RefusedSinceLog);
+            _deviceId ?? "unbound socket", _remote, _shared.Watch.Rate.PerSecond, _shared.Watch.Rate.Burst, _budget.RefusedSinceLog);
         _budget.Logged();
     }
 
@@ -629,8 +629,4 @@ public sealed class DeviceConnection : UntypedActor
 /// the silence watch, the log (one object, not one copy per socket).
 /// </summary>
 public sealed record ConnectionContext(IActorRef Region, string Node, ConnectionMetrics Metrics, int MaxMessageBytes,
-    int FramePauseMs, SilenceWatch Watch, ILoggingAdapter Log)
-{
-    /// <summary>What one device may send (frames per second, burst, how long excess may last).</summary>
-    public FrameRate Rate { get; init; } = FrameRate.Unlimited;
-}
+    int FramePauseMs, SilenceWatch Watch, ILoggingAdapter Log);

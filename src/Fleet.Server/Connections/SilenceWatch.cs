@@ -35,6 +35,12 @@ public sealed class SilenceWatch(IOptions<FleetSettings> options, ILogger<Silenc
     private readonly ConcurrentDictionary<DeviceConnection, long> _unbound = new(ReferenceEqualityComparer.Instance);
     private readonly long _connectWithinMs = Math.Max(0, options.Value.WebSocket.ConnectWithinSeconds) * 1000L;
 
+    /// <summary>
+    /// What one device may send (frames per second, burst, how long excess may last): enforced by each socket's
+    /// read loop (<see cref="FrameBudget"/>), kept here with the node's other limits on sockets.
+    /// </summary>
+    public FrameRate Rate { get; } = FrameRate.From(options.Value.WebSocket);
+
     public void Add(DeviceConnection c)
     {
         _connections.TryAdd(c, 0);

@@ -33,10 +33,7 @@ public static class WebSocketEndpoint
                     ws.MaxMessageBytes,
                     ws.FramePauseMs,
                     sp.GetRequiredService<SilenceWatch>(),
-                    Logging.GetLogger(sp.GetRequiredService<ActorSystem>(), "Fleet.Connections"))
-                {
-                    Rate = FrameRate.From(ws),
-                };
+                    Logging.GetLogger(sp.GetRequiredService<ActorSystem>(), "Fleet.Connections"));
             });
 
     private static async Task Accept(HttpContext ctx, ActorSystem system, ConnectionContext shared,
