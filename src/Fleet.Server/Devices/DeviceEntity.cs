@@ -40,7 +40,7 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
         _deviceId = deviceId;
         _settings = settings;
         _clock = clock;
-        _state = DeviceState.Empty with { HistoryLimit = settings.Devices.CommandHistory };
+        _state = DeviceState.Empty with { HistoryLimit = settings.Devices.CommandHistory, QueueLimit = settings.Devices.MaxQueuedCommands };
         PersistenceId = FleetNames.PersistenceIdPrefix + deviceId;
     }
 
@@ -53,7 +53,7 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
                 _state = _state.Apply(e);
                 break;
             case SnapshotOffer { Snapshot: DeviceState s }:
-                _state = s with { HistoryLimit = _settings.Devices.CommandHistory };
+                _state = s with { HistoryLimit = _settings.Devices.CommandHistory, QueueLimit = _settings.Devices.MaxQueuedCommands };
                 break;
             case RecoveryCompleted:
                 // The socket does not survive a restart: the device is offline until it reconnects. The view
@@ -319,6 +319,12 @@ public static class DeviceDecider
         if (s.Problem is not null || s.Request is null) return Reply(live, new CommandInvalid(s.Problem ?? "no request"));
         var (queued, problem) = CommandLifecycle.Submit(state, s.CommandId, s.Request, s.TtlSeconds, s.TimeoutSeconds, now);
         if (queued is null) return Reply(live, new CommandInvalid(problem!));
+        if (state.FindCommand(s.CommandId) is { } existing)
+            return Reply(live, CommandLifecycle.SameRequest(existing.Request, queued.Request)
+                ? new CommandFound(CommandView.From(existing, deviceId), Replayed: true)
+                : new CommandConflict($"Idempotency-Key already named command {s.CommandId} with a different request; use a new key",
+                    CommandView.From(existing, deviceId)));
+        if (CommandLifecycle.QueueFull(state) is { } full) return Reply(live, new CommandRefused(429, "Too many queued commands", full));
         var events = ImmutableList.Create<IDeviceEvent>(queued);
         // Reply after persist: an accepted command survives a crash. The view is the command as accepted.
         var reply = new CommandFound(CommandView.From(state.ApplyAll(events).FindCommand(s.CommandId)!, deviceId));

@@ -33,6 +33,8 @@ public sealed record DeviceState : IFleetSerializable
     /// <summary>Oldest first. Finished commands beyond <see cref="HistoryLimit"/> are dropped.</summary>
     public ImmutableList<CommandRecord> Commands { get; init; } = [];
     public int HistoryLimit { get; init; } = 200;
+    /// <summary>Most unfinished (queued or sent) commands a device holds; more are refused (429). Set from settings, like <see cref="HistoryLimit"/>.</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public int QueueLimit { get; init; } = 100;
 
     public static readonly DeviceState Empty = new();
 

@@ -20,7 +20,7 @@ public static class DevicesApi
         api.MapGet("/", List).WithName("ListDevices").RequireAuthorization(Policies.Viewer);
         api.MapGet("/{deviceId}", Get).WithName("GetDevice").RequireAuthorization(Policies.Viewer);
         api.MapPut("/{deviceId}/gateways/{gwId}/auth-mode", SetAuthMode).WithName("SetAuthMode")
-            .Accepts<AuthModeRequest>("application/json").RequireAuthorization(Policies.Operator);
+            .Accepts<AuthModeRequest>("application/json").RequireAuthorization(Policies.Operator).Audited("device.auth_mode");
         return app;
     }
 
@@ -101,10 +101,11 @@ public static class DevicesApi
     }
 
     private static async Task<Results<Ok<GatewayView>, ProblemHttpResult>> SetAuthMode(string deviceId, string gwId,
-        AuthModeBody body, IRequiredActor<DeviceEntity> region, CancellationToken ct)
+        AuthModeBody body, HttpContext ctx, IRequiredActor<DeviceEntity> region, CancellationToken ct)
     {
         if (!FieldRules.IsDeviceId(deviceId)) return EntityAsk.NeverSeen(deviceId);
         if (body.AuthMode is not { } mode) return Problems.BadRequest(body.Problem!);
+        ctx.AddDetail($"gw_id={gwId} auth_mode={mode}");
         return await region.Ask(new SetDesiredAuthMode(deviceId, gwId, mode), ct) switch
         {
             GatewayUpdated u => TypedResults.Ok(u.View),

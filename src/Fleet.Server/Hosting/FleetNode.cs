@@ -62,6 +62,7 @@ public static class FleetNode
             if (!Akka.Actor.Address.TryParse(seed, out _))
                 throw new InvalidOperationException(
                     $"Fleet:Cluster:SeedNodes: '{seed}' is not an Akka address such as akka.tcp://fleet@10.0.0.1:4053");
+        settings.Security.Validate();
         var connectionString = ResolveConnectionString(settings.Persistence);
         builder.Services.AddSingleton(Options.Create(settings));
         builder.Services.AddSingleton(TimeProvider.System);
@@ -135,6 +136,7 @@ public static class FleetNode
         app.MapDevicesApi();
         app.MapCommandsApi();
         app.MapOperationsApi();
+        app.MapSecurityApi();
         return app;
     }
 

@@ -24,6 +24,17 @@ public sealed class SecuritySettings
     /// <summary>Audit rows older than this are deleted.</summary>
     public int AuditRetentionDays { get; set; } = 90;
 
+    /// <summary>Throws with what to fix when a setting cannot work.</summary>
+    public void Validate()
+    {
+        ApiKeyStore.FromSettings(ApiKeys);
+        foreach (var prefix in FirmwareUrlPrefixes)
+            if (!Uri.TryCreate(prefix, UriKind.Absolute, out var u) || u.Scheme is not ("http" or "https") || string.IsNullOrEmpty(u.Host))
+                throw new InvalidOperationException(
+                    $"Fleet:Security:FirmwareUrlPrefixes: '{prefix}' must be an absolute http(s) URL prefix such as https://firmware.example.com/releases/");
+        if (AuditRetentionDays < 1) throw new InvalidOperationException("Fleet:Security:AuditRetentionDays must be at least 1");
+    }
+
     /// <summary>Where the generated admin key is written; default: admin.key beside the SQLite database (data/ for PostgreSQL).</summary>
     public string? GeneratedKeyFile { get; set; }
 }

@@ -69,6 +69,7 @@ public sealed class FleetSerializer : SerializerWithStringManifest
         ["r.nocommand"] = typeof(CommandNotFound),
         ["r.conflict"] = typeof(CommandConflict),
         ["r.command"] = typeof(CommandFound),
+        ["r.refused"] = typeof(CommandRefused),
         ["r.commands"] = typeof(CommandList),
         ["p.status"] = typeof(GetProjectionStatus),
         ["p.statusr"] = typeof(ProjectionStatus),

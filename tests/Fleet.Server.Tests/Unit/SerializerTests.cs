@@ -89,7 +89,8 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
         yield return new CommandInvalid("bad");
         yield return new CommandNotFound("c1");
         yield return new CommandConflict("no", cmd);
-        yield return new CommandFound(cmd);
+        yield return new CommandFound(cmd, Replayed: true);
+        yield return new CommandRefused(429, "Too many queued commands", "the device already has 100 unfinished commands");
         yield return new CommandList([cmd]);
         yield return GetProjectionStatus.Instance;
         yield return new ProjectionStatus(42);
