@@ -86,7 +86,19 @@ public static class FleetNode
         });
         builder.Services.AddProblemDetails();
         builder.Services.AddFleetSecurity();
-        builder.Services.AddOpenApi("v1");
+        builder.Services.AddOpenApi("v1", o => o.AddDocumentTransformer((doc, _, _) =>
+        {
+            // Tools generated from the document send the key: every /api/v1 call needs one (README, Security).
+            doc.Components ??= new Microsoft.OpenApi.OpenApiComponents();
+            doc.Components.SecuritySchemes ??= new Dictionary<string, Microsoft.OpenApi.IOpenApiSecurityScheme>();
+            doc.Components.SecuritySchemes["bearer"] = new Microsoft.OpenApi.OpenApiSecurityScheme
+            {
+                Type = Microsoft.OpenApi.SecuritySchemeType.Http, Scheme = "bearer",
+                Description = "An admin API key (roles viewer, operator, admin): Authorization: Bearer <key>",
+            };
+            doc.Security = [new Microsoft.OpenApi.OpenApiSecurityRequirement { [new Microsoft.OpenApi.OpenApiSecuritySchemeReference("bearer", doc)] = [] }];
+            return Task.CompletedTask;
+        }));
         builder.Services.AddFleetAkka(settings, builder.Configuration, connectionString);
         return builder;
     }

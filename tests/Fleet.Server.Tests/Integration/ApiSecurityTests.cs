@@ -50,6 +50,9 @@ public sealed class ApiSecurityTests : IAsyncLifetime
 
         foreach (var open in new[] { "/healthz", "/readyz", "/openapi/v1.json" })
             Assert.Equal(HttpStatusCode.OK, (await anonymous.GetAsync(open, TestContext.Current.CancellationToken)).StatusCode);
+        var openApi = JsonNode.Parse(await anonymous.GetStringAsync("/openapi/v1.json", TestContext.Current.CancellationToken))!;
+        Assert.Equal("bearer", (string?)openApi["components"]!["securitySchemes"]!["bearer"]!["scheme"]);
+        Assert.NotNull(openApi["security"]![0]!["bearer"]);
     }
 
     [Fact]
