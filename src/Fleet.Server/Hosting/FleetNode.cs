@@ -85,6 +85,7 @@ public static class FleetNode
         });
         builder.Services.AddProblemDetails();
         builder.Services.AddFleetSecurity();
+        builder.Services.AddDeviceAdmission(settings.Security);
         builder.Services.AddOpenApi("v1");
         builder.Services.AddFleetAkka(settings, builder.Configuration, connectionString);
         return builder;
@@ -134,6 +135,7 @@ public static class FleetNode
         app.MapDeviceSockets();
         app.MapDevicesApi();
         app.MapCommandsApi();
+        app.MapDeviceAdmissionApi();
         app.MapOperationsApi();
         return app;
     }
