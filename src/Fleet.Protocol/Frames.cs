@@ -331,6 +331,10 @@ public sealed record SetMqttServRequest : IControllerRequest
     [JsonPropertyName("username")] public string? Username { get; init; }
     [JsonPropertyName("password")] public string? Password { get; init; }
     [JsonPropertyName("use_ssl")] public bool? UseSsl { get; init; }
+
+    /// <summary>Never prints the password.</summary>
+    public override string ToString() =>
+        $"SetMqttServRequest {{ ReqId = {ReqId}, Hostname = {Hostname}, Port = {Port}, Username = {Username}, Password = {(Password is null ? "" : "(redacted)")}, UseSsl = {UseSsl} }}";
 }
 
 /// <summary>
@@ -349,4 +353,18 @@ public sealed record SetWebSocketServRequest : IControllerRequest
     [JsonPropertyName("port")] public int? Port { get; init; }
     [JsonPropertyName("path")] public string? Path { get; init; }
     [JsonPropertyName("use_ssl")] public bool? UseSsl { get; init; }
+
+    /// <summary>The path may carry a device key (?key=…): never printed (logs, dead letters, failure messages).</summary>
+    public override string ToString() =>
+        $"SetWebSocketServRequest {{ ReqId = {ReqId}, Hostname = {Hostname}, Port = {Port}, Path = {MaskKey(Path)}, UseSsl = {UseSsl} }}";
+
+    /// <summary>The path with the value of its key parameter replaced by "(redacted)".</summary>
+    public static string? MaskKey(string? path)
+    {
+        if (path is null) return null;
+        var at = path.IndexOf("key=", StringComparison.Ordinal);
+        if (at < 0 || (at > 0 && path[at - 1] is not ('?' or '&'))) return path;
+        var end = path.IndexOf('&', at);
+        return path[..(at + 4)] + "(redacted)" + (end < 0 ? "" : path[end..]);
+    }
 }

@@ -29,7 +29,12 @@ public sealed record AdmissionGrant(string Credential, AdmissionEffect Effect, s
 /// the key. Routers of other protocols cannot be handed a key (the reply says so). Not for a pending device.
 /// </summary>
 public sealed record HandOverKey(string DeviceId, string Key, string CommandId, string By, int TtlSeconds, int TimeoutSeconds,
-    string? Path) : IToDeviceEntity;
+    string? Path) : IToDeviceEntity
+{
+    /// <summary>Never prints the key (dead letters and failure messages print messages).</summary>
+    public override string ToString() =>
+        $"HandOverKey {{ DeviceId = {DeviceId}, Key = (redacted), CommandId = {CommandId}, By = {By}, TtlSeconds = {TtlSeconds}, TimeoutSeconds = {TimeoutSeconds}, Path = {Path} }}";
+}
 
 /// <summary>An admin approves the device; <see cref="HandOver"/> (its new key) goes to the router when it can take it.</summary>
 public sealed record ApproveDevice(string DeviceId, string By, HandOverKey? HandOver) : IToDeviceEntity;
