@@ -61,7 +61,12 @@ public static class WebSocketEndpoint
         var (ticket, refusal) = await admission.AtUpgradeAsync(ctx.Request, ctx.RequestAborted);
         if (ticket is null)
         {
-            await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status401Unauthorized, "Device not admitted", refusal!);
+            if (refusal == DeviceAdmission.Unavailable)
+            {
+                ctx.Response.Headers.RetryAfter = "5";
+                await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status503ServiceUnavailable, "Device keys unavailable", refusal);
+            }
+            else await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status401Unauthorized, "Device not admitted", refusal!);
             return;
         }
         if (!gate.TryEnter())

@@ -118,6 +118,27 @@ public sealed class DeviceAdmission
     /// </summary>
     public async ValueTask<(AdmissionTicket? Ticket, string? Refusal)> AtUpgradeAsync(HttpRequest request, CancellationToken ct)
     {
+        try
+        {
+            return await JudgeUpgradeAsync(request, ct);
+        }
+        catch (DbException e)
+        {
+            // Open admission needs no key: a router is not turned away because the keys cannot be read.
+            var path = (request.PathBase + request.Path).Value ?? "/";
+            if (Mode == AdmissionMode.Open) return (new AdmissionTicket(AdmissionTicket.None, null, path), null);
+            Metrics.UpgradeRefused("admission_unavailable");
+            _log.LogError("WebSocket upgrade from {Remote} refused: the device keys could not be read: {Error}",
+                request.HttpContext.Connection.RemoteIpAddress, e.Message);
+            return (null, Unavailable);
+        }
+    }
+
+    /// <summary>The refusal when the device keys cannot be read (a 503 with Retry-After, not a 401).</summary>
+    public const string Unavailable = "the device keys could not be read; retry shortly";
+
+    private async ValueTask<(AdmissionTicket? Ticket, string? Refusal)> JudgeUpgradeAsync(HttpRequest request, CancellationToken ct)
+    {
         var path = (request.PathBase + request.Path).Value ?? "/";
         var values = request.Query[KeyParameter];
         var presented = values.Count == 1 ? values[0] : null;
