@@ -219,7 +219,10 @@ public sealed class DeviceAdmission
         catch (DbException e)
         {
             _log.LogError("Admission of {Device} from {Remote} could not read the device keys: {Error}", deviceId, remote, e.Message);
-            return Refuse("admission_unavailable", "the device keys could not be read; the router will retry");
+            // Open admission needs no key: the router is admitted as it would be without one.
+            return Mode == AdmissionMode.Open
+                ? new ConnectVerdict(new AdmissionGrant(AdmissionTicket.None, AdmissionEffect.None, null, ticket.Path))
+                : Refuse("admission_unavailable", "the device keys could not be read; the router will retry");
         }
 
         ConnectVerdict Refuse(string reason, string detail)
