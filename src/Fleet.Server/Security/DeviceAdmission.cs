@@ -142,21 +142,22 @@ public sealed class DeviceAdmission
         var path = (request.PathBase + request.Path).Value ?? "/";
         var values = request.Query[KeyParameter];
         var presented = values.Count == 1 ? values[0] : null;
-        if (values.Count > 1) return Refuse("several_keys", "the WebSocket path carries more than one key");
+        if (values.Count > 1) return NoneOfOurs("several_keys", "the WebSocket path carries more than one key");
         if (string.IsNullOrEmpty(presented))
-            return Mode == AdmissionMode.Open ? (new AdmissionTicket(AdmissionTicket.None, null, path), null)
-                : Refuse("no_key", $"device admission is {Name(Mode)}: the WebSocket path must carry a key (?{KeyParameter}=…)");
-        if (presented.Length > MaxKeyLength)
-            return Mode == AdmissionMode.Open ? (new AdmissionTicket(AdmissionTicket.None, null, path), null)
-                : Refuse("unknown_key", "the key is neither an enrolment key of this fleet nor a device's key");
+            return NoneOfOurs("no_key", $"device admission is {Name(Mode)}: the WebSocket path must carry a key (?{KeyParameter}=…)");
+        const string unknown = "the key is neither an enrolment key of this fleet nor a device's key";
+        if (presented.Length > MaxKeyLength) return NoneOfOurs("unknown_key", unknown);
         var hash = ApiKeyStore.Hash(presented);
         var enrolment = false;
         foreach (var e in _enrolment) enrolment |= CryptographicOperations.FixedTimeEquals(hash, e);
         if (enrolment) return (new AdmissionTicket(AdmissionTicket.FleetKey, null, path), null);
         var match = await _keys.FindAsync(presented, ct);
         if (match is not null) return (new AdmissionTicket(AdmissionTicket.OwnKey, match, path), null);
-        return Mode == AdmissionMode.Open ? (new AdmissionTicket(AdmissionTicket.None, null, path), null)
-            : Refuse("unknown_key", "the key is neither an enrolment key of this fleet nor a device's key");
+        return NoneOfOurs("unknown_key", unknown);
+
+        // Open admission takes a socket without a key of ours as it takes one without any key.
+        (AdmissionTicket?, string?) NoneOfOurs(string reason, string detail) =>
+            Mode == AdmissionMode.Open ? (new AdmissionTicket(AdmissionTicket.None, null, path), null) : Refuse(reason, detail);
 
         (AdmissionTicket?, string?) Refuse(string reason, string detail)
         {
