@@ -86,6 +86,7 @@ public static class FleetNode
         });
         builder.Services.AddProblemDetails();
         builder.Services.AddFleetSecurity();
+        builder.Services.AddDeviceAdmission(settings.Security);
         builder.Services.AddOpenApi("v1", o => o.AddDocumentTransformer((doc, _, _) =>
         {
             // Tools generated from the document send the key: every /api/v1 call needs one (README, Security).
@@ -147,6 +148,7 @@ public static class FleetNode
         app.MapDeviceSockets();
         app.MapDevicesApi();
         app.MapCommandsApi();
+        app.MapDeviceAdmissionApi();
         app.MapOperationsApi();
         app.MapSecurityApi();
         return app;

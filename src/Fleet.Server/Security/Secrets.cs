@@ -18,10 +18,15 @@ public static class Secrets
         return JsonSerializer.SerializeToElement(node);
     }
 
+    /// <summary>A key in a URL's query string (a WebSocket path handed to a router: /ws/wifidogx?key=…).</summary>
+    private static readonly System.Text.RegularExpressions.Regex QueryKey =
+        new(@"([?&](?:key|token)=)[^&#]*", System.Text.RegularExpressions.RegexOptions.IgnoreCase | System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
     private static bool HasSecret(JsonElement e) => e.ValueKind switch
     {
         JsonValueKind.Object => e.EnumerateObject().Any(p => Names.Contains(p.Name) || HasSecret(p.Value)),
         JsonValueKind.Array => e.EnumerateArray().Any(HasSecret),
+        JsonValueKind.String => QueryKey.IsMatch(e.GetString()!),
         _ => false,
     };
 
@@ -32,10 +37,13 @@ public static class Secrets
             case JsonObject o:
                 foreach (var name in o.Select(p => p.Key).ToList())
                     if (Names.Contains(name)) o[name] = Mask;
+                    else if (o[name] is JsonValue v && v.TryGetValue<string>(out var text)) o[name] = QueryKey.Replace(text, "$1" + Mask);
                     else Mask_(o[name]);
                 break;
             case JsonArray a:
-                foreach (var item in a) Mask_(item);
+                for (var i = 0; i < a.Count; i++)
+                    if (a[i] is JsonValue v && v.TryGetValue<string>(out var text)) a[i] = QueryKey.Replace(text, "$1" + Mask);
+                    else Mask_(a[i]);
                 break;
         }
     }

@@ -41,6 +41,7 @@ public sealed class FleetSerializer : SerializerWithStringManifest
         ["crq"] = typeof(CommandRequeued),
         ["cc2"] = typeof(CommandCompleted),
         ["ds2"] = typeof(DeviceState),
+        ["adm"] = typeof(AdmissionChanged),
         // messages between nodes
         ["m.connect2"] = typeof(DeviceConnect),
         ["m.hb2"] = typeof(DeviceHeartbeat),
@@ -61,6 +62,9 @@ public sealed class FleetSerializer : SerializerWithStringManifest
         ["q.command"] = typeof(GetCommand),
         ["q.cancel"] = typeof(CancelCommand),
         ["q.await"] = typeof(AwaitCommand),
+        ["q.approve"] = typeof(ApproveDevice),
+        ["q.handover"] = typeof(HandOverKey),
+        ["q.revokekeys"] = typeof(RevokeDeviceKeys),
         ["r.nodevice"] = typeof(DeviceNotFound),
         ["r.device"] = typeof(DeviceFound),
         ["r.nogw"] = typeof(GatewayNotFound),
@@ -71,6 +75,9 @@ public sealed class FleetSerializer : SerializerWithStringManifest
         ["r.command"] = typeof(CommandFound),
         ["r.refused"] = typeof(CommandRefused),
         ["r.commands"] = typeof(CommandList),
+        ["r.pending"] = typeof(DevicePending),
+        ["r.handover"] = typeof(KeyHandedOver),
+        ["r.revoked"] = typeof(KeysRevoked),
         ["p.status"] = typeof(GetProjectionStatus),
         ["p.statusr"] = typeof(ProjectionStatus),
     };
