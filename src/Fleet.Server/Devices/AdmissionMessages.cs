@@ -2,7 +2,7 @@ using Fleet.Server.Serialization;
 
 namespace Fleet.Server.Devices;
 
-// Device admission as a device entity sees it (docs/SECURITY-admission.md): what a connection was admitted
+// Device admission as a device entity sees it (docs/SECURITY.md, "Device admission"): what a connection was admitted
 // with, approval, key hand-over and revocation. Keys cross nodes in HandOverKey and ApproveDevice only (never
 // persisted: the entity keeps a hand-over's key in memory until the router took it).
 

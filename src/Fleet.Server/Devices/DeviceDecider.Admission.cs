@@ -6,7 +6,7 @@ using Fleet.Server.Connections;
 namespace Fleet.Server.Devices;
 
 /// <summary>
-/// The device entity's admission decisions (docs/SECURITY-admission.md): what a connection's admission records
+/// The device entity's admission decisions (docs/SECURITY.md, "Device admission"): what a connection's admission records
 /// (pending, approved), approval, handing a key to a 9.x router (set_websocket_serv as a command of its own,
 /// the key kept in memory only), revocation, and connections that keep replacing each other (cloned).
 /// </summary>

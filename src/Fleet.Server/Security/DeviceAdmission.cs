@@ -33,7 +33,7 @@ public sealed record AdmissionTicket(string Credential, DeviceKeyMatch? DeviceKe
 public sealed record ConnectVerdict(AdmissionGrant? Grant, string? Refused = null, HandOverKey? HandOver = null);
 
 /// <summary>
-/// Device admission: which sockets may claim which device_id (docs/SECURITY-admission.md). Real firmware sends
+/// Device admission: which sockets may claim which device_id (docs/SECURITY.md, "Device admission"). Real firmware sends
 /// no token or certificate; the WebSocket path, query included, is the one thing a router presents, so keys
 /// travel as <c>/ws/wifidogx?key=…</c>. Checked twice: at the upgrade (is the key one of ours at all? else
 /// 401 before any WebSocket exists) and at the socket's first connect (may this key claim this device_id? else
