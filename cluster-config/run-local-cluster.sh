@@ -49,12 +49,15 @@ dotnet build src/Fleet.Server -c Release -nologo -v q >/dev/null
 dll="$root/src/Fleet.Server/bin/Release/net10.0/Fleet.Server.dll"
 
 # --- nodes -------------------------------------------------------------------------------------
+# With no Fleet:Security:ApiKeys configured, the fleet's first start generates an admin key into this file.
+key_file="$work/admin.key"
 seeds=()
 for i in 0 1 2; do seeds+=("--Fleet:Cluster:SeedNodes:$i" "akka.tcp://fleet@127.0.0.1:${akka_ports[$i]}"); done
 for i in 0 1 2; do
   dotnet "$dll" --urls "http://127.0.0.1:${http_ports[$i]}" --Fleet:Admin:Urls "http://127.0.0.1:${admin_ports[$i]}" \
     --config "$root/cluster-config/three-node.json" \
     --Fleet:Cluster:Port "${akka_ports[$i]}" --Fleet:Persistence:ConnectionString "$pg_conn" "${seeds[@]}" \
+    --Fleet:Security:GeneratedKeyFile "$key_file" \
     > "$work/node$((i + 1)).log" 2>&1 &
   pids+=($!)
   say "node$((i + 1)): routers ${http_ports[$i]}, admin ${admin_ports[$i]}, akka ${akka_ports[$i]}, pid $!"
@@ -65,9 +68,9 @@ for i in 0 1 2; do
     sleep 0.5
   done
 done
-# The admin API needs a key: set FLEET_API_KEY to one to see the members here.
-auth=(); [ -n "${FLEET_API_KEY:-}" ] && auth=(-H "Authorization: Bearer $FLEET_API_KEY")
+auth=(); [ -r "$key_file" ] && auth=(-H "Authorization: Bearer $(cat "$key_file")")
 say "cluster: $(curl -fsS "${auth[@]}" "http://127.0.0.1:${admin_ports[0]}/api/v1/node" | grep -o '"members":\[[^]]*\]')"
+say "admin API key: $key_file (send it as 'Authorization: Bearer <key>')"
 
 # --- nginx (deploy/nginx/fleet.conf with loopback ports) ----------------------------------------
 sed -e "s/^\(\s*\)server node1:8080/\1server 127.0.0.1:${http_ports[0]}/" \

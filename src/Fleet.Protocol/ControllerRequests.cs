@@ -16,6 +16,10 @@ public static class ControllerRequests
         SyncMacsRequest m => m with { ReqId = reqId },
         GetClientInfoRequest g => g with { ReqId = reqId },
         SimpleRequest s => s with { ReqId = reqId },
+        ShellRequest s => s with { ReqId = reqId },
+        SetAuthServRequest a => a with { ReqId = reqId },
+        SetMqttServRequest m => m with { ReqId = reqId },
+        SetWebSocketServRequest w => w with { ReqId = reqId },
         _ => throw new ArgumentException($"no req_id for {request.GetType().Name}", nameof(request)),
     };
 }

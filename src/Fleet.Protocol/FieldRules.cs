@@ -134,6 +134,38 @@ public static class FieldRules
                $"with their header ({ReaderLimits.MaxPayloadBytes} of request){whole}";
     }
 
+    /// <summary>The firmware's shell executor refuses longer commands (client_library/shell_executor.h MAX_COMMAND_LENGTH).</summary>
+    public const int MaxShellCommandLength = 4096;
+
+    /// <summary>The shell executor's own limit (SHELL_TIMEOUT): a timeout outside 1–30 s becomes 30 on the router.</summary>
+    public const int MaxShellTimeoutSeconds = 30;
+
+    /// <summary>
+    /// A server's host name or address for the set_*_serv requests: a DNS name, an IPv4 or an IPv6 address,
+    /// at most 253 characters. The router stores it in UCI and its configuration file: nothing else may pass.
+    /// </summary>
+    public static bool IsServerHost(string? value) =>
+        IsIp(value) || IsDomain(value, allowWildcard: false);
+
+    /// <summary>
+    /// A server path for set_websocket_serv / set_auth_serv: starts with '/', at most 255 characters of
+    /// letters, digits and / . _ ~ % = &amp; ? + - (a query string such as ?key=… included). No spaces, quotes,
+    /// parentheses or control characters: the router writes it into its configuration and an HTTP request line.
+    /// </summary>
+    public static bool IsServerPath(string? value) =>
+        !string.IsNullOrEmpty(value) && value.Length <= 255 && value[0] == '/'
+        && value.All(c => char.IsAsciiLetterOrDigit(c) || "/._~%=&?+-".Contains(c));
+
+    /// <summary>An MQTT user name or password: 1–128 printable ASCII characters without spaces or quotes.</summary>
+    public static bool IsCredentialText(string? value) =>
+        !string.IsNullOrEmpty(value) && value.Length <= 128 && value.All(c => c is > ' ' and <= '~' and not ('"' or '\\' or '\''));
+
+    private static string? CheckServer(string? hostname, int? port, string? path) =>
+        (hostname is not null && !IsServerHost(hostname) ? $"hostname '{hostname}' is not a host name or an IP address" : null)
+        ?? (port is not null and not (>= 1 and <= 65535) ? $"port must be from 1 to 65535, got {port}" : null)
+        ?? (path is not null && !IsServerPath(path)
+            ? $"path '{path}' must start with / and hold only letters, digits and / . _ ~ % = & ? + - (at most 255 characters)" : null);
+
     public static string? CheckDomain(string field, string? value, bool allowWildcard) =>
         IsDomain(value, allowWildcard) ? null
             : $"{field} '{value}' is not a {(allowWildcard ? "wildcard domain (*.example.com) or " : "")}domain name";
@@ -168,6 +200,19 @@ public static class FieldRules
                 s.Type == SyncDomainsRequest.WildcardTypeName)).FirstOrDefault(e => e is not null),
             UpdateDeviceInfoRequest u => u.DeviceInfo!.ApMacAddress is { } m ? CheckMac("device_info.ap_mac_address", m) : null,
             SetWifiInfoRequest w => w.Data!.Value.ValueKind == System.Text.Json.JsonValueKind.Object ? null : "data must be an object keyed by radio",
+            ShellRequest sh => string.IsNullOrWhiteSpace(sh.Command) ? "command must be a non-empty string"
+                : sh.Command.Length > MaxShellCommandLength ? $"command is {sh.Command.Length} characters; the router's shell executor takes at most {MaxShellCommandLength}"
+                : sh.Command.Any(c => char.IsControl(c) && c is not ('\n' or '\t')) ? "command must not contain control characters other than newline and tab"
+                : sh.Timeout is not null and not (>= 1 and <= MaxShellTimeoutSeconds) ? $"timeout must be from 1 to {MaxShellTimeoutSeconds} seconds (the router's limit), got {sh.Timeout}"
+                : null,
+            SetAuthServRequest a => a is { Hostname: null, Port: null, Path: null } ? "set_auth_serv needs at least one of hostname, port, path"
+                : CheckServer(a.Hostname, a.Port, a.Path),
+            SetWebSocketServRequest ws => ws is { Hostname: null, Port: null, Path: null, UseSsl: null } ? "set_websocket_serv needs at least one of hostname, port, path, use_ssl"
+                : CheckServer(ws.Hostname, ws.Port, ws.Path),
+            SetMqttServRequest m => m is { Hostname: null, Port: null, Username: null, Password: null, UseSsl: null } ? "set_mqtt_serv needs at least one of hostname, port, username, password, use_ssl"
+                : CheckServer(m.Hostname, m.Port, null)
+                  ?? (m.Username is not null && !IsCredentialText(m.Username) ? "username must be 1–128 printable characters without spaces or quotes" : null)
+                  ?? (m.Password is not null && !IsCredentialText(m.Password) ? "password must be 1–128 printable characters without spaces or quotes" : null),
             _ => null,
         };
     }

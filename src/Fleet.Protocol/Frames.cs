@@ -285,3 +285,86 @@ public sealed record SimpleRequest : IControllerRequest
     [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type { get; init; } = "";
     [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
 }
+
+// ---------------------------------------------------------------- 9.x only: privileged requests
+
+/// <summary>
+/// shell (9.x, api_handlers_auth.c handle_shell_request): runs <see cref="Command"/> as root on the router
+/// and answers <c>shell_response</c> with <c>data.output</c> (up to 64 KB) and <c>data.exit_code</c>.
+/// <see cref="Timeout"/> in seconds, clamped by the firmware to 1–30. Privileged (<see cref="RequestKind.Privileged"/>).
+/// </summary>
+public sealed record ShellRequest : IControllerRequest
+{
+    public const string TypeName = "shell";
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
+    [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
+    [JsonPropertyName("command")] public string? Command { get; init; }
+    [JsonPropertyName("timeout")] public int? Timeout { get; init; }
+}
+
+/// <summary>
+/// set_auth_serv (9.x, handle_set_auth_server_request): the portal's auth server. Every field is optional:
+/// the router changes only those present, in memory and (when UCI names a selected_auth_server section)
+/// in its configuration. Answers <c>set_auth_server_response</c>. Privileged.
+/// </summary>
+public sealed record SetAuthServRequest : IControllerRequest
+{
+    public const string TypeName = "set_auth_serv";
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
+    [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
+    [JsonPropertyName("hostname")] public string? Hostname { get; init; }
+    [JsonPropertyName("port")] public int? Port { get; init; }
+    [JsonPropertyName("path")] public string? Path { get; init; }
+}
+
+/// <summary>
+/// set_mqtt_serv (9.x, handle_set_mqtt_server_request): the MQTT server the router reports to. Every field
+/// optional, as for <see cref="SetAuthServRequest"/>. Answers <c>set_mqtt_server_response</c>. Privileged.
+/// </summary>
+public sealed record SetMqttServRequest : IControllerRequest
+{
+    public const string TypeName = "set_mqtt_serv";
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
+    [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
+    [JsonPropertyName("hostname")] public string? Hostname { get; init; }
+    [JsonPropertyName("port")] public int? Port { get; init; }
+    [JsonPropertyName("username")] public string? Username { get; init; }
+    [JsonPropertyName("password")] public string? Password { get; init; }
+    [JsonPropertyName("use_ssl")] public bool? UseSsl { get; init; }
+
+    /// <summary>Never prints the password.</summary>
+    public override string ToString() =>
+        $"SetMqttServRequest {{ ReqId = {ReqId}, Hostname = {Hostname}, Port = {Port}, Username = {Username}, Password = {(Password is null ? "" : "(redacted)")}, UseSsl = {UseSsl} }}";
+}
+
+/// <summary>
+/// set_websocket_serv (9.x from 2026-03-17, handle_set_websocket_server_request): where the router's WebSocket
+/// goes. Every field optional: the router changes those present (hostname and path as strings, port read with
+/// atoi, use_ssl as a boolean) in memory and, when UCI names a selected_auth_server section, in its
+/// configuration (ws_server_hostname/port/path, long_conn_mode ws|wss). It does not reconnect by itself: the new
+/// address is used from its next connection. Answers <c>set_websocket_server_response</c>. Privileged.
+/// </summary>
+public sealed record SetWebSocketServRequest : IControllerRequest
+{
+    public const string TypeName = "set_websocket_serv";
+    [JsonPropertyName("type"), JsonPropertyOrder(-10)] public string Type => TypeName;
+    [JsonPropertyName("req_id")] public ReqId? ReqId { get; init; }
+    [JsonPropertyName("hostname")] public string? Hostname { get; init; }
+    [JsonPropertyName("port")] public int? Port { get; init; }
+    [JsonPropertyName("path")] public string? Path { get; init; }
+    [JsonPropertyName("use_ssl")] public bool? UseSsl { get; init; }
+
+    /// <summary>The path may carry a device key (?key=…): never printed (logs, dead letters, failure messages).</summary>
+    public override string ToString() =>
+        $"SetWebSocketServRequest {{ ReqId = {ReqId}, Hostname = {Hostname}, Port = {Port}, Path = {MaskKey(Path)}, UseSsl = {UseSsl} }}";
+
+    /// <summary>The path with the value of its key parameter replaced by "(redacted)".</summary>
+    public static string? MaskKey(string? path)
+    {
+        if (path is null) return null;
+        var at = path.IndexOf("key=", StringComparison.Ordinal);
+        if (at < 0 || (at > 0 && path[at - 1] is not ('?' or '&'))) return path;
+        var end = path.IndexOf('&', at);
+        return path[..(at + 4)] + "(redacted)" + (end < 0 ? "" : path[end..]);
+    }
+}

@@ -39,12 +39,19 @@ public static class RequestKinds
     public static readonly RequestKind GetDeviceInfo = new("get_device_info", "get_device_info_response", "get_device_info_error");
     public static readonly RequestKind SyncTrustedMac = new("sync_trusted_mac", "sync_trusted_mac_response", "sync_trusted_mac_error");
     public static readonly RequestKind GetTrustedMac = new("get_trusted_mac", "get_trusted_mac_response", "get_trusted_mac_error");
+    // 9.x only and privileged (run something on the router, point it at another server). Their answer types are
+    // the firmware's own: set_*_serv answer set_*_server_response. Errors come as status "error" in the same type.
+    public static readonly RequestKind Shell = new("shell", "shell_response", null);
+    public static readonly RequestKind SetAuthServ = new("set_auth_serv", "set_auth_server_response", null);
+    public static readonly RequestKind SetMqttServ = new("set_mqtt_serv", "set_mqtt_server_response", null);
+    public static readonly RequestKind SetWebSocketServ = new("set_websocket_serv", "set_websocket_server_response", null);
 
     public static readonly IReadOnlyList<RequestKind> All =
     [
         Auth, Kickoff, TmpPass, GetFirmwareInfo, FirmwareUpgrade, GetStatus, RebootDevice, UpdateDeviceInfo,
         GetWifiInfo, SetWifiInfo, GetSysInfo, SyncTrustedDomain, GetTrustedDomains, SyncTrustedWildcardDomains,
         GetTrustedWildcardDomains, GetClientInfo, GetClients, GetDeviceInfo, SyncTrustedMac, GetTrustedMac,
+        Shell, SetAuthServ, SetMqttServ, SetWebSocketServ,
     ];
 
     private static readonly Dictionary<string, RequestKind> ByType = All.ToDictionary(k => k.Type, StringComparer.Ordinal);

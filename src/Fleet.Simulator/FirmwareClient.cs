@@ -177,7 +177,9 @@ public sealed class FirmwareClient
 
     private async Task<TimeSpan?> ConnectionAsync(CancellationToken ct)
     {
-        var url = _options.Url;
+        // The configured address, or what a set_websocket_serv changed of it (9.x): ws_request reads it at each connection.
+        Uri url;
+        lock (_device) url = _device.Server.UrlFrom(_options.Url);
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         Stream stream;
         try

@@ -14,6 +14,25 @@ public sealed record DeviceAction(IDeviceFrame? Reply, bool Reboot = false, bool
 /// <summary>A client the device lets through (fed by auth and tmp_pass).</summary>
 public sealed record SimulatedClient(string Mac, string? Ip, string? GwId, string? Token, DateTimeOffset? ExpiresAt);
 
+/// <summary>
+/// Where the router's WebSocket goes, as set_websocket_serv left it: each field null until that request set it
+/// (the configured address applies). <see cref="UrlFrom"/> combines the two as the firmware's ws_request does.
+/// </summary>
+public sealed record WebSocketServer(string? Hostname = null, int? Port = null, string? Path = null, bool? UseSsl = null)
+{
+    public static readonly WebSocketServer Configured = new();
+
+    /// <summary>The URL of the next connection: what set_websocket_serv changed, the rest as <paramref name="configured"/>.</summary>
+    public Uri UrlFrom(Uri configured)
+    {
+        if (this == Configured) return configured;
+        var scheme = UseSsl is { } ssl ? ssl ? "wss" : "ws" : configured.Scheme;
+        var host = Hostname ?? configured.Host;
+        if (host.Contains(':') && !host.StartsWith('[')) host = $"[{host}]";
+        return new Uri($"{scheme}://{host}:{Port ?? configured.Port}{Path ?? configured.PathAndQuery}");
+    }
+}
+
 /// <summary>One gateway of a simulated device.</summary>
 public sealed record SimulatedGateway(string GwId, string Channel, string AddressV4, string Interface, int AuthMode);
 
@@ -42,6 +61,7 @@ public sealed class SimulatedDevice
     private SimulatedGateway[] _gateways;
     private DeviceInfo _deviceInfo;
     private bool _upgradeInProgress;
+    private WebSocketServer _server = WebSocketServer.Configured;
 
     public SimulatedDevice(string deviceId, int gateways = 1, bool seedEra = false, int index = 0, TimeProvider? time = null)
         : this(deviceId, seedEra ? FirmwareEra.Seed : FirmwareEra.V2025, gateways, index, time)
@@ -92,6 +112,12 @@ public sealed class SimulatedDevice
     /// every later upgrade gets 1004.
     /// </summary>
     public bool UpgradeInProgress => _upgradeInProgress;
+
+    /// <summary>
+    /// 9.x: the WebSocket server set_websocket_serv set, kept in memory and used from the next connection (the
+    /// firmware does not reconnect by itself; the controller drops the connection for it to take effect).
+    /// </summary>
+    public WebSocketServer Server => _server;
 
     /// <summary>Bumped whenever what the device reports changes (so a cached heartbeat frame can be rebuilt).</summary>
     public int ReportVersion { get; private set; }
@@ -410,8 +436,26 @@ public sealed class SimulatedDevice
                     if (_deviceInfo.ApLatitude is not null) w.WriteString("ap_latitude", _deviceInfo.ApLatitude);
                     if (_deviceInfo.LocationId is not null) w.WriteString("location_id", _deviceInfo.LocationId);
                 }) }, reqId);
+            case SetWebSocketServRequest ws:
+                // handle_set_websocket_server_request: each field present replaces the running value (and UCI's);
+                // the connection stays, the new address is used from the next one.
+                _server = new WebSocketServer(ws.Hostname ?? _server.Hostname, ws.Port ?? _server.Port, ws.Path ?? _server.Path,
+                    ws.UseSsl ?? _server.UseSsl);
+                return new DeviceAction(OpAnswer.Ok(FirmwareAnswers.ResponseTypeV9(ws.Type), FirmwareAnswers.WebSocketServerUpdated) with { ReqId = reqId },
+                    StateChanged: true);
+            case SetAuthServRequest a:
+                return new DeviceAction(OpAnswer.Ok(FirmwareAnswers.ResponseTypeV9(a.Type), FirmwareAnswers.AuthServerUpdated) with { ReqId = reqId });
+            case SetMqttServRequest m:
+                return new DeviceAction(OpAnswer.Ok(FirmwareAnswers.ResponseTypeV9(m.Type), FirmwareAnswers.MqttServerUpdated) with { ReqId = reqId });
+            case ShellRequest:
+                // A pretend router runs nothing: success with empty output, as a command printing nothing would.
+                return new DeviceAction(OpAnswer.Ok("shell_response", "OK", FirmwareJson.Object(w =>
+                {
+                    w.WriteString("output", "");
+                    w.WriteNumber("exit_code", 0);
+                })) with { ReqId = reqId });
             case SimpleRequest s when RequestKinds.Find(s.Type) is null:
-                // Routed by 9.07 but not modelled here (shell, VPN, bpf…): a plain success.
+                // Routed by 9.07 but not modelled here (VPN, bpf…): a plain success.
                 return FirmwareAnswers.V9Operations.Contains(s.Type)
                     ? new DeviceAction(OpAnswer.Ok(FirmwareAnswers.ResponseTypeV9(s.Type)) with { ReqId = reqId })
                     : new DeviceAction(FirmwareAnswers.UnknownOperationAnswer(s.Type, reqId));

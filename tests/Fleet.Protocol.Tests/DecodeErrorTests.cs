@@ -114,6 +114,7 @@ public class DecodeErrorTests
                 "sync_trusted_domain" or "sync_trusted_wildcard_domains" => $"{{\"type\":\"{kind.Type}\",\"domains\":[\"a.com\"]}}",
                 "get_client_info" => "{\"type\":\"get_client_info\",\"mac\":\"aa:bb:cc:dd:ee:ff\"}",
                 "sync_trusted_mac" => "{\"type\":\"sync_trusted_mac\",\"macs\":[\"aa:bb:cc:dd:ee:ff\"]}",
+                "shell" => "{\"type\":\"shell\",\"command\":\"uptime\"}",
                 _ => $"{{\"type\":\"{kind.Type}\"}}",
             };
             var r = ProtocolCodec.DecodeFromController(json);

@@ -430,6 +430,22 @@ public sealed class SimulatedDevice9Tests
     }
 
     [Fact]
+    public void Set_websocket_serv_is_answered_and_changes_the_address_of_the_next_connection_only()
+    {
+        var d = Device();
+        var configured = new Uri("ws://fleet.example.com:8080/ws/wifidogx?key=fleet");
+        Assert.Equal(configured, d.Server.UrlFrom(configured));
+        var answer = Answer(Wire(d, """{"op":"set_websocket_serv","req_id":7,"path":"/ws/wifidogx?key=fdk_own"}"""));
+        Assert.Equal(("set_websocket_server_response", "success", FirmwareAnswers.WebSocketServerUpdated), (answer.Type, answer.Status, answer.Message));
+        // Only the path changed: host, port and scheme are what the router had.
+        Assert.Equal(new Uri("ws://fleet.example.com:8080/ws/wifidogx?key=fdk_own"), d.Server.UrlFrom(configured));
+        Wire(d, """{"op":"set_websocket_serv","req_id":8,"hostname":"::1","port":8443,"use_ssl":true}""");
+        Assert.Equal(new Uri("wss://[::1]:8443/ws/wifidogx?key=fdk_own"), d.Server.UrlFrom(configured));
+        Assert.Equal("set_auth_server_response", Answer(Wire(d, """{"op":"set_auth_serv","req_id":9,"hostname":"a.example"}""")).Type);
+        Assert.Equal("set_mqtt_server_response", Answer(Wire(d, """{"op":"set_mqtt_serv","req_id":10,"port":1883}""")).Type);
+    }
+
+    [Fact]
     public void An_unknown_op_is_answered_with_unknown_operation_and_gateway_heartbeat_is_taken_silently()
     {
         var d = Device(gateways: 2);

@@ -65,6 +65,11 @@ public static class ProtocolCodec
         [SyncDomainsRequest.WildcardTypeName] = E(Ctx.SyncDomainsRequest, m => First(("domains", m.Domains))),
         [GetClientInfoRequest.TypeName] = E(Ctx.GetClientInfoRequest, m => First(("mac", m.Mac))),
         [SyncMacsRequest.TypeName] = E(Ctx.SyncMacsRequest, m => First(("macs", m.Macs))),
+        [ShellRequest.TypeName] = E(Ctx.ShellRequest, m => First(("command", m.Command))),
+        // Every field of the set_*_serv requests is optional on the router (it changes those present).
+        [SetAuthServRequest.TypeName] = E(Ctx.SetAuthServRequest),
+        [SetMqttServRequest.TypeName] = E(Ctx.SetMqttServRequest),
+        [SetWebSocketServRequest.TypeName] = E(Ctx.SetWebSocketServRequest),
     };
 
     /// <summary>Request types that carry only type and req_id.</summary>
@@ -324,6 +329,10 @@ public static class ProtocolCodec
         SyncMacsRequest => Ctx.SyncMacsRequest,
         GetClientInfoRequest => Ctx.GetClientInfoRequest,
         SimpleRequest => Ctx.SimpleRequest,
+        ShellRequest => Ctx.ShellRequest,
+        SetAuthServRequest => Ctx.SetAuthServRequest,
+        SetMqttServRequest => Ctx.SetMqttServRequest,
+        SetWebSocketServRequest => Ctx.SetWebSocketServRequest,
         _ => throw new ArgumentException($"no encoder for {message.GetType().Name}", nameof(message)),
     };
 }

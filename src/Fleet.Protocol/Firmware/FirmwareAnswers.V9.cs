@@ -46,6 +46,12 @@ public static partial class FirmwareAnswers
     public const string MissingData = "Missing 'data' field";
     public const string WifiUpdated = "Wi-Fi configuration updated successfully";
     public const string TrustedDomainsSynced = "Trusted domains synchronized successfully";
+    /// <summary>set_*_serv success texts (api_handlers_auth.c).</summary>
+    public const string WebSocketServerUpdated = "WebSocket server configuration updated";
+    public const string AuthServerUpdated = "Auth server configuration updated";
+    public const string MqttServerUpdated = "MQTT server configuration updated";
+    /// <summary>shell 1000 (handle_shell_request): no command, or one that is not a JSON string.</summary>
+    public const string MissingCommand = "Missing command";
     /// <summary>generic_response 400 texts of ws_thread.c process_ws_msg / send_ws_error_response.</summary>
     public const string InvalidJsonRequest = "Invalid JSON request";
     public const string MissingReqId = "Missing or invalid req_id";
@@ -88,11 +94,16 @@ public static partial class FirmwareAnswers
         "get_trusted_wildcard_domains", "sync_trusted_mac", "get_trusted_mac", "sync_untrusted_mac", "get_untrusted_mac",
     };
 
-    /// <summary>The answer type of a 9.x request: <c>{op}_response</c>, except get_firmware_info's.</summary>
+    /// <summary>The answer type of a 9.x request: <c>{op}_response</c>, except get_firmware_info's and the set_*_serv ones.</summary>
     public static string ResponseTypeV9(string op) => op switch
     {
         "get_firmware_info" => FirmwareInfoResponse.TypeName,
         "ota" => RequestKinds.FirmwareUpgrade.SuccessType!,
+        // api_handlers_auth.c names these after the server, not the op.
+        "set_auth_serv" => "set_auth_server_response",
+        "set_mqtt_serv" => "set_mqtt_server_response",
+        "get_mqtt_serv" => "get_mqtt_server_response",
+        "set_websocket_serv" => "set_websocket_server_response",
         _ => op + "_response",
     };
 
@@ -235,6 +246,14 @@ public static partial class FirmwareAnswers
 
     public static OpAnswer UnknownOperationAnswer(string op, ReqId? reqId) => BadRequestAnswer(UnknownOperation, reqId, op);
 
+    /// <summary>A shell answer that ran nothing: data <c>{output:"", exit_code:-1}</c>, as handle_shell_request writes it.</summary>
+    public static OpAnswer ShellFailed(int code, string message, ReqId? reqId) =>
+        OpAnswer.Fail("shell_response", code, message, FirmwareJson.Object(w =>
+        {
+            w.WriteString("output", "");
+            w.WriteNumber("exit_code", -1);
+        })) with { ReqId = reqId };
+
     /// <summary>
     /// What 9.x answers to a request its handler finds incomplete (the codec's MissingField/WrongKind), or
     /// to a frame that is no request: JSON it cannot parse → 400 "Invalid JSON request" without req_id; not
@@ -257,6 +276,7 @@ public static partial class FirmwareAnswers
             UpdateDeviceInfoRequest.TypeName => OpAnswer.Fail("update_device_info_response", Codes.MissingField, MissingDeviceInfo) with { ReqId = e.ReqId },
             SetWifiInfoRequest.TypeName => OpAnswer.Fail("set_wifi_info_response", Codes.MissingField, MissingData) with { ReqId = e.ReqId },
             GetClientInfoRequest.TypeName => OpAnswer.Fail("get_client_info_response", Codes.MissingField, MissingMac) with { ReqId = e.ReqId },
+            ShellRequest.TypeName => ShellFailed(Codes.MissingField, MissingCommand, e.ReqId),
             { } t => OpAnswer.Fail(ResponseTypeV9(t), Codes.MissingField, $"Missing or invalid '{e.Field}' field") with { ReqId = e.ReqId },
             null => BadRequestAnswer(MissingOp, e.ReqId),
         },

@@ -29,7 +29,15 @@ public static class EntityAsk
     public static ProblemHttpResult NeverSeen(string deviceId) =>
         Problems.NotFound($"device '{deviceId}' has never connected to this fleet");
 
-    public static ProblemHttpResult Unexpected(IAdminReply reply) => reply is NoAnswer n
-        ? Problems.Timeout($"device '{n.DeviceId}' did not answer within {Timeout.TotalSeconds:0} s")
-        : Problems.Result(500, "Unexpected reply", $"the device entity answered {reply.GetType().Name}");
+    /// <summary>
+    /// A reply the handler has no case of its own for: replies any request may get (no answer in time, a device
+    /// pending approval, which takes reads only) or a 500.
+    /// </summary>
+    public static ProblemHttpResult Unexpected(IAdminReply reply) => reply switch
+    {
+        NoAnswer n => Problems.Timeout($"device '{n.DeviceId}' did not answer within {Timeout.TotalSeconds:0} s"),
+        DevicePending p => Problems.Conflict(
+            $"device '{p.DeviceId}' is pending approval (it enrolled with a fleet key): an admin approves it with POST /api/v1/devices/{p.DeviceId}/approve; until then it takes reads only"),
+        _ => Problems.Result(500, "Unexpected reply", $"the device entity answered {reply.GetType().Name}"),
+    };
 }

@@ -32,7 +32,8 @@ public static class OperationsApi
         return TypedResults.Ok<object>(new { status = "ready" });
     }
 
-    private static Ok<object> Node(ActorSystem system, NodeIdentity node, ConnectionMetrics metrics, ConnectionGate gate) =>
+    private static Ok<object> Node(ActorSystem system, NodeIdentity node, ConnectionMetrics metrics, ConnectionGate gate,
+        DeviceAdmission admission) =>
         TypedResults.Ok<object>(new
         {
             node = node.Id,
@@ -40,5 +41,7 @@ public static class OperationsApi
             members = node.LiveNodes(),
             connection_cap = gate.Capacity,
             connections = metrics.Snapshot(),
+            device_admission = DeviceAdmission.Name(admission.Mode),
+            admission = admission.Metrics.Snapshot(),
         });
 }

@@ -63,6 +63,20 @@ public static class CommandLifecycle
         return (new CommandQueued(commandId, normalised, now, now.AddSeconds(ttlSeconds), timeoutSeconds), null);
     }
 
+    /// <summary>Whether a resubmitted request is the one a command already holds (both normalised, compared as sent).</summary>
+    public static bool SameRequest(IControllerRequest a, IControllerRequest b) =>
+        ProtocolCodec.EncodeToString(a) == ProtocolCodec.EncodeToString(b);
+
+    /// <summary>Why another command cannot be queued: the device already has <see cref="DeviceState.QueueLimit"/> unfinished ones.</summary>
+    public static string? QueueFull(DeviceState state)
+    {
+        var open = 0;
+        foreach (var c in state.Commands)
+            if (!c.Status.IsFinal()) open++;
+        return open < state.QueueLimit ? null
+            : $"the device already has {open} unfinished commands (Fleet:Devices:MaxQueuedCommands is {state.QueueLimit}); wait for them or cancel some";
+    }
+
     /// <summary>
     /// The command to send now, if any: the oldest queued one, and only when none is in flight. The real
     /// client reads one frame at a time and seed-era firmware echoes no req_id (its answers are matched by

@@ -22,5 +22,8 @@ public sealed record AwaitCommand(string DeviceId, string CommandId) : IToDevice
 public sealed record CommandInvalid(string Problem) : IAdminReply;
 public sealed record CommandNotFound(string CommandId) : IAdminReply;
 public sealed record CommandConflict(string Problem, CommandView View) : IAdminReply;
-public sealed record CommandFound(CommandView View) : IAdminReply;
+/// <summary>The command; <see cref="Replayed"/> when a submit named a command that already exists with the same request (Idempotency-Key).</summary>
+public sealed record CommandFound(CommandView View, bool Replayed = false) : IAdminReply;
+/// <summary>A submit the device cannot take now, with the HTTP status that says why (429: its queue is full).</summary>
+public sealed record CommandRefused(int Status, string Title, string Problem) : IAdminReply;
 public sealed record CommandList(IReadOnlyList<CommandView> Items) : IAdminReply;

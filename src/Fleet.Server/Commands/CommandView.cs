@@ -12,4 +12,11 @@ public sealed record CommandView(
     public static CommandView From(CommandRecord c, string deviceId) =>
         new(c.CommandId, deviceId, c.Type, c.Status.ToApi(), ProtocolCodec.EncodeToElement(c.Request), c.Response, c.Error,
             c.CreatedAt, c.SentAt, c.CompletedAt, c.ExpiresAt);
+
+    /// <summary>The view a viewer key gets: client tokens and other secrets masked.</summary>
+    public CommandView Redacted() => this with
+    {
+        Request = Security.Secrets.Redact(Request),
+        Response = Response is { } r ? Security.Secrets.Redact(r) : null,
+    };
 }

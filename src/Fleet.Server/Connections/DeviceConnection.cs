@@ -5,6 +5,7 @@ using Akka.Event;
 using Fleet.Protocol;
 using Fleet.Server.Devices;
 using Fleet.Server.Hosting;
+using Fleet.Server.Security;
 
 namespace Fleet.Server.Connections;
 
@@ -68,6 +69,10 @@ public sealed class DeviceConnection : UntypedActor
     private readonly ConnectionContext _shared;
     private readonly TaskCompletionSource _done;
     private readonly string _remote;
+    // What the socket showed at its upgrade (its key); the first connect is judged against it (DeviceAdmission).
+    private readonly AdmissionTicket _ticket;
+    private AdmissionGrant? _grant;
+    private Task<bool>? _admitting;
     private readonly CancellationTokenSource _cts = new();
     // Frames waiting to be written, the drain writing them and the pacing state, under _writeLock. A queue
     // allocated on first use instead of a Channel and a write loop per socket (about 1 KB less per router).
@@ -107,16 +112,17 @@ public sealed class DeviceConnection : UntypedActor
     /// <summary>When the device last sent a frame (Environment.TickCount64), for the silence watch.</summary>
     public long LastFrameAt { get; private set; } = Environment.TickCount64;
 
-    public static Props Props(WebSocket socket, ConnectionContext shared, TaskCompletionSource done, string remote) =>
+    public static Props Props(WebSocket socket, ConnectionContext shared, TaskCompletionSource done, string remote, AdmissionTicket ticket) =>
         // Arguments, not an expression: one connection per socket, and expressions are compiled per call.
-        Akka.Actor.Props.Create<DeviceConnection>(socket, shared, done, remote).WithMailbox(LightMailbox.ConfigPath);
+        Akka.Actor.Props.Create<DeviceConnection>(socket, shared, done, remote, ticket).WithMailbox(LightMailbox.ConfigPath);
 
-    public DeviceConnection(WebSocket socket, ConnectionContext shared, TaskCompletionSource done, string remote)
+    public DeviceConnection(WebSocket socket, ConnectionContext shared, TaskCompletionSource done, string remote, AdmissionTicket ticket)
     {
         _socket = socket;
         _shared = shared;
         _done = done;
         _remote = remote;
+        _ticket = ticket;
     }
 
     // An untyped actor: a ReceiveActor builds its match tables per instance, and there is one per router.
@@ -265,9 +271,13 @@ public sealed class DeviceConnection : UntypedActor
                 if (GatewayProblem(c) is { } gwProblem) { Refused("invalid_gw_id", gwProblem); return; }
                 if (_deviceId is not null && _deviceId != c.DeviceId)
                 { Refused("device_id_mismatch", $"connect names '{c.DeviceId}' but this socket is bound to '{_deviceId}'"); return; }
-                _deviceId = c.DeviceId!;
+                if (_deviceId is null)
+                {
+                    _admitting = Admit(self, c, dialect);
+                    return;
+                }
                 Remember(c);
-                Region.Tell(new DeviceConnect(_deviceId, c, self, _shared.Node, ProtocolOf(dialect, c)), self);
+                Region.Tell(new DeviceConnect(_deviceId, c, self, _shared.Node, ProtocolOf(dialect, c), _grant), self);
                 return;
             case HeartbeatMessage h:
                 if (_deviceId is null) { Refused("before_connect", "heartbeat before connect"); return; }
@@ -297,6 +307,24 @@ public sealed class DeviceConnection : UntypedActor
             if (_deviceId is null) { Refused("before_connect", $"{answer.Type} before connect"); return; }
             Region.Tell(new AnswerReceived(_deviceId, answer, self), self);
         }
+    }
+
+    /// <summary>
+    /// The socket's first connect: admission decides whether this socket may claim the device_id (its key at the
+    /// upgrade against the device). Refused, the socket ends here and nothing reaches the device's entity, so
+    /// the device's current connection is never disturbed. Admitted, it binds as before.
+    /// </summary>
+    private async Task<bool> Admit(IActorRef self, ConnectMessage c, IDeviceDialect dialect)
+    {
+        var verdict = await _shared.Admission.AtConnectAsync(_ticket, c.DeviceId!, dialect.Name == OpDialect.DialectName, _remote, _cts.Token);
+        if (verdict.Grant is not { } grant) return false; // logged and counted by admission
+        _grant = grant;
+        _deviceId = c.DeviceId!;
+        Remember(c);
+        Region.Tell(new DeviceConnect(_deviceId, c, self, _shared.Node, ProtocolOf(dialect, c), grant), self);
+        // Same sender, so the entity gets it after the connect that makes the device known.
+        if (verdict.HandOver is { } handOver) Region.Tell(handOver, self);
+        return true;
     }
 
     /// <summary>
@@ -394,7 +422,15 @@ public sealed class DeviceConnection : UntypedActor
                 else if (tooLarge)
                     Refused("too_large", $"frame over {_shared.MaxMessageBytes} bytes");
                 else
+                {
                     OnFrame(self, message);
+                    if (_admitting is { } admitting)
+                    {
+                        // The socket's first connect is admitted before the next frame is read; refused, the socket ends.
+                        _admitting = null;
+                        if (!await admitting) { reason = "admission refused"; break; }
+                    }
+                }
             }
         }
         catch (OperationCanceledException) { reason = "cancelled"; }
@@ -629,4 +665,4 @@ public sealed class DeviceConnection : UntypedActor
 /// the silence watch, the log (one object, not one copy per socket).
 /// </summary>
 public sealed record ConnectionContext(IActorRef Region, string Node, ConnectionMetrics Metrics, int MaxMessageBytes,
-    int FramePauseMs, SilenceWatch Watch, ILoggingAdapter Log);
+    int FramePauseMs, SilenceWatch Watch, ILoggingAdapter Log, DeviceAdmission Admission);

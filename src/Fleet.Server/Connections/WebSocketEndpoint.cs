@@ -3,6 +3,7 @@ using Akka.Event;
 using Akka.Hosting;
 using Fleet.Server.Devices;
 using Fleet.Server.Hosting;
+using Fleet.Server.Security;
 using Microsoft.Extensions.Options;
 
 namespace Fleet.Server.Connections;
@@ -33,12 +34,13 @@ public static class WebSocketEndpoint
                     ws.MaxMessageBytes,
                     ws.FramePauseMs,
                     sp.GetRequiredService<SilenceWatch>(),
-                    Logging.GetLogger(sp.GetRequiredService<ActorSystem>(), "Fleet.Connections"));
+                    Logging.GetLogger(sp.GetRequiredService<ActorSystem>(), "Fleet.Connections"),
+                    sp.GetRequiredService<DeviceAdmission>());
             });
 
     private static async Task Accept(HttpContext ctx, ActorSystem system, ConnectionContext shared,
         ConnectionGate gate, ConnectionMetrics metrics, IOptions<FleetSettings> settings,
-        IHostApplicationLifetime lifetime)
+        IHostApplicationLifetime lifetime, DeviceAdmission admission)
     {
         if (!ctx.WebSockets.IsWebSocketRequest)
         {
@@ -53,6 +55,18 @@ public static class WebSocketEndpoint
             ctx.Response.Headers.RetryAfter = "2";
             await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status503ServiceUnavailable, "Node shutting down",
                 "this node is leaving the cluster; connect to another node");
+            return;
+        }
+        // The key in the path (?key=…), before any WebSocket exists: no key of ours, no socket (401).
+        var (ticket, refusal) = await admission.AtUpgradeAsync(ctx.Request, ctx.RequestAborted);
+        if (ticket is null)
+        {
+            if (refusal == DeviceAdmission.Unavailable)
+            {
+                ctx.Response.Headers.RetryAfter = "5";
+                await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status503ServiceUnavailable, "Device keys unavailable", refusal);
+            }
+            else await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status401Unauthorized, "Device not admitted", refusal!);
             return;
         }
         if (!gate.TryEnter())
@@ -73,7 +87,7 @@ public static class WebSocketEndpoint
             metrics.Opened();
             var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var remote = $"{ctx.Connection.RemoteIpAddress}:{ctx.Connection.RemotePort}";
-            system.ActorOf(DeviceConnection.Props(socket, shared, done, remote));
+            system.ActorOf(DeviceConnection.Props(socket, shared, done, remote, ticket));
             await done.Task;
         }
         finally

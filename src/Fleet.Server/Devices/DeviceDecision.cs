@@ -15,6 +15,7 @@ public readonly record struct DeviceLive
 {
     private readonly ImmutableHashSet<string>? _unconfirmed;
     private readonly ImmutableDictionary<string, ImmutableList<IActorRef>>? _waiters;
+    private readonly ImmutableDictionary<string, IControllerRequest>? _handOvers;
 
     /// <summary>The device's current connection, or null while it is offline.</summary>
     public IActorRef? Connection { get; init; }
@@ -31,6 +32,24 @@ public readonly record struct DeviceLive
     /// goes away first (its node died: no FrameNotWritten will ever come), they are queued again.
     /// </summary>
     public ImmutableHashSet<string> Unconfirmed { get => _unconfirmed ?? []; init => _unconfirmed = value; }
+
+    /// <summary>The credential the current connection was admitted with (none, fleet-key, device-key); null while offline or unknown.</summary>
+    public string? Credential { get; init; }
+    /// <summary>The WebSocket path the current (or last) connection came on, without its query: where a hand-over points the router.</summary>
+    public string? UpgradePath { get; init; }
+    /// <summary>Connections of this device replacing each other (null until the first replacement).</summary>
+    public CloneWatch? Clones { get; init; }
+
+    /// <summary>
+    /// Key hand-overs (set_websocket_serv) by command id: the request as it goes to the router, key included. The
+    /// persisted command holds the request with the key left out; a hand-over whose key is no longer here (the
+    /// entity restarted) fails instead of going out.
+    /// </summary>
+    public ImmutableDictionary<string, IControllerRequest> HandOvers
+    {
+        get => _handOvers ?? ImmutableDictionary<string, IControllerRequest>.Empty;
+        init => _handOvers = value;
+    }
 
     /// <summary>Admin requests waiting for a command to end (?wait=).</summary>
     public ImmutableDictionary<string, ImmutableList<IActorRef>> Waiters
@@ -54,6 +73,8 @@ public sealed record ScheduleDeadline(DateTimeOffset? At) : DeviceEffect;
 public sealed record IdleTimer(bool On) : DeviceEffect;
 public sealed record Passivate : DeviceEffect;
 public sealed record Note(string Text, bool Warning = false) : DeviceEffect;
+/// <summary>Count an episode of connections replacing each other (a cloned device_id) in this node's figures.</summary>
+public sealed record CountCloneEpisode : DeviceEffect;
 
 /// <summary>The one result shape of <see cref="DeviceDecider.Decide"/>: reply after persist, events to persist, effects to perform, memory to keep.</summary>
 public sealed record Decision(IAdminReply? Reply, ImmutableList<IDeviceEvent> Events, ImmutableList<DeviceEffect> Effects, DeviceLive Live);

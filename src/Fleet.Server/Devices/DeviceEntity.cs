@@ -6,6 +6,7 @@ using Fleet.Protocol;
 using Fleet.Server.Commands;
 using Fleet.Server.Connections;
 using Fleet.Server.Hosting;
+using Fleet.Server.Security;
 
 namespace Fleet.Server.Devices;
 
@@ -19,14 +20,17 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
 {
     // Arguments, not an expression: Props.Create(() => new …) compiles the argument expressions on
     // every call, and an entity is created per device (a reconnect storm creates thousands a second).
-    public static Props Props(string deviceId, FleetSettings settings, TimeProvider clock) =>
-        Akka.Actor.Props.Create<DeviceEntity>(deviceId, settings, clock).WithMailbox(LightMailbox.ConfigPath);
+    public static Props Props(string deviceId, FleetSettings settings, TimeProvider clock, AdmissionMetrics? metrics = null) =>
+        Akka.Actor.Props.Create<DeviceEntity>(deviceId, settings, clock, metrics ?? Unmeasured).WithMailbox(LightMailbox.ConfigPath);
 
     private const string DeadlineTimer = "deadline";
+    /// <summary>For entities made without a node's metrics (specs): counts go nowhere anyone reads.</summary>
+    private static readonly AdmissionMetrics Unmeasured = new();
 
     private readonly string _deviceId;
     private readonly FleetSettings _settings;
     private readonly TimeProvider _clock;
+    private readonly AdmissionMetrics _metrics;
     private DeviceState _state;
     private DeviceLive _live;
     private int _sinceSnapshot;
@@ -35,12 +39,13 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
     public override string PersistenceId { get; }
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public DeviceEntity(string deviceId, FleetSettings settings, TimeProvider clock)
+    public DeviceEntity(string deviceId, FleetSettings settings, TimeProvider clock, AdmissionMetrics metrics)
     {
         _deviceId = deviceId;
+        _metrics = metrics;
         _settings = settings;
         _clock = clock;
-        _state = DeviceState.Empty with { HistoryLimit = settings.Devices.CommandHistory };
+        _state = DeviceState.Empty with { HistoryLimit = settings.Devices.CommandHistory, QueueLimit = settings.Devices.MaxQueuedCommands };
         PersistenceId = FleetNames.PersistenceIdPrefix + deviceId;
     }
 
@@ -53,7 +58,7 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
                 _state = _state.Apply(e);
                 break;
             case SnapshotOffer { Snapshot: DeviceState s }:
-                _state = s with { HistoryLimit = _settings.Devices.CommandHistory };
+                _state = s with { HistoryLimit = _settings.Devices.CommandHistory, QueueLimit = _settings.Devices.MaxQueuedCommands };
                 break;
             case RecoveryCompleted:
                 // The socket does not survive a restart: the device is offline until it reconnects. The view
@@ -129,6 +134,7 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
                 case IdleTimer i: SetReceiveTimeout(i.On ? TimeSpan.FromSeconds(_settings.Devices.PassivateAfterSeconds) : null); break;
                 case Passivate: Context.Parent.Tell(new Akka.Cluster.Sharding.Passivate(PoisonPill.Instance)); break;
                 case Note { Warning: true } n: Log.Warning(n.Text); break;
+                case CountCloneEpisode: _metrics.CloneEpisode(); break;
                 case Note n: Log.Info(n.Text); break;
             }
         }
@@ -140,7 +146,7 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
 /// Every decision of a device entity, as one pure function: (state, memory, input, now) → decision.
 /// The actor only persists the events, applies them, replies and performs the effects.
 /// </summary>
-public static class DeviceDecider
+public static partial class DeviceDecider
 {
     private static readonly ImmutableList<DeviceEffect> NoEffects = [];
 
@@ -167,9 +173,9 @@ public static class DeviceDecider
         DeadlineReached => Changed(deviceId, state, live, null, CommandLifecycle.OnTick(state, now), NoEffects, null, now),
         Recovered r => Finish(deviceId, state, live, null,
             r.WasOnline && live.Connection is null ? [new DeviceDisconnected(now)] : [], NoEffects, null, now),
-        IdleTimeout => new Decision(null, [], live.Connection is null && live.Waiters.IsEmpty ? [new Passivate()] : NoEffects, live),
+        IdleTimeout => new Decision(null, [], live.Connection is null && live.Waiters.IsEmpty && live.HandOvers.IsEmpty ? [new Passivate()] : NoEffects, live),
 
-        GetDevice => Reply(live, state.Exists ? new DeviceFound(DeviceView.From(state, deviceId, live)) : new DeviceNotFound(deviceId)),
+        GetDevice => Reply(live, state.Exists ? new DeviceFound(DeviceView.From(state, deviceId, live, now)) : new DeviceNotFound(deviceId)),
         SetDesiredAuthMode m => OnSetAuthMode(deviceId, state, live, m, now),
         SubmitCommand s => OnSubmit(deviceId, state, live, s, now),
         GetCommands => Reply(live, state.Exists
@@ -180,6 +186,9 @@ public static class DeviceDecider
             : new CommandNotFound(g.CommandId)),
         AwaitCommand a => OnAwait(deviceId, state, live, a),
         CancelCommand c => OnCancel(deviceId, state, live, c, now),
+        ApproveDevice a => OnApprove(deviceId, state, live, a, now),
+        HandOverKey h => OnHandOver(deviceId, state, live, h, now),
+        RevokeDeviceKeys => OnRevokeKeys(deviceId, state, live, now),
         _ => throw new ArgumentException($"a device entity has no decision for {input.GetType().Name}", nameof(input)),
     };
 
@@ -230,17 +239,25 @@ public static class DeviceDecider
         if (!c.Connection.Equals(live.Connection))
         {
             if (live.Connection is { } old)
+            {
                 effects = effects.AddRange([
                     new Note($"device {deviceId}: a newer connection replaces {old.Path}"),
                     new Unwatch(old),
                     new Tell(old, new CloseConnection("replaced by a newer connection for the same device")),
                 ]);
+                (live, effects) = OnReplaced(deviceId, live, effects, now);
+            }
             (events, effects) = Requeue(deviceId, state, live, events, effects);
             live = live with { Unconfirmed = [] };
         }
-        live = Seen(live with { Connection = c.Connection, Told = null, ConnectionFailing = c.Connection.Equals(live.Connection) && live.ConnectionFailing }, c.Report, now);
+        live = Seen(live with
+        {
+            Connection = c.Connection, Told = null, ConnectionFailing = c.Connection.Equals(live.Connection) && live.ConnectionFailing,
+            Credential = c.Admission?.Credential, UpgradePath = c.Admission?.Path ?? live.UpgradePath,
+        }, c.Report, now);
         effects = effects.Add(new Watch(c.Connection));
-        events = events.AddRange(ReportEvents(state, c.Report, newConnection: true, now, c.Node, c.Protocol));
+        events = events.AddRange(ReportEvents(state, c.Report, newConnection: true, now, c.Node, c.Protocol))
+            .AddRange(AdmissionEvents(state, c.Admission, now));
         return Finish(deviceId, state, live, null, events, effects, new Answering(c.Connection, c.Report), now);
     }
 
@@ -275,9 +292,9 @@ public static class DeviceDecider
     private static Decision OnAnswer(string deviceId, DeviceState state, DeviceLive live, DeviceAnswer answer, DateTimeOffset now)
     {
         var (events, dropped) = CommandLifecycle.OnAnswer(state, answer, now);
-        return dropped is not null
-            ? new Decision(null, [], [new Note($"device {deviceId}: {answer.Type} dropped: {dropped}")], live)
-            : Changed(deviceId, state, live, null, events, NoEffects, null, now);
+        if (dropped is not null) return new Decision(null, [], [new Note($"device {deviceId}: {answer.Type} dropped: {dropped}")], live);
+        var (effects, after) = AfterHandOverAnswer(deviceId, live, events);
+        return Changed(deviceId, state, after, null, events, effects, null, now);
     }
 
     private static Decision OnConnectionGone(string deviceId, DeviceState state, DeviceLive live, IActorRef connection, DateTimeOffset now)
@@ -307,6 +324,7 @@ public static class DeviceDecider
     private static Decision OnSetAuthMode(string deviceId, DeviceState state, DeviceLive live, SetDesiredAuthMode m, DateTimeOffset now)
     {
         if (!state.Exists) return Reply(live, new DeviceNotFound(deviceId));
+        if (state.IsPending) return Reply(live, new DevicePending(deviceId));
         if (state.FindGateway(m.GwId) is null) return Reply(live, new GatewayNotFound(deviceId, m.GwId));
         var events = ImmutableList.Create<IDeviceEvent>(new DesiredAuthModeSet(m.GwId, m.AuthMode));
         var after = state.ApplyAll(events);
@@ -316,9 +334,16 @@ public static class DeviceDecider
     private static Decision OnSubmit(string deviceId, DeviceState state, DeviceLive live, SubmitCommand s, DateTimeOffset now)
     {
         if (!state.Exists) return Reply(live, new DeviceNotFound(deviceId));
+        if (state.IsPending) return Reply(live, new DevicePending(deviceId));
         if (s.Problem is not null || s.Request is null) return Reply(live, new CommandInvalid(s.Problem ?? "no request"));
         var (queued, problem) = CommandLifecycle.Submit(state, s.CommandId, s.Request, s.TtlSeconds, s.TimeoutSeconds, now);
         if (queued is null) return Reply(live, new CommandInvalid(problem!));
+        if (state.FindCommand(s.CommandId) is { } existing)
+            return Reply(live, CommandLifecycle.SameRequest(existing.Request, queued.Request)
+                ? new CommandFound(CommandView.From(existing, deviceId), Replayed: true)
+                : new CommandConflict($"Idempotency-Key already named command {s.CommandId} with a different request; use a new key",
+                    CommandView.From(existing, deviceId)));
+        if (CommandLifecycle.QueueFull(state) is { } full) return Reply(live, new CommandRefused(429, "Too many queued commands", full));
         var events = ImmutableList.Create<IDeviceEvent>(queued);
         // Reply after persist: an accepted command survives a crash. The view is the command as accepted.
         var reply = new CommandFound(CommandView.From(state.ApplyAll(events).FindCommand(s.CommandId)!, deviceId));
@@ -378,6 +403,7 @@ public static class DeviceDecider
             live = live with { Told = answer };
         }
 
+        if (live is { Connection: not null, ConnectionFailing: false }) (events, after) = FailLostHandOvers(events, after, live, now);
         if (live is { Connection: { } connection, ConnectionFailing: false } && CommandLifecycle.ToSend(after, now) is { Count: > 0 } toSend)
         {
             // Sent (persisted) before the connection gets it: a crash may lose the frame, never send it twice.
@@ -385,7 +411,8 @@ public static class DeviceDecider
             events = events.AddRange(sent);
             after = after.ApplyAll(sent);
             effects = effects.AddRange(toSend.Select(c =>
-                (DeviceEffect)new Tell(connection, new DeliverRequest(deviceId, c.Request, now.AddSeconds(c.TimeoutSeconds)))));
+                (DeviceEffect)new Tell(connection, new DeliverRequest(deviceId, live.HandOvers.GetValueOrDefault(c.CommandId) ?? c.Request,
+                    now.AddSeconds(c.TimeoutSeconds)))));
             live = live with { Unconfirmed = live.Unconfirmed.Union(toSend.Select(c => c.CommandId)) };
         }
 
@@ -398,9 +425,11 @@ public static class DeviceDecider
             effects = effects.AddRange(list.Select(w => (DeviceEffect)new Tell(w, done)));
             waiters = waiters.Remove(id);
         }
-        live = live with { Waiters = waiters };
+        live = ForgetEndedHandOvers(live with { Waiters = waiters }, after);
 
-        effects = effects.AddRange([new ScheduleDeadline(CommandLifecycle.NextDeadline(after)), new IdleTimer(live.Connection is null)]);
+        // An entity holding a key hand-over stays in memory: the key is nowhere else.
+        effects = effects.AddRange([new ScheduleDeadline(CommandLifecycle.NextDeadline(after)),
+            new IdleTimer(live.Connection is null && live.HandOvers.IsEmpty)]);
         return new Decision(reply, events, effects, live);
     }
 

@@ -19,3 +19,5 @@ public sealed record ClientRemoved(string ClientMac, string Reason) : IDeviceEve
 /// <summary>The device speaks another protocol dialect than before ("seed", "2025", "9").</summary>
 public sealed record ProtocolReported(string Protocol) : IDeviceEvent;
 public sealed record FirmwareReported(ImmutableSortedDictionary<string, string> Firmware) : IDeviceEvent;
+/// <summary>The device's admission changed: "pending" (enrolled with a fleet key) or "approved", by whom ("fleet key", "device key", "auto-approve", an admin key's name).</summary>
+public sealed record AdmissionChanged(string Admission, string By, DateTimeOffset At) : IDeviceEvent;

@@ -15,9 +15,12 @@ public interface IAdminReply : IFleetSerializable;
 
 // ---- from a DeviceConnection (may cross nodes); reports and answers are decoded once, in the connection
 
-/// <summary>A socket bound itself to this device with a connect frame. Protocol: "seed", "2025" or "9" (what the device speaks).</summary>
+/// <summary>
+/// A socket bound itself to this device with a connect frame. Protocol: "seed", "2025" or "9" (what the device speaks).
+/// Admission: what the socket was admitted with (null: made before admission existed, or by a test).
+/// </summary>
 public sealed record DeviceConnect(string DeviceId, ConnectMessage Report, IActorRef Connection, string Node,
-    string Protocol = TypeDialect.SeedName) : IToDeviceEntity;
+    string Protocol = TypeDialect.SeedName, AdmissionGrant? Admission = null) : IToDeviceEntity;
 /// <summary>
 /// A heartbeat frame; also re-attaches a connection the entity forgot (restart, rebalance).
 /// ReplyWanted is false when the connection already answered it from the entity's last reply

@@ -9,9 +9,9 @@ namespace Fleet.Server.Devices;
 public static class DeviceSharding
 {
     public static AkkaConfigurationBuilder WithDeviceSharding(this AkkaConfigurationBuilder builder, FleetSettings settings,
-        TimeProvider clock) =>
+        TimeProvider clock, Security.AdmissionMetrics? metrics = null) =>
         builder.WithShardRegion<DeviceEntity>(FleetNames.DeviceRegion,
-            deviceId => DeviceEntity.Props(deviceId, settings, clock),
+            deviceId => DeviceEntity.Props(deviceId, settings, clock, metrics),
             new DeviceMessageExtractor(FleetNames.ShardCount),
             new ShardOptions
             {

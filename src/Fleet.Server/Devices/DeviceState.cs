@@ -30,15 +30,28 @@ public sealed record DeviceState : IFleetSerializable
     public ImmutableSortedDictionary<string, int> DesiredAuthModes { get; init; } = ImmutableSortedDictionary<string, int>.Empty;
     public ImmutableSortedDictionary<string, ClientState> Clients { get; init; } = ImmutableSortedDictionary<string, ClientState>.Empty;
     public ImmutableSortedDictionary<string, string> Firmware { get; init; } = ImmutableSortedDictionary<string, string>.Empty;
+    /// <summary>Device admission: "pending" (enrolled with a fleet key, awaiting approval), "approved", or null (never decided: open admission).</summary>
+    public string? Admission { get; init; }
+    /// <summary>Who decided <see cref="Admission"/> ("fleet key", "device key", "auto-approve", an admin key's name), and when.</summary>
+    public string? AdmissionBy { get; init; }
+    public DateTimeOffset? AdmissionAt { get; init; }
     /// <summary>Oldest first. Finished commands beyond <see cref="HistoryLimit"/> are dropped.</summary>
     public ImmutableList<CommandRecord> Commands { get; init; } = [];
     public int HistoryLimit { get; init; } = 200;
+    /// <summary>Most unfinished (queued or sent) commands a device holds; more are refused (429). Set from settings, like <see cref="HistoryLimit"/>.</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public int QueueLimit { get; init; } = 100;
 
     public static readonly DeviceState Empty = new();
 
     public CommandRecord? FindCommand(string id) => Commands.Find(c => c.CommandId == id);
 
     public GatewayState? FindGateway(string gwId) => Gateways.Find(g => g.GwId == gwId);
+
+    public const string Pending = "pending";
+    public const string Approved = "approved";
+
+    /// <summary>Enrolled with a fleet key and not approved yet: reads only (commands and auth-mode changes get 409).</summary>
+    public bool IsPending => Admission == Pending;
 
     public DeviceState Apply(IDeviceEvent e) => e switch
     {
@@ -51,6 +64,7 @@ public sealed record DeviceState : IFleetSerializable
         ClientRemoved r => this with { Clients = Clients.Remove(r.ClientMac) },
         FirmwareReported f => this with { Firmware = f.Firmware },
         ProtocolReported p => this with { Protocol = p.Protocol },
+        AdmissionChanged a => this with { Admission = a.Admission, AdmissionBy = a.By, AdmissionAt = a.At },
         ICommandEvent c => this with { Commands = CommandLifecycle.Apply(Commands, c, HistoryLimit) },
         _ => this,
     };

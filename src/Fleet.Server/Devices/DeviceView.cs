@@ -7,14 +7,19 @@ namespace Fleet.Server.Devices;
 public sealed record DeviceView(
     string DeviceId, bool Online, DateTimeOffset? ConnectedAt, DateTimeOffset? LastSeen, string? Node,
     DeviceInfoView? DeviceInfo, IReadOnlyList<GatewayView> Gateways, IReadOnlyList<ClientView> Clients,
-    IReadOnlyDictionary<string, string> Firmware, int? Mode, SystemFigures? System, string? Protocol)
+    IReadOnlyDictionary<string, string> Firmware, int? Mode, SystemFigures? System, string? Protocol,
+    string? Admission = null, string? AdmissionBy = null, DateTimeOffset? AdmissionAt = null, string? Credential = null,
+    bool Cloned = false, DateTimeOffset? ClonedSince = null)
 {
-    public static DeviceView From(DeviceState s, string deviceId, DeviceLive live) =>
+    /// <param name="now">For the cloned flag (an episode ends a window after the last replacement); null: not shown.</param>
+    public static DeviceView From(DeviceState s, string deviceId, DeviceLive live, DateTimeOffset? now = null) =>
         new(deviceId, s.Online, s.ConnectedAt, live.LastSeen ?? (s.Online ? s.ConnectedAt : s.DisconnectedAt), s.Node,
             s.Info is { } i ? new DeviceInfoView(i.ApDeviceId, i.ApMacAddress, i.ApLongitude, i.ApLatitude, i.LocationId) : null,
             s.Gateways.Select(g => GatewayView.From(g, s)).ToList(),
             s.Clients.Values.Select(c => new ClientView(c.ClientMac, c.ClientIp, c.ClientName, c.GwId, c.AuthorizedAt, c.ExpiresAt)).ToList(),
-            s.Firmware, live.Mode, live.Figures, s.Protocol);
+            s.Firmware, live.Mode, live.Figures, s.Protocol,
+            s.Admission, s.AdmissionBy, s.AdmissionAt, live.Connection is null ? null : live.Credential,
+            now is { } t && live.Clones is { } c && c.ActiveAt(t), now is { } t2 && live.Clones is { } c2 && c2.ActiveAt(t2) ? c2.Since : null);
 }
 
 public sealed record DeviceInfoView(string? ApDeviceId, string? ApMacAddress, string? ApLongitude, string? ApLatitude, string? LocationId);

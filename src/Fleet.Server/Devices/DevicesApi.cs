@@ -20,7 +20,7 @@ public static class DevicesApi
         api.MapGet("/", List).WithName("ListDevices").RequireAuthorization(Policies.Viewer);
         api.MapGet("/{deviceId}", Get).WithName("GetDevice").RequireAuthorization(Policies.Viewer);
         api.MapPut("/{deviceId}/gateways/{gwId}/auth-mode", SetAuthMode).WithName("SetAuthMode")
-            .Accepts<AuthModeRequest>("application/json").RequireAuthorization(Policies.Operator);
+            .Accepts<AuthModeRequest>("application/json").RequireAuthorization(Policies.Operator).Audited("device.auth_mode");
         return app;
     }
 
@@ -30,7 +30,7 @@ public static class DevicesApi
     public sealed record DeviceListQuery(
         [FromQuery(Name = "online")] string? Online, [FromQuery(Name = "gw_id")] string? GwId, [FromQuery(Name = "q")] string? Q,
         [FromQuery(Name = "limit")] string? Limit, [FromQuery(Name = "cursor")] string? Cursor,
-        [FromQuery(Name = "protocol")] string? Protocol)
+        [FromQuery(Name = "protocol")] string? Protocol, [FromQuery(Name = "admission")] string? Admission)
     {
         public static readonly string[] Protocols = [TypeDialect.SeedName, TypeDialect.V2025Name, OpDialect.DialectName];
 
@@ -58,8 +58,10 @@ public static class DevicesApi
             }
             if (!string.IsNullOrEmpty(Protocol) && !Protocols.Contains(Protocol))
                 return (null, $"protocol '{Protocol}' must be one of {string.Join(", ", Protocols)}");
+            if (Admission is not (null or "" or DeviceState.Pending or DeviceState.Approved))
+                return (null, $"admission '{Admission}' must be {DeviceState.Pending} or {DeviceState.Approved}");
             return (new DirectoryQuery(online, string.IsNullOrEmpty(GwId) ? null : GwId, Q, limit, after,
-                string.IsNullOrEmpty(Protocol) ? null : Protocol), null);
+                string.IsNullOrEmpty(Protocol) ? null : Protocol, string.IsNullOrEmpty(Admission) ? null : Admission), null);
         }
     }
 
@@ -101,10 +103,11 @@ public static class DevicesApi
     }
 
     private static async Task<Results<Ok<GatewayView>, ProblemHttpResult>> SetAuthMode(string deviceId, string gwId,
-        AuthModeBody body, IRequiredActor<DeviceEntity> region, CancellationToken ct)
+        AuthModeBody body, HttpContext ctx, IRequiredActor<DeviceEntity> region, CancellationToken ct)
     {
         if (!FieldRules.IsDeviceId(deviceId)) return EntityAsk.NeverSeen(deviceId);
         if (body.AuthMode is not { } mode) return Problems.BadRequest(body.Problem!);
+        ctx.AddDetail($"gw_id={gwId} auth_mode={mode}");
         return await region.Ask(new SetDesiredAuthMode(deviceId, gwId, mode), ct) switch
         {
             GatewayUpdated u => TypedResults.Ok(u.View),

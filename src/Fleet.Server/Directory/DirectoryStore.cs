@@ -10,9 +10,10 @@ namespace Fleet.Server.Directory;
 /// <summary>One row of the device directory.</summary>
 public sealed record DeviceSummary(string DeviceId, bool Online, string? Node, DateTimeOffset? ConnectedAt,
     DateTimeOffset? LastSeen, string? LocationId, string? ApMacAddress, IReadOnlyList<string> Gateways, string? Firmware,
-    string? Protocol);
+    string? Protocol, string? Admission = null);
 
-public sealed record DirectoryQuery(bool? Online, string? GwId, string? Q, int Limit, string? After, string? Protocol = null);
+public sealed record DirectoryQuery(bool? Online, string? GwId, string? Q, int Limit, string? After, string? Protocol = null,
+    string? Admission = null);
 
 /// <summary>An event as the projection sees it: whose, what, and its global position in the journal.</summary>
 public sealed record DirectoryEvent(string DeviceId, IDeviceEvent Event, long Ordering);
@@ -72,6 +73,8 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
         // Columns added after the first release (SQLite has no ADD COLUMN IF NOT EXISTS: ask first).
         if (!await HasColumnAsync(c, tx, "device_summary", "protocol"))
             await Exec(c, tx, "ALTER TABLE device_summary ADD COLUMN protocol TEXT;");
+        if (!await HasColumnAsync(c, tx, "device_summary", "admission"))
+            await Exec(c, tx, "ALTER TABLE device_summary ADD COLUMN admission TEXT;");
         foreach (var tables in others) await tables.CreateAsync(c, tx, provider, ct);
         await tx.CommitAsync(ct);
     }
@@ -151,6 +154,7 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
         DeviceInfoReported i => (["location_id", "ap_mac_address"], [i.Info.LocationId, i.Info.ApMacAddress]),
         GatewaysReported g => (["gateways"], ["," + string.Concat(g.Gateways.Select(x => x.GwId + ","))]),
         ProtocolReported p => (["protocol"], [p.Protocol]),
+        AdmissionChanged a => (["admission"], [a.Admission]),
         FirmwareReported f => (["firmware"], [f.Firmware.GetValueOrDefault("DISTRIB_DESCRIPTION") ?? f.Firmware.GetValueOrDefault("DISTRIB_RELEASE")]),
         _ => ([], []),
     };
@@ -170,6 +174,7 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
         if (q.Online == true) where.Add(onlineSql);
         if (q.Online == false) where.Add($"NOT {onlineSql}");
         if (q.Protocol is not null) { where.Add("protocol = @protocol"); args.Add(("protocol", q.Protocol)); }
+        if (q.Admission is not null) { where.Add("admission = @admission"); args.Add(("admission", q.Admission)); }
         if (q.GwId is not null) { where.Add("gateways LIKE @gw ESCAPE '\\'"); args.Add(("gw", "%," + Escape(q.GwId) + ",%")); }
         if (!string.IsNullOrEmpty(q.Q))
         {
@@ -177,7 +182,7 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
             args.Add(("q", "%" + Escape(q.Q.ToLowerInvariant()) + "%"));
         }
         args.Add(("limit", q.Limit + 1));
-        var sql = $"SELECT device_id, {onlineSql} AS live, node, connected_at, last_seen, location_id, ap_mac_address, gateways, firmware, protocol FROM device_summary"
+        var sql = $"SELECT device_id, {onlineSql} AS live, node, connected_at, last_seen, location_id, ap_mac_address, gateways, firmware, protocol, admission FROM device_summary"
                   + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "")
                   + " ORDER BY device_id LIMIT @limit";
 
@@ -190,7 +195,7 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
             items.Add(new DeviceSummary(
                 r.GetString(0), Convert.ToInt64(r.GetValue(1), CultureInfo.InvariantCulture) == 1 || r.GetValue(1) is true,
                 Str(r, 2), Time(r, 3), Time(r, 4), Str(r, 5), Str(r, 6),
-                (Str(r, 7) ?? ",").Split(',', StringSplitOptions.RemoveEmptyEntries), Str(r, 8), Str(r, 9)));
+                (Str(r, 7) ?? ",").Split(',', StringSplitOptions.RemoveEmptyEntries), Str(r, 8), Str(r, 9), Str(r, 10)));
         }
         string? next = null;
         if (items.Count > q.Limit)

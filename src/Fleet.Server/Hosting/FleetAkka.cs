@@ -27,7 +27,7 @@ public static class FleetAkka
                 .WithFleetSerialization()
                 .WithFleetCluster(settings)
                 .WithFleetPersistence(settings, connectionString)
-                .WithDeviceSharding(settings, clock)
+                .WithDeviceSharding(settings, clock, sp.GetRequiredService<Security.AdmissionMetrics>())
                 .WithDirectoryProjection(sp.GetRequiredService<DirectoryStore>())
                 .AddStartup((system, _) =>
                 {

@@ -63,6 +63,7 @@ public static class FleetNode
             if (!Akka.Actor.Address.TryParse(seed, out _))
                 throw new InvalidOperationException(
                     $"Fleet:Cluster:SeedNodes: '{seed}' is not an Akka address such as akka.tcp://fleet@10.0.0.1:4053");
+        settings.Security.Validate();
         var connectionString = ResolveConnectionString(settings.Persistence);
         builder.Services.AddSingleton(Options.Create(settings));
         builder.Services.AddSingleton(TimeProvider.System);
@@ -86,7 +87,20 @@ public static class FleetNode
         });
         builder.Services.AddProblemDetails();
         builder.Services.AddFleetSecurity();
-        builder.Services.AddOpenApi("v1");
+        builder.Services.AddDeviceAdmission(settings.Security);
+        builder.Services.AddOpenApi("v1", o => o.AddDocumentTransformer((doc, _, _) =>
+        {
+            // Tools generated from the document send the key: every /api/v1 call needs one (README, Security).
+            doc.Components ??= new Microsoft.OpenApi.OpenApiComponents();
+            doc.Components.SecuritySchemes ??= new Dictionary<string, Microsoft.OpenApi.IOpenApiSecurityScheme>();
+            doc.Components.SecuritySchemes["bearer"] = new Microsoft.OpenApi.OpenApiSecurityScheme
+            {
+                Type = Microsoft.OpenApi.SecuritySchemeType.Http, Scheme = "bearer",
+                Description = "An admin API key (roles viewer, operator, admin): Authorization: Bearer <key>",
+            };
+            doc.Security = [new Microsoft.OpenApi.OpenApiSecurityRequirement { [new Microsoft.OpenApi.OpenApiSecuritySchemeReference("bearer", doc)] = [] }];
+            return Task.CompletedTask;
+        }));
         builder.Services.AddFleetAkka(settings, builder.Configuration, connectionString);
         return builder;
     }
@@ -136,7 +150,9 @@ public static class FleetNode
         app.MapDeviceSockets();
         app.MapDevicesApi();
         app.MapCommandsApi();
+        app.MapDeviceAdmissionApi();
         app.MapOperationsApi();
+        app.MapSecurityApi();
         return app;
     }
 

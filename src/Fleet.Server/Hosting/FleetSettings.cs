@@ -107,6 +107,8 @@ public sealed class DeviceSettings
     public int SnapshotEvery { get; set; } = 100;
     /// <summary>How many finished commands a device keeps in its history.</summary>
     public int CommandHistory { get; set; } = 200;
+    /// <summary>Most unfinished commands (queued or sent) a device holds; a submit beyond it gets 429.</summary>
+    public int MaxQueuedCommands { get; set; } = 100;
 }
 
 public sealed class CommandSettings

@@ -29,7 +29,12 @@ public sealed class Node : IAsyncDisposable
     public static string NewDbPath() =>
         Path.Combine(Path.GetTempPath(), "fleet-tests", Guid.NewGuid().ToString("N"), "fleet.db");
 
-    public static async Task<Node> StartAsync(string? dbPath = null, params string[] extraArgs)
+    public static Task<Node> StartAsync(string? dbPath = null, params string[] extraArgs) =>
+        StartAsync(dbPath, testKeys: true, configure: null, extraArgs);
+
+    /// <param name="testKeys">Start with <see cref="TestKeys"/> configured (and send the admin key); false: no key configured at all.</param>
+    /// <param name="configure">Changes to the host before it is built (e.g. a logger that a test reads).</param>
+    public static async Task<Node> StartAsync(string? dbPath, bool testKeys, Action<WebApplicationBuilder>? configure, params string[] extraArgs)
     {
         dbPath ??= NewDbPath();
         var args = new List<string>
@@ -39,9 +44,9 @@ public sealed class Node : IAsyncDisposable
             "--Fleet:Cluster:Port", "0",
             "--Logging:LogLevel:Default", "Warning",
         };
-        args.AddRange(TestKeys.Arguments());
+        if (testKeys) args.AddRange(TestKeys.Arguments());
         args.AddRange(extraArgs);
-        var app = await FleetNode.CreateAsync(args.ToArray());
+        var app = await FleetNode.CreateAsync(args.ToArray(), configure);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         var node = new Node(app, new Uri(address), dbPath);
@@ -57,9 +62,11 @@ public sealed class Node : IAsyncDisposable
         return JsonNode.Parse(body)!;
     }
 
-    public async Task<(int Status, JsonNode? Body, string? ContentType)> Send(HttpMethod method, string path, string? json = null)
+    /// <param name="key">The API key to send instead of the admin key.</param>
+    public async Task<(int Status, JsonNode? Body, string? ContentType)> Send(HttpMethod method, string path, string? json = null, string? key = null)
     {
         using var req = new HttpRequestMessage(method, path);
+        if (key is not null) req.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
         if (json is not null) req.Content = new StringContent(json, System.Text.Encoding.UTF8, "application/json");
         var r = await Http.SendAsync(req);
         var text = await r.Content.ReadAsStringAsync();

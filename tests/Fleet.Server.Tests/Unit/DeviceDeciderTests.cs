@@ -351,4 +351,37 @@ public class DeviceDeciderTests
         Assert.IsType<CommandConflict>(Run(after, default, new CancelCommand("r1", "c1")).Decision.Reply);
         Assert.IsType<CommandNotFound>(Run(after, default, new CancelCommand("r1", "zz")).Decision.Reply);
     }
+
+    [Fact]
+    public void A_submit_naming_an_existing_command_replays_it_or_conflicts_and_never_queues_twice()
+    {
+        var (s, live) = Online();
+        var kickoff = new KickoffRequest { ClientIp = "10.0.0.7", ClientMac = "AA:BB:CC:00:00:07", DeviceId = "r1", GwId = "gw-1" };
+        (s, var first) = Run(s, live, new SubmitCommand("r1", "k1", kickoff, null, 60, 30));
+        Assert.IsType<CommandQueued>(first.Events[0]); // and sent at once: the device is online
+        (s, var retry) = Run(s, first.Live, new SubmitCommand("r1", "k1", kickoff with { ClientMac = "aa:bb:cc:00:00:07" }, null, 60, 30));
+        Assert.Empty(retry.Events);
+        Assert.DoesNotContain(retry.Effects.OfType<Tell>(), t => t.To.Equals(Conn));
+        var replayed = Assert.IsType<CommandFound>(retry.Reply);
+        Assert.True(replayed.Replayed);
+        Assert.Equal("k1", replayed.View.CommandId);
+        var (_, other) = Run(s, retry.Live, new SubmitCommand("r1", "k1", kickoff with { ClientIp = "10.0.0.8" }, null, 60, 30));
+        Assert.Empty(other.Events);
+        Assert.IsType<CommandConflict>(other.Reply);
+        Assert.Single(s.Commands);
+    }
+
+    [Fact]
+    public void A_device_with_its_queue_full_refuses_one_more_command_with_429()
+    {
+        var (s, live) = Run(DeviceState.Empty with { QueueLimit = 2 }, default, new DeviceConnect("r1", ConnectReport, Conn, "node-a")) is var (st, dc)
+            ? (st, dc.Live) : default;
+        (s, var a) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        (s, var b) = Run(s, a.Live, new SubmitCommand("r1", "c2", new SimpleRequest { Type = "get_status" }, null, 60, 30));
+        var (_, c) = Run(s, b.Live, new SubmitCommand("r1", "c3", new SimpleRequest { Type = "get_sys_info" }, null, 60, 30));
+        Assert.Empty(c.Events);
+        var refused = Assert.IsType<CommandRefused>(c.Reply);
+        Assert.Equal(429, refused.Status);
+        Assert.Contains("2 unfinished commands", refused.Problem);
+    }
 }

@@ -53,6 +53,7 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
         yield return new CommandSent("c1", T);
         yield return new CommandRequeued("c1");
         yield return new CommandCompleted("c1", CommandStatus.TimedOut, Json, "no answer", T);
+        yield return new AdmissionChanged("pending", "fleet key", T);
         yield return DeviceState.Empty with
         {
             Exists = true, Online = true, Node = "n", Info = new DeviceInfoState("r1", null, null, null, null), Gateways = [gw],
@@ -61,7 +62,7 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
             Commands = [new CommandRecord("c1", Kickoff, CommandStatus.Sent, T, T.AddDays(1), 30, T, Response: Json)],
         };
         var connect = new ConnectMessage { DeviceId = "r1", Mode = 0, Gateway = [new GatewayReport { GwId = "gw-1", AuthMode = 1 }] };
-        yield return new DeviceConnect("r1", connect, TestActor, "node#1");
+        yield return new DeviceConnect("r1", connect, TestActor, "node#1", "9", new AdmissionGrant("fleet-key", AdmissionEffect.Enrol, "fleet key", "/ws/wifidogx"));
         yield return new DeviceHeartbeat("r1", new HeartbeatMessage { DeviceId = "r1", SysInfo = new SystemFigures { SysLoad = 0.5 }, ReqId = new ReqId("0123456789abcdef", false) }, TestActor, "node#1");
         yield return new AnswerReceived("r1", Answer, TestActor);
         yield return new ConnectionClosed("r1", TestActor);
@@ -80,6 +81,13 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
         yield return new GetCommand("r1", "c1");
         yield return new CancelCommand("r1", "c1");
         yield return new AwaitCommand("r1", "c1");
+        var handOver = new HandOverKey("r1", "fdk_k", "a1", "test-admin", 3600, 30, "/ws/wifidogx");
+        yield return handOver;
+        yield return new ApproveDevice("r1", "test-admin", handOver);
+        yield return new RevokeDeviceKeys("r1");
+        yield return new DevicePending("r1");
+        yield return new KeyHandedOver("approved", "9", new HandOverView("a1", "sent"), null);
+        yield return new KeysRevoked(true);
         yield return new DeviceNotFound("r1");
         yield return new DeviceFound(new DeviceView("r1", true, T, T, "n", new DeviceInfoView("r1", null, null, null, "l"), [gwView],
             [new ClientView("aa:bb:cc:dd:ee:ff", null, null, null, T, null)], new Dictionary<string, string> { ["A"] = "b" }, 1,
@@ -89,7 +97,8 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
         yield return new CommandInvalid("bad");
         yield return new CommandNotFound("c1");
         yield return new CommandConflict("no", cmd);
-        yield return new CommandFound(cmd);
+        yield return new CommandFound(cmd, Replayed: true);
+        yield return new CommandRefused(429, "Too many queued commands", "the device already has 100 unfinished commands");
         yield return new CommandList([cmd]);
         yield return GetProjectionStatus.Instance;
         yield return new ProjectionStatus(42);
@@ -179,4 +188,18 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
     [Fact]
     public void Manifests_are_unique_and_short() =>
         Assert.All(FleetSerializer.Manifests.Keys, m => Assert.True(m.Length <= 12, m));
+}
+
+public class SecretsTests
+{
+    [Fact]
+    public void Tokens_keys_and_keys_in_paths_are_masked_and_nothing_else_changes()
+    {
+        var e = System.Text.Json.JsonElement.Parse("""{"op":"set_websocket_serv","path":"/ws/wifidogx?key=abc123&x=1","token":"t0k","n":[{"password":"p"},"/a?token=zz"],"client_mac":"aa:bb:cc:dd:ee:ff"}""");
+        var masked = System.Text.Json.Nodes.JsonNode.Parse(Fleet.Server.Security.Secrets.Redact(e).GetRawText());
+        var expected = System.Text.Json.Nodes.JsonNode.Parse("""{"op":"set_websocket_serv","path":"/ws/wifidogx?key=(redacted)&x=1","token":"(redacted)","n":[{"password":"(redacted)"},"/a?token=(redacted)"],"client_mac":"aa:bb:cc:dd:ee:ff"}""");
+        Assert.True(System.Text.Json.Nodes.JsonNode.DeepEquals(expected, masked), masked!.ToJsonString());
+        var clean = System.Text.Json.JsonElement.Parse("""{"type":"kickoff","client_mac":"aa:bb:cc:dd:ee:ff"}""");
+        Assert.Equal(clean.GetRawText(), Fleet.Server.Security.Secrets.Redact(clean).GetRawText());
+    }
 }
