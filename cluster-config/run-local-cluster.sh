@@ -80,7 +80,8 @@ sed -e "s/^\(\s*\)server node1:8080/\1server 127.0.0.1:${http_ports[0]}/" \
     -e "s/^\(\s*\)server node2:9090/\1server 127.0.0.1:${admin_ports[1]}/" \
     -e "s/^\(\s*\)server node3:9090/\1server 127.0.0.1:${admin_ports[2]}/" \
     -e "s/^\(\s*\)listen 8080;/\1listen 127.0.0.1:$lb_port;/" \
-    -e "s/^\(\s*\)listen 9090;/\1listen 127.0.0.1:$admin_lb_port;/" deploy/nginx/fleet.conf > "$work/nginx/fleet.conf"
+    -e "s/^\(\s*\)listen 9090;/\1listen 127.0.0.1:$admin_lb_port;/" \
+    -e "s|/var/log/nginx/|$work/nginx/|" deploy/nginx/fleet.conf > "$work/nginx/fleet.conf"
 cat > "$work/nginx/nginx.conf" <<NGINX
 daemon off;
 worker_processes 1;

@@ -45,6 +45,12 @@ public sealed class CrossNodeTests(ITestOutputHelper output) : ClusterTestBase(o
             Assert.Equal(System.Net.HttpStatusCode.NotFound, (await http.GetAsync($"http://127.0.0.1:{Cluster.Nodes[0].HttpPort}/api/v1/node", TestContext.Current.CancellationToken)).StatusCode);
             Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{Cluster.Nginx.AdminPort}/api/v1/node", TestContext.Current.CancellationToken)).StatusCode);
             Assert.Equal(System.Net.HttpStatusCode.NotFound, (await http.GetAsync($"http://127.0.0.1:{Cluster.Nginx.AdminPort}/ws/wifidogx", TestContext.Current.CancellationToken)).StatusCode);
+
+            // A key in a router's query string stays out of nginx's log of the routers' listener.
+            await http.GetAsync($"http://127.0.0.1:{Cluster.Nginx.Port}/ws/log-check?key=never-logged-key", TestContext.Current.CancellationToken);
+            var accessLog = Path.Combine(Cluster.Nginx.Dir, "access.log");
+            await Eventually.True(() => File.Exists(accessLog) && File.ReadAllText(accessLog).Contains("GET /ws/log-check "), "request logged");
+            Assert.DoesNotContain("never-logged-key", File.ReadAllText(accessLog));
         }
 
         await Scenario.DirectoryAgrees(Cluster.Nodes, Routers.Select(r => r.DeviceId).ToList(), online: true, TimeSpan.FromSeconds(30));

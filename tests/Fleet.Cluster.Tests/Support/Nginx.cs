@@ -5,9 +5,9 @@ namespace Fleet.Cluster.Tests.Support;
 
 /// <summary>
 /// nginx in front of the nodes, with deploy/nginx/fleet.conf itself: its three `server …:8080` lines
-/// become the nodes' loopback ports for routers, its three `server …:9090` lines their admin ports, and
-/// `listen 8080` / `listen 9090` free loopback ports. Runs in the foreground (daemon off) as our child,
-/// with its pid, logs and temp files in the work directory.
+/// become the nodes' loopback ports for routers, its three `server …:9090` lines their admin ports,
+/// `listen 8080` / `listen 9090` free loopback ports and /var/log/nginx/ the work directory. Runs in the
+/// foreground (daemon off) as our child, with its pid, logs and temp files in the work directory.
 /// </summary>
 public sealed class Nginx : IAsyncDisposable
 {
@@ -77,7 +77,8 @@ public sealed class Nginx : IAsyncDisposable
         Directory.CreateDirectory(dir);
         var port = Ports.Free();
         var adminPort = Ports.Free();
-        await File.WriteAllTextAsync(Path.Combine(dir, "fleet.conf"), SiteConfig(port, upstreamPorts, adminPort, adminPorts));
+        await File.WriteAllTextAsync(Path.Combine(dir, "fleet.conf"),
+            SiteConfig(port, upstreamPorts, adminPort, adminPorts).Replace("/var/log/nginx/", dir + "/", StringComparison.Ordinal));
         var conf = Path.Combine(dir, "nginx.conf");
         await File.WriteAllTextAsync(conf, MainConfig(dir));
         var psi = new ProcessStartInfo(NginxBinary())
