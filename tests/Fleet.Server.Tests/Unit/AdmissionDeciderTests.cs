@@ -17,13 +17,7 @@ namespace Fleet.Server.Tests.Unit;
 /// </summary>
 public class AdmissionDeciderTests
 {
-    private sealed class FakeRef(string name) : MinimalActorRef
-    {
-        public override ActorPath Path { get; } = new RootActorPath(new Address("akka", "test")) / name;
-        public override IActorRefProvider Provider => throw new NotSupportedException();
-    }
-
-    private static readonly IActorRef Conn = new FakeRef("conn");
+    private static readonly IActorRef Conn = new DeviceDeciderTests.FakeRef("conn");
     private const string Key = "fdk_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";
 
     private static readonly AdmissionGrant FleetKeyEnrol = new("fleet-key", AdmissionEffect.Enrol, "fleet key", "/ws/wifidogx");
@@ -88,7 +82,7 @@ public class AdmissionDeciderTests
     {
         var (s, d) = Run(DeviceState.Empty, default, Connect(OwnKey));
         Assert.Equal(("approved", "device key"), (s.Admission, s.AdmissionBy));
-        var (again, d2) = Run(s, d.Live, Connect(FleetKeyEnrol, new FakeRef("other")));
+        var (again, d2) = Run(s, d.Live, Connect(FleetKeyEnrol, new DeviceDeciderTests.FakeRef("other")));
         Assert.Empty(d2.Events.OfType<AdmissionChanged>());
         Assert.Equal("approved", again.Admission);
     }
@@ -232,7 +226,7 @@ public class AdmissionDeciderTests
         var counted = 0;
         for (var i = 1; i <= 7; i++)
         {
-            var d = DeviceDecider.Decide("r1", s, live, Connect(Open, new FakeRef($"c{i}")), T0.AddSeconds(20 * i));
+            var d = DeviceDecider.Decide("r1", s, live, Connect(Open, new DeviceDeciderTests.FakeRef($"c{i}")), T0.AddSeconds(20 * i));
             s = s.ApplyAll(d.Events);
             live = d.Live;
             warnings += d.Effects.Count(e => e is Note { Warning: true });
@@ -253,7 +247,7 @@ public class AdmissionDeciderTests
         (s, live) = (s.ApplyAll(first.Events), first.Live);
         for (var i = 1; i <= 10; i++)
         {
-            var conn = new FakeRef($"c{i}");
+            var conn = new DeviceDeciderTests.FakeRef($"c{i}");
             var d = DeviceDecider.Decide("r1", s, live, Connect(Open, conn), T0.AddSeconds(i));
             s = s.ApplyAll(d.Events);
             var closed = DeviceDecider.Decide("r1", s, d.Live, new ConnectionClosed("r1", conn), T0.AddSeconds(i));

@@ -14,7 +14,7 @@ namespace Fleet.Server.Tests.Unit;
 public class DeviceDeciderTests
 {
     /// <summary>An actor reference that is only an identity (no actor system needed).</summary>
-    private sealed class FakeRef(string name) : MinimalActorRef
+    internal sealed class FakeRef(string name) : MinimalActorRef
     {
         public override ActorPath Path { get; } = new RootActorPath(new Address("akka", "test")) / name;
         public override IActorRefProvider Provider => throw new NotSupportedException();
