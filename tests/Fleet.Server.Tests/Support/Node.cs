@@ -29,7 +29,13 @@ public sealed class Node : IAsyncDisposable
     public static string NewDbPath() =>
         Path.Combine(Path.GetTempPath(), "fleet-tests", Guid.NewGuid().ToString("N"), "fleet.db");
 
-    public static async Task<Node> StartAsync(string? dbPath = null, params string[] extraArgs)
+    public static Task<Node> StartAsync(string? dbPath = null, params string[] extraArgs) => StartAsync(dbPath, null, extraArgs);
+
+    /// <summary>A node whose host a test adjusts before it is built (<paramref name="configure"/>: e.g. a logger of its own).</summary>
+    public static Task<Node> StartConfiguredAsync(Action<WebApplicationBuilder> configure, params string[] extraArgs) =>
+        StartAsync(null, configure, extraArgs);
+
+    private static async Task<Node> StartAsync(string? dbPath, Action<WebApplicationBuilder>? configure, string[] extraArgs)
     {
         dbPath ??= NewDbPath();
         var args = new List<string>
@@ -41,7 +47,7 @@ public sealed class Node : IAsyncDisposable
         };
         args.AddRange(TestKeys.Arguments());
         args.AddRange(extraArgs);
-        var app = await FleetNode.CreateAsync(args.ToArray());
+        var app = await FleetNode.CreateAsync(args.ToArray(), configure);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         var node = new Node(app, new Uri(address), dbPath);
