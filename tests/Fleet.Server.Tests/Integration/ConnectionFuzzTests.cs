@@ -92,6 +92,27 @@ public sealed class ConnectionFuzzTests
         Assert.Equal(1000, close.Payload[0] << 8 | close.Payload[1]);
     }
 
+    // Found by the connection fuzzer on PostgreSQL (bench/scripts/fuzz.sh DB=postgres): text there holds no NUL, so the
+    // directory's batch with this router's device_info failed, and failed again at every retry — the directory stopped
+    // for every device of the cluster. A query with a NUL in it was a 500 for the same reason.
+    [Fact]
+    public async Task A_router_whose_location_id_holds_a_NUL_does_not_stop_the_directory_on_PostgreSQL()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var node = await Node.StartAsync(null,
+            "--Fleet:Persistence:Provider", "PostgreSql", "--Fleet:Persistence:ConnectionString", db.ConnectionString);
+        await using var odd = await PretendRouter.ConnectAsync(node.WebSocketUri(), "nul-location", sendConnect: false);
+        await odd.Send("""{"type":"connect","device_id":"nul-location","device_info":{"location_id":"hall\u0000b","ap_mac_address":"8c:de:f9:5e:f7:06"},"gateway":[{"gw_id":"gw-1","auth_mode":1}]}""");
+        Assert.Equal("heartbeat", (string?)(await odd.Receive())["type"]);
+        await using var after = await PretendRouter.ConnectAsync(node.WebSocketUri(), "after-nul");
+
+        await Eventually.True(async () => (await node.GetJson("/api/v1/devices?q=after-nul&online=true"))["items"]!.AsArray().Count == 1,
+            "a router connected afterwards listed in the directory");
+        var listed = (await node.GetJson("/api/v1/devices?q=nul-location"))["items"]!.AsArray().Single()!;
+        Assert.Equal("hall\uFFFDb", (string?)listed["location_id"]);
+        Assert.Equal(200, (await node.Send(HttpMethod.Get, "/api/v1/devices?q=%00")).Status);
+    }
+
     [Theory]
     [InlineData(new byte[] { 0x88, 0x02, 0x03, 0xEF }, true)] // 1007 invalid payload
     [InlineData(new byte[] { 0x88, 0x02, 0x03, 0xEA }, true)] // 1002 protocol error
