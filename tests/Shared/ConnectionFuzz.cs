@@ -55,6 +55,8 @@ public sealed record ConnectionFuzzResult
     public int HealthyStillConnectedOnce { get; init; }
     public long HealthyHeartbeats { get; init; }
     public long HealthyReplies { get; init; }
+    /// <summary>The longest a healthy router waited from a heartbeat to the next reply to its reports.</summary>
+    public double HealthyReplyWaitMaxMs { get; init; }
     public long HealthyLosses { get; init; }
     public long CommandsSent { get; init; }
     public IReadOnlyDictionary<string, long> CommandOutcomes { get; init; } = new Dictionary<string, long>();
@@ -85,6 +87,7 @@ public sealed record ConnectionFuzzResult
             ["healthy_connected_once"] = HealthyStillConnectedOnce,
             ["healthy_heartbeats"] = HealthyHeartbeats,
             ["healthy_replies"] = HealthyReplies,
+            ["healthy_reply_wait_max_ms"] = Math.Round(HealthyReplyWaitMaxMs, 1),
             ["healthy_losses"] = HealthyLosses,
             ["commands_sent"] = CommandsSent,
             ["command_outcomes"] = new JsonObject(CommandOutcomes.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
@@ -112,7 +115,7 @@ public sealed record ConnectionFuzzResult
 /// first frame) and are not probed. Sockets end by a TCP drop or a close of ours, and come back.
 /// </para>
 /// At the end every healthy router must still hold its first connection (never replaced or dropped), have lost no
-/// frame and had its heartbeats answered; every command must have succeeded (or been delivered, where its dialect does
+/// frame and had every heartbeat followed by a reply within 15 s; every command must have succeeded (or been delivered, where its dialect does
 /// not answer); the node must show each healthy router online, list a newly connected router in its directory, and be
 /// ready; and no fuzz socket may have had a close frame it did not ask for, or a ping. The node's log is the caller's
 /// to check (a file for a separate process, a logger for an in-process node: <see cref="NodeLog"/>).
@@ -242,6 +245,7 @@ public sealed class ConnectionFuzz
             HealthyStillConnectedOnce = routers.Count(r => r.Connections == 1),
             HealthyHeartbeats = routers.Sum(r => (long)r.HeartbeatsSent),
             HealthyReplies = routers.Sum(r => (long)r.Replies),
+            HealthyReplyWaitMaxMs = routers.Count == 0 ? 0 : routers.Max(r => r.ReplyWaitMaxMs),
             HealthyLosses = routers.Sum(r => (long)r.Losses.Count),
             CommandsSent = _commandsSent,
             CommandOutcomes = new SortedDictionary<string, long>(_commandOutcomes),
@@ -321,9 +325,11 @@ public sealed class ConnectionFuzz
                 Fail($"healthy {r.DeviceId} ({r.Dialect}): {r.Connections} connection(s), connected {r.Connected} — it was dropped or replaced: {r.Describe()}");
             if (r.Losses.Count > 0)
                 Fail($"healthy {r.DeviceId} ({r.Dialect}) lost {r.Losses.Count} frame(s): {string.Join("; ", r.Losses.Take(5))}");
-            // Every report answered: the connect, and each heartbeat (the last may still be on its way).
-            if (r.Replies < r.HeartbeatsSent)
-                Fail($"healthy {r.DeviceId} ({r.Dialect}): {r.HeartbeatsSent} heartbeats, {r.Replies} replies (connect included)");
+            // Every heartbeat answered soon: a reply comes after each (one reply may answer several: the node keeps only
+            // one reply to unchanged reports waiting for the router's reader).
+            if (r.ReplyWaitMaxMs > MaxReplyWait.TotalMilliseconds || r.UnansweredFor > MaxReplyWait || r.Replies == 0)
+                Fail($"healthy {r.DeviceId} ({r.Dialect}): {r.HeartbeatsSent} heartbeats, {r.Replies} replies, the longest wait for a reply " +
+                     $"{r.ReplyWaitMaxMs:0} ms, unanswered now for {r.UnansweredFor.TotalMilliseconds:0} ms (at most {MaxReplyWait.TotalSeconds:0} s)");
             var view = await DeviceAsync(r.DeviceId);
             if (view?["online"]?.GetValue<bool>() != true || (string?)view["protocol"] != r.Dialect)
                 Fail($"healthy {r.DeviceId}: the node shows {view?.ToJsonString() ?? "nothing"}");
@@ -599,6 +605,9 @@ public sealed class ConnectionFuzz
     // ------------------------------------------------------------------ a healthy router
 
     /// <summary>A router of one era over the simulator's firmware-exact client, counting what a fuzz run checks.</summary>
+    /// <summary>How long a healthy router may wait for the reply to a heartbeat (the node answers in milliseconds).</summary>
+    private static readonly TimeSpan MaxReplyWait = TimeSpan.FromSeconds(15);
+
     private sealed class HealthyRouter(Uri url, string deviceId, FirmwareEra era, TimeSpan heartbeatEvery) : IFirmwareObserver
     {
         private readonly SimulatedDevice _device = new(deviceId, era);
@@ -609,6 +618,9 @@ public sealed class ConnectionFuzz
         private CancellationTokenSource _stop = new();
         private CancellationToken _ct;
         private int _connections, _heartbeats, _replies;
+        // The oldest heartbeat no reply has followed yet (Stopwatch ticks, 0: none), and the longest such wait so far.
+        private long _unansweredSince;
+        private double _maxWaitMs;
 
         public string DeviceId => _device.DeviceId;
         public FirmwareEra Era => _device.Era;
@@ -618,6 +630,12 @@ public sealed class ConnectionFuzz
         public int HeartbeatsSent => Volatile.Read(ref _heartbeats);
         public int Replies => Volatile.Read(ref _replies);
         public IReadOnlyList<string> Losses { get { lock (_losses) return [.. _losses]; } }
+        public double ReplyWaitMaxMs { get { lock (_losses) return _maxWaitMs; } }
+
+        public TimeSpan UnansweredFor
+        {
+            get { lock (_losses) return _unansweredSince == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(_unansweredSince); }
+        }
 
         public string Describe() => string.Join(" | ", _events.TakeLast(10));
 
@@ -663,6 +681,9 @@ public sealed class ConnectionFuzz
                     while (!_ct.IsCancellationRequested)
                     {
                         await Task.Delay(heartbeatEvery, _ct);
+                        // Stamped before the heartbeat goes: on loopback its reply can be read before the send returns.
+                        lock (_losses)
+                            if (_unansweredSince == 0) _unansweredSince = Stopwatch.GetTimestamp();
                         if (_client is not { } c || !c.Beat(epoch)) return;
                     }
                 }
@@ -685,7 +706,15 @@ public sealed class ConnectionFuzz
 
         void IFirmwareObserver.OnHandled(RouterInbound inbound, DeviceAction action, byte[]? answer)
         {
-            if (inbound.Kind is InboundKind.ReportReply) Interlocked.Increment(ref _replies);
+            if (inbound.Kind is InboundKind.ReportReply)
+            {
+                Interlocked.Increment(ref _replies);
+                lock (_losses)
+                {
+                    if (_unansweredSince != 0) _maxWaitMs = Math.Max(_maxWaitMs, Stopwatch.GetElapsedTime(_unansweredSince).TotalMilliseconds);
+                    _unansweredSince = 0;
+                }
+            }
             else if (inbound.Kind is InboundKind.Complaint) Loss($"could not use a frame ({inbound.Name}): {inbound.Detail}");
         }
     }
