@@ -52,22 +52,45 @@ public sealed record GatewayReport
 
 /// <summary>
 /// The system figures firmware from 2025-07 on nests in every heartbeat as "sys_info" (never in connect).
-/// Numbers may come as strings from some builds; they are read either way.
+/// Numbers may come as strings from some builds; they are read either way. Fractions must be finite (see
+/// <see cref="FiniteNumberConverter"/>).
 /// </summary>
 public sealed record SystemFigures
 {
     [JsonPropertyName("sys_uptime"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? SysUptime { get; init; }
     [JsonPropertyName("sys_memfree"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? SysMemfree { get; init; }
-    [JsonPropertyName("sys_load"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public double? SysLoad { get; init; }
+    [JsonPropertyName("sys_load"), JsonConverter(typeof(FiniteNumberConverter))] public double? SysLoad { get; init; }
     [JsonPropertyName("nf_conntrack_count"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? NfConntrackCount { get; init; }
-    [JsonPropertyName("cpu_usage"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public double? CpuUsage { get; init; }
-    [JsonPropertyName("cpu_temp"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public double? CpuTemp { get; init; }
+    [JsonPropertyName("cpu_usage"), JsonConverter(typeof(FiniteNumberConverter))] public double? CpuUsage { get; init; }
+    [JsonPropertyName("cpu_temp"), JsonConverter(typeof(FiniteNumberConverter))] public double? CpuTemp { get; init; }
     [JsonPropertyName("wifidog_uptime"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? WifidogUptime { get; init; }
     [JsonPropertyName("online_clients"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? OnlineClients { get; init; }
     [JsonPropertyName("offline_clients"), JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)] public long? OfflineClients { get; init; }
 
     [JsonIgnore] public bool IsEmpty => SysUptime is null && SysMemfree is null && SysLoad is null && NfConntrackCount is null
         && CpuUsage is null && CpuTemp is null && WifidogUptime is null && OnlineClients is null && OfflineClients is null;
+}
+
+/// <summary>
+/// A fractional figure: a JSON number, or a string holding one (as some builds send them), that is finite. JSON has no
+/// infinity, but 1e309 reads as one, and what cannot be written back (a device's view, a message to another node)
+/// must not be read: it is a field of the wrong kind.
+/// </summary>
+public sealed class FiniteNumberConverter : JsonConverter<double>
+{
+    public override double Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        var value = reader.TokenType switch
+        {
+            JsonTokenType.Number => reader.GetDouble(),
+            JsonTokenType.String when double.TryParse(reader.GetString(), System.Globalization.NumberStyles.Float,
+                System.Globalization.CultureInfo.InvariantCulture, out var parsed) => parsed,
+            _ => throw new JsonException("expected a number"),
+        };
+        return double.IsFinite(value) ? value : throw new JsonException("expected a finite number");
+    }
+
+    public override void Write(Utf8JsonWriter writer, double value, JsonSerializerOptions options) => writer.WriteNumberValue(value);
 }
 
 // ---------------------------------------------------------------- device → server

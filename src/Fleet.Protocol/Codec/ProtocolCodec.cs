@@ -96,9 +96,39 @@ public static class ProtocolCodec
         Decode<IDeviceFrame>(utf8, op => op is ConnectMessage.TypeName or HeartbeatMessage.TypeName ? FromDeviceTable[op] : null,
             key: NameKey.Op);
 
-    /// <summary>The inner "data" of an answer envelope as a frame the seed dialect would have sent (type, status, message, data, req_id).</summary>
-    public static GenericResponse? ReadGeneric(JsonElement element) =>
-        element.ValueKind == JsonValueKind.Object ? element.Deserialize(Ctx.GenericResponse) : null;
+    /// <summary>
+    /// The inner "data" of an answer envelope as a frame the seed dialect would have sent (type, status, message, data,
+    /// req_id), or why it is not one: not an object, or a field of the wrong kind (named "data.…").
+    /// </summary>
+    public static Decoded<GenericResponse> DecodeGeneric(JsonElement element)
+    {
+        if (element.ValueKind != JsonValueKind.Object)
+            return Fail<GenericResponse>(DecodeErrorKind.WrongKind, "answer envelope: field 'data' has the wrong kind (expected an object)", null, "data", null);
+        try
+        {
+            return new(element.Deserialize(Ctx.GenericResponse), null);
+        }
+        catch (JsonException ex)
+        {
+            var field = FieldOf(ex.Path);
+            return Fail<GenericResponse>(DecodeErrorKind.WrongKind,
+                $"answer envelope: field 'data{(field is null ? "" : "." + field)}' has the wrong kind ({Expected(Ctx.GenericResponse, ex.Path)})",
+                null, field is null ? "data" : "data." + field, null);
+        }
+    }
+
+    /// <summary>
+    /// How every pass over a frame reads it: comments skipped and trailing commas taken, as <see cref="ReadEnvelope"/> and
+    /// the serializer's options do. A second pass over a frame the first one accepted must not read it more strictly.
+    /// </summary>
+    internal static readonly JsonReaderOptions ReaderOptions = new() { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true };
+
+    /// <summary>A frame <see cref="ReadEnvelope"/> accepted, as one JSON value (read with <see cref="ReaderOptions"/>).</summary>
+    internal static JsonElement ParseAccepted(ReadOnlySpan<byte> utf8)
+    {
+        var reader = new Utf8JsonReader(utf8, ReaderOptions);
+        return JsonElement.ParseValue(ref reader);
+    }
 
     public static Decoded<IDeviceFrame> DecodeFromDevice(string json) => DecodeFromDevice(System.Text.Encoding.UTF8.GetBytes(json));
     public static Decoded<IControllerFrame> DecodeFromController(string json) => DecodeFromController(System.Text.Encoding.UTF8.GetBytes(json));
@@ -151,13 +181,20 @@ public static class ProtocolCodec
         where T : class, IWireMessage => new(null, new DecodeError(kind, message, type, field, reqId));
 
     /// <summary>
-    /// One cheap pass over the top level: checks the frame is one well-formed JSON object and reads the
-    /// names a frame can go by ("type" in the seed dialect, "op" in the current firmware's), "req_id"
-    /// and whether it carries "response" (an answer envelope), without allocating anything else.
+    /// One cheap pass over the frame: checks it is one well-formed JSON object of valid UTF-8 whose strings are all
+    /// text (an escape such as a lone <c>\ud800</c> is not: no string could hold it, and no writer could write it back
+    /// into a stored event or a view), and reads the names a frame can go by ("type" in the seed dialect, "op" in
+    /// the current firmware's), "req_id" and whether it carries "response" (an answer envelope), without allocating
+    /// anything else. Every decoding starts here, so no later pass meets a frame it cannot read.
     /// </summary>
     public static Envelope ReadEnvelope(ReadOnlySpan<byte> utf8)
     {
-        var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        if (!System.Text.Unicode.Utf8.IsValid(utf8))
+        {
+            var at = InvalidUtf8At(utf8);
+            return new(Error: new DecodeError(DecodeErrorKind.NotJson, $"frame is not valid UTF-8 (at byte {at + 1})", Position: at + 1));
+        }
+        var reader = new Utf8JsonReader(utf8, ReaderOptions);
         string? type = null, op = null;
         ReqId? reqId = null;
         bool typeWrongKind = false, opWrongKind = false, response = false;
@@ -172,6 +209,7 @@ public static class ProtocolCodec
             }
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
+                CheckText(ref reader);
                 if (reader.ValueTextEquals("type"u8)) type = ReadName(ref reader, ref typeWrongKind);
                 else if (reader.ValueTextEquals("op"u8)) op = ReadName(ref reader, ref opWrongKind);
                 else if (reader.ValueTextEquals("req_id"u8))
@@ -181,13 +219,13 @@ public static class ProtocolCodec
                         reqId = reader.TokenType == JsonTokenType.String
                             ? ReqId.Of(reader.GetString()!)
                             : new ReqId(ReqIdJsonConverter.ReadRaw(ref reader), true);
-                    else reader.Skip();
+                    else SkipChecked(ref reader);
                 }
                 else
                 {
                     response |= reader.ValueTextEquals("response"u8);
                     reader.Read();
-                    reader.Skip();
+                    SkipChecked(ref reader);
                 }
             }
             if (reader.Read())
@@ -201,10 +239,37 @@ public static class ProtocolCodec
         }
         catch (InvalidOperationException)
         {
-            return new(Error: new DecodeError(DecodeErrorKind.NotJson, $"frame is not valid JSON (stops at byte {reader.BytesConsumed + 1})",
-                Position: reader.BytesConsumed + 1));
+            // The UTF-8 is valid, so what a string could not be read for is an escape that is no character.
+            return new(Error: new DecodeError(DecodeErrorKind.NotJson,
+                $"frame is not JSON text: the string that ends at byte {reader.BytesConsumed} has an escape that is no character (a lone UTF-16 surrogate such as \\ud800)",
+                Position: reader.BytesConsumed));
         }
         return new(type, op, reqId, response, typeWrongKind, opWrongKind);
+    }
+
+    /// <summary>Reads an escaped string or property name once, so that an escape that is no character throws here.</summary>
+    private static void CheckText(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType is JsonTokenType.String or JsonTokenType.PropertyName && reader.ValueIsEscaped) reader.GetString();
+    }
+
+    /// <summary><see cref="Utf8JsonReader.Skip"/>, checking the text of every string and property name on the way.</summary>
+    private static void SkipChecked(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType is not (JsonTokenType.StartObject or JsonTokenType.StartArray))
+        {
+            CheckText(ref reader);
+            return;
+        }
+        var depth = reader.CurrentDepth;
+        while (reader.Read() && reader.CurrentDepth > depth) CheckText(ref reader);
+    }
+
+    private static int InvalidUtf8At(ReadOnlySpan<byte> utf8)
+    {
+        var chars = new char[utf8.Length];
+        System.Text.Unicode.Utf8.ToUtf16(utf8, chars, out var read, out _, replaceInvalidSequences: false);
+        return read;
     }
 
     private static string? ReadName(ref Utf8JsonReader reader, ref bool wrongKind)
@@ -212,7 +277,7 @@ public static class ProtocolCodec
         reader.Read();
         if (reader.TokenType == JsonTokenType.String) return reader.GetString();
         wrongKind = true;
-        reader.Skip();
+        SkipChecked(ref reader);
         return null;
     }
 

@@ -49,10 +49,14 @@ public sealed class OpDialect : IDeviceDialect
 
     private DeviceFrame DecodeAnswer(ReadOnlySpan<byte> utf8, Envelope envelope)
     {
-        var reader = new Utf8JsonReader(utf8);
-        var root = JsonElement.ParseValue(ref reader);
-        var inner = root.TryGetProperty("data", out var data) ? ProtocolCodec.ReadGeneric(data) : null;
-        if (inner is null || string.IsNullOrEmpty(inner.Type))
+        var root = ProtocolCodec.ParseAccepted(utf8);
+        if (!root.TryGetProperty("data", out var data))
+            return new DeviceFrame(null, null, new DecodeError(DecodeErrorKind.MissingField,
+                "answer envelope has no data", null, "data", envelope.ReqId));
+        var decoded = ProtocolCodec.DecodeGeneric(data);
+        if (decoded.Error is { } wrong) return new DeviceFrame(null, null, wrong with { ReqId = envelope.ReqId });
+        var inner = decoded.Message!;
+        if (string.IsNullOrEmpty(inner.Type))
             return new DeviceFrame(null, null, new DecodeError(DecodeErrorKind.MissingField,
                 "answer envelope has no data.type", null, "data.type", envelope.ReqId));
 
@@ -87,11 +91,15 @@ public sealed class OpDialect : IDeviceDialect
     private static string? Text(JsonElement? data, string key) =>
         data is { ValueKind: JsonValueKind.Object } d && d.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
 
-    private static Dictionary<string, string>? Strings(JsonElement? data) =>
-        data is { ValueKind: JsonValueKind.Object } d
-            ? d.EnumerateObject().ToDictionary(p => p.Name,
-                p => p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()! : p.Value.GetRawText())
-            : null;
+    private static Dictionary<string, string>? Strings(JsonElement? data)
+    {
+        if (data is not { ValueKind: JsonValueKind.Object } d) return null;
+        // A key given twice counts once, the last time (as the codec and json-c read it).
+        var strings = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var p in d.EnumerateObject())
+            strings[p.Name] = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()! : p.Value.GetRawText();
+        return strings;
+    }
 
     public byte[] EncodeReply(string reportType, ReqId? reportReqId, ReportReply reply) =>
         Write(w =>

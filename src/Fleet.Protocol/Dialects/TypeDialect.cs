@@ -35,7 +35,6 @@ public sealed class TypeDialect : IDeviceDialect
     private static DeviceAnswer ToAnswer(IAnswerFrame frame, ReadOnlySpan<byte> utf8)
     {
         var unsupported = frame.Type == RequestKinds.RequestError;
-        var reader = new Utf8JsonReader(utf8);
         return new DeviceAnswer
         {
             Type = frame.Type,
@@ -50,8 +49,8 @@ public sealed class TypeDialect : IDeviceDialect
                 _ => null,
             },
             Firmware = (frame as FirmwareInfoResponse)?.DataAsStrings(),
-            // The frame was valid JSON for the decode above; this keeps it whole for the command's history.
-            Body = JsonElement.ParseValue(ref reader),
+            // The frame was valid JSON for the decode above (read the same way); this keeps it whole for the command's history.
+            Body = ProtocolCodec.ParseAccepted(utf8),
         };
     }
 

@@ -1,7 +1,6 @@
 using System.Buffers.Text;
 using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 
 namespace Fleet.Protocol;
 
@@ -178,19 +177,25 @@ public sealed class OpRouterDialect : IRouterDialect
 
     private static string? RawOp(ReadOnlySpan<byte> utf8)
     {
-        var reader = new Utf8JsonReader(utf8);
-        var root = JsonElement.ParseValue(ref reader);
+        var root = ProtocolCodec.ParseAccepted(utf8);
         return root.TryGetProperty("op", out var op) && op.ValueKind is not JsonValueKind.Null ? op.GetRawText() : null;
     }
 
     /// <summary>The frame with "op" set to <paramref name="name"/> and "type" removed (rare: only frames that carry both, or "ota").</summary>
     private static byte[] Renamed(ReadOnlySpan<byte> utf8, string name)
     {
-        var node = JsonNode.Parse(utf8)!.AsObject();
-        node.Remove("type");
-        node["op"] = name;
+        // Member by member, not through JsonNode: a key given twice (which JsonObject refuses) stays twice, and the
+        // decoder takes the last, as json-c does.
+        var root = ProtocolCodec.ParseAccepted(utf8);
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(utf8.Length + 16);
-        using (var w = new Utf8JsonWriter(buffer)) node.WriteTo(w);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("op", name);
+            foreach (var p in root.EnumerateObject())
+                if (!p.NameEquals("type"u8) && !p.NameEquals("op"u8)) p.WriteTo(w);
+            w.WriteEndObject();
+        }
         return buffer.WrittenSpan.ToArray();
     }
 }

@@ -436,6 +436,13 @@ public sealed class DeviceConnection : UntypedActor
         catch (OperationCanceledException) { reason = "cancelled"; }
         catch (WebSocketException ex) { reason = ex.Message; }
         catch (IOException ex) { reason = ex.Message; }
+        catch (Exception ex)
+        {
+            // A fault of ours in handling a frame: said, and the socket dropped (the device reconnects), rather than a
+            // read loop that ends unobserved and leaves the socket open and deaf.
+            reason = "failed handling a frame";
+            Log.Error(ex, "reading the socket of {0} ({1}) failed; dropping it", _deviceId ?? "unbound socket", _remote);
+        }
         self.Tell(new SocketEnded(reason));
     }
 

@@ -79,11 +79,9 @@ public static class WebSocketEndpoint
         }
         try
         {
-            using var socket = await ctx.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
-            {
-                // Zero (the default) sends no keep-alive frames at all: see WebSocketSettings.KeepAliveSeconds.
-                KeepAliveInterval = TimeSpan.FromSeconds(settings.Value.WebSocket.KeepAliveSeconds),
-            });
+            // Zero (the default) sends no keep-alive frames at all: see WebSocketSettings.KeepAliveSeconds. No close frame
+            // goes to the device unless it began the close (DeviceWebSocket).
+            using var socket = await DeviceWebSocket.AcceptAsync(ctx, TimeSpan.FromSeconds(settings.Value.WebSocket.KeepAliveSeconds));
             metrics.Opened();
             var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var remote = $"{ctx.Connection.RemoteIpAddress}:{ctx.Connection.RemotePort}";

@@ -220,7 +220,9 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
         {
             var p = cmd.CreateParameter();
             p.ParameterName = name;
-            p.Value = value ?? DBNull.Value;
+            // PostgreSQL's text holds no NUL (22021): one router whose location_id carried a \u0000 stopped the directory's
+            // projection for every device (bench/Fuzz connection, DB=postgres). Both stores keep the same text.
+            p.Value = value is string s && s.Contains('\0') ? s.Replace('\0', '\uFFFD') : value ?? DBNull.Value;
             cmd.Parameters.Add(p);
         }
         return cmd;
