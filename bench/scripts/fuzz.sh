@@ -37,7 +37,8 @@ if [[ "${CODEC:-1}" == 1 ]]; then
 fi
 
 if [[ "${CONNECTION:-1}" == 1 ]]; then
-  node_env="Fleet__Cluster__Port=$CLUSTER_PORT Logging__Console__FormatterName=json"
+  # The frame budget (20/s per socket) is lifted: every mutated frame should reach the decoders, not the limiter.
+  node_env="Fleet__Cluster__Port=$CLUSTER_PORT Logging__Console__FormatterName=json Fleet__WebSocket__MaxFramesPerSecond=0"
   if [[ "$DB" == postgres ]]; then
     # A role and database of the bench's own (as journal.sh): never the postgres role other tests may use.
     pg_lsclusters -h 2>/dev/null | grep -q online || pg_ctlcluster 15 main start

@@ -388,10 +388,24 @@ public sealed class DeviceConnection : UntypedActor
         _lastGateways = r.Gateway;
     }
 
+    // A peer sending nothing but bad frames must not fill the log: the first refusal of a socket is logged, then at
+    // most one a minute with how many went unlogged (every refusal is counted in GET /api/v1/node).
+    private long _refusalLoggedAt = long.MinValue;
+    private int _refusalsUnlogged;
+
     private void Refused(string reason, string detail)
     {
         _shared.Metrics.Refused(reason);
-        Log.Warning("refused frame from {0} ({1}): {2}: {3}", _deviceId ?? "unbound socket", _remote, reason, detail);
+        var now = Environment.TickCount64;
+        if (_refusalLoggedAt != long.MinValue && now - _refusalLoggedAt < 60_000)
+        {
+            _refusalsUnlogged++;
+            return;
+        }
+        Log.Warning("refused frame from {0} ({1}): {2}: {3}{4}", _deviceId ?? "unbound socket", _remote, reason, detail,
+            _refusalsUnlogged > 0 ? $" ({_refusalsUnlogged} more refused since the last one logged)" : "");
+        _refusalLoggedAt = now;
+        _refusalsUnlogged = 0;
     }
 
     private async Task ReadLoop(IActorRef self)

@@ -16,7 +16,10 @@ public sealed class ConnectionFuzzTests
     public async Task Mutated_frames_on_other_sockets_leave_healthy_routers_of_every_era_connected_and_their_commands_succeeding()
     {
         var log = new LogCapture();
-        await using var node = await Node.StartAsync(null, testKeys: true, configure: b => b.Logging.AddProvider(log));
+        // The fuzz sockets send far faster than a router may (the per-socket frame budget, tested in SocketLimitsTests):
+        // lifted here, so that every mutated frame reaches the decoders instead of the limiter.
+        await using var node = await Node.StartAsync(null, testKeys: true, configure: b => b.Logging.AddProvider(log),
+            "--Fleet:WebSocket:MaxFramesPerSecond", "0");
 
         var result = await ConnectionFuzz.RunAsync(new ConnectionFuzzOptions
         {
