@@ -123,6 +123,10 @@ public static class CommandsApi
         // The entity answers 404 before 400: a command for a device never seen is "not found", whatever it says.
         var reply = await region.Ask(new SubmitCommand(deviceId, commandId!, body.Request, problem ?? body.Problem, ttl, timeout), ct);
         if (reply is DeviceNotFound) return EntityAsk.NeverSeen(deviceId);
+        if (reply is EntityAsk.NoAnswer)
+            return Problems.Timeout($"device '{deviceId}' did not answer within {EntityAsk.Timeout.TotalSeconds:0} s; the command " +
+                                    $"may still have been accepted (a busy journal can take longer): look for {commandId} in GET " +
+                                    $"/api/v1/devices/{deviceId}/commands, or retry with the same Idempotency-Key, which returns it if it was");
         if (reply is CommandInvalid invalid) return Problems.BadRequest(invalid.Problem);
         if (reply is CommandRefused r) return Problems.Result(r.Status, r.Title, r.Problem);
         if (reply is CommandConflict conflict) return Problems.Conflict(conflict.Problem);

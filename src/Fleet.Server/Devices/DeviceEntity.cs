@@ -192,14 +192,17 @@ public static partial class DeviceDecider
         _ => throw new ArgumentException($"a device entity has no decision for {input.GetType().Name}", nameof(input)),
     };
 
-    /// <summary>The reply to a report: every reported gateway with the desired auth_mode where one is set.</summary>
+    /// <summary>
+    /// The reply to a report: every reported gateway with the desired auth_mode where one is set, else the mode
+    /// it reported. A gateway with neither is left out: answering it with 0 would open its portal (fail-open).
+    /// </summary>
     public static ReportReply ReplyFor(DeviceState state)
     {
-        var gateways = new GatewayAuthMode[state.Gateways.Count];
-        for (var i = 0; i < gateways.Length; i++)
+        var gateways = new List<GatewayAuthMode>(state.Gateways.Count);
+        foreach (var g in state.Gateways)
         {
-            var g = state.Gateways[i];
-            gateways[i] = new GatewayAuthMode { GwId = g.GwId, AuthMode = state.DesiredAuthModes.TryGetValue(g.GwId, out var d) ? d : g.AuthMode ?? 0 };
+            int? mode = state.DesiredAuthModes.TryGetValue(g.GwId, out var d) ? d : g.AuthMode;
+            if (mode is { } m) gateways.Add(new GatewayAuthMode { GwId = g.GwId, AuthMode = m });
         }
         return new ReportReply { Gateway = gateways };
     }

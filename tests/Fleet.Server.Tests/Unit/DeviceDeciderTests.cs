@@ -384,4 +384,19 @@ public class DeviceDeciderTests
         Assert.Equal(429, refused.Status);
         Assert.Contains("2 unfinished commands", refused.Problem);
     }
+
+    [Fact]
+    public void A_gateway_whose_mode_is_unknown_is_left_out_of_the_reply_never_answered_open()
+    {
+        var report = ConnectReport with
+        {
+            Gateway = [new GatewayReport { GwId = "gw-known", AuthMode = 1 }, new GatewayReport { GwId = "gw-silent" }],
+        };
+        var (s, d) = Run(DeviceState.Empty, default, new DeviceConnect("r1", report, Conn, "node-a"));
+        var reply = Told<ReplyToReport>(d, Conn).Reply;
+        Assert.Equal([("gw-known", 1)], reply.Gateway!.Select(g => (g.GwId!, g.AuthMode!.Value)));
+        // Once the operator says what it wants for that gateway, the reply carries it.
+        Assert.Equal([("gw-known", 1), ("gw-silent", 2)],
+            DeviceDecider.ReplyFor(s.Apply(new DesiredAuthModeSet("gw-silent", 2))).Gateway!.Select(g => (g.GwId!, g.AuthMode!.Value)));
+    }
 }
