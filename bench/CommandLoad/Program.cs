@@ -22,29 +22,8 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Fleet.Simulator;
+using static Fleet.Bench.CliOptions;
 
-// Every option may be repeated (the last one counts) and needs a value, as before System.CommandLine.
-Option<T> Valued<T>(string name, string description, T defaultValue, Func<string, (bool Ok, T Value)> parse, string check)
-{
-    var option = new Option<T>(name)
-    {
-        Description = description,
-        Arity = ArgumentArity.ZeroOrMore,
-        DefaultValueFactory = _ => defaultValue,
-        CustomParser = r =>
-        {
-            var v = r.Tokens.Count == 0 ? null : r.Tokens[^1].Value;
-            if (v is not null && parse(v) is (true, var value)) return value;
-            r.AddError($"{name} '{v}' is not {check}");
-            return defaultValue;
-        },
-    };
-    option.Validators.Add(r =>
-    {
-        if (!r.Implicit && r.Tokens.Count == 0) r.AddError($"{name} needs a value");
-    });
-    return option;
-}
 (bool, double) Positive(string v) => (double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && d > 0 && !double.IsInfinity(d), d);
 (bool, double) NotNegative(string v) => (double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && d >= 0 && !double.IsInfinity(d), d);
 (bool, int) Count(string v, int min) => (int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= min, n);

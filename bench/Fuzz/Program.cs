@@ -18,28 +18,8 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Fleet.Testing;
+using static Fleet.Bench.CliOptions;
 
-Option<T> Valued<T>(string name, string description, T defaultValue, Func<string, (bool Ok, T Value)> parse, string check)
-{
-    var option = new Option<T>(name)
-    {
-        Description = description,
-        Arity = ArgumentArity.ZeroOrMore,
-        DefaultValueFactory = _ => defaultValue,
-        CustomParser = r =>
-        {
-            var v = r.Tokens.Count == 0 ? null : r.Tokens[^1].Value;
-            if (v is not null && parse(v) is (true, var value)) return value;
-            r.AddError($"{name} '{v}' is not {check}");
-            return defaultValue;
-        },
-    };
-    option.Validators.Add(r =>
-    {
-        if (!r.Implicit && r.Tokens.Count == 0) r.AddError($"{name} needs a value");
-    });
-    return option;
-}
 (bool, long) Long(string v, long min) => (long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= min, n);
 (bool, int) Int(string v, int min) => (int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= min, n);
 (bool, double) NotNegative(string v) => (double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && d >= 0 && !double.IsInfinity(d), d);
