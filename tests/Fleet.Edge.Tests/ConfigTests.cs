@@ -43,6 +43,17 @@ public class ConfigTests
     }
 
     [Fact]
+    public void The_state_directory_defaults_to_flash_not_to_ram()
+    {
+        var r = ConfigLoader.Parse(Sample.Replace("\"state_directory\": \"/var/lib/fleet-edge\",", ""));
+        Assert.True(r.IsOk, string.Join("\n", r.Errors));
+        Assert.Equal("/etc/fleet-edge/state", r.Config!.StateDirectory);
+        var shipped = ConfigLoader.Load(Path.Combine(RepoRoot(), "deploy", "openwrt", "files", "etc", "fleet-edge", "edge.json"));
+        Assert.False(shipped.Config!.StateDirectory.StartsWith("/var/", StringComparison.Ordinal) || shipped.Config.StateDirectory.StartsWith("/tmp/", StringComparison.Ordinal),
+            $"the shipped config keeps its state in RAM: {shipped.Config.StateDirectory}");
+    }
+
+    [Fact]
     public void The_shipped_openwrt_sample_config_is_valid()
     {
         var path = Path.Combine(RepoRoot(), "deploy", "openwrt", "files", "etc", "fleet-edge", "edge.json");

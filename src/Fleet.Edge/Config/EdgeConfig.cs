@@ -18,7 +18,13 @@ public sealed record EdgeConfig
     /// <summary>Upper bound of the reconnect backoff once the five quick tries are spent.</summary>
     [JsonPropertyName("reconnect_max_backoff_seconds")] public int ReconnectMaxBackoffSeconds { get; set; } = 300;
     [JsonPropertyName("firewall")] public FirewallConfig Firewall { get; set; } = new();
-    [JsonPropertyName("state_directory")] public string StateDirectory { get; set; } = "/var/lib/fleet-edge";
+    /// <summary>
+    /// Where the portal state (clients.json) is kept. On flash by default: /var is RAM on OpenWrt (a symlink to /tmp),
+    /// so a state kept there is gone after every reboot. Written once per change (temporary file, then rename).
+    /// </summary>
+    [JsonPropertyName("state_directory")] public string StateDirectory { get; set; } = DefaultStateDirectory;
+
+    public const string DefaultStateDirectory = "/etc/fleet-edge/state";
     [JsonPropertyName("sysupgrade_command")] public string SysupgradeCommand { get; set; } = "/sbin/sysupgrade";
     [JsonPropertyName("reboot_command")] public string RebootCommand { get; set; } = "/sbin/reboot";
     [JsonPropertyName("release_file")] public string ReleaseFile { get; set; } = "/etc/openwrt_release";
