@@ -86,13 +86,22 @@ for f in "$results"/*.trx; do
   [ -f "$f" ] || continue
   trx=$((trx + 1))
   counters=$(grep -o '<Counters [^>]*>' "$f" | head -1)
-  p=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters"); f2=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")
-  passed=$((passed + ${p:-0})); failed=$((failed + ${f2:-0}))
+  count() { sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p" <<<"$counters"; }
+  p=$(count passed); f2=$(count failed); e=$(count error); t=$(count timeout); a=$(count aborted); x=$(count executed)
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f2:-0} + ${e:-0} + ${t:-0} + ${a:-0}))
+  # A project that ran no test at all is a failure (a broken filter or discovery), never a silent pass.
+  if [ "${x:-0}" -eq 0 ]; then say "$(basename "$f" .trx) executed no test"; failed=$((failed + 1)); fi
 done
 expected=$(ls tests/*/*.Tests.csproj | wc -l)
 if [ "$trx" -lt "$expected" ]; then
   say "only $trx of $expected test projects produced results"
   failed=$((failed + expected - trx))
 fi
+# The closing line and the exit code always agree: a run that failed (a crashed test host, a non-zero
+# dotnet test) with no failed test in its results counts as one failure.
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  say "a test run failed without a failed test in its results"
+  failed=1
+fi
 echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ] && [ "$status" -eq 0 ]
+[ "$failed" -eq 0 ]
