@@ -150,7 +150,22 @@ public static partial class DeviceDecider
 {
     private static readonly ImmutableList<DeviceEffect> NoEffects = [];
 
-    public static Decision Decide(string deviceId, DeviceState state, DeviceLive live, object input, DateTimeOffset now) => input switch
+    /// <summary>
+    /// The one decision for an input. An admin call first applies deadlines that have passed (an entity woken from
+    /// passivation or recovered after a restart has had no timer running), so that it never answers with a command
+    /// still "queued" or "sent" whose ttl or timeout is over.
+    /// </summary>
+    public static Decision Decide(string deviceId, DeviceState state, DeviceLive live, object input, DateTimeOffset now)
+    {
+        if (input is not (GetDevice or GetCommands or GetCommand or AwaitCommand or SubmitCommand or CancelCommand or SetDesiredAuthMode)
+            || CommandLifecycle.NextDeadline(state) is not { } due || due > now)
+            return DecideOne(deviceId, state, live, input, now);
+        var overdue = DecideOne(deviceId, state, live, DeadlineReached.Instance, now);
+        var then = DecideOne(deviceId, state.ApplyAll(overdue.Events), overdue.Live, input, now);
+        return new Decision(then.Reply, overdue.Events.AddRange(then.Events), overdue.Effects.AddRange(then.Effects), then.Live);
+    }
+
+    private static Decision DecideOne(string deviceId, DeviceState state, DeviceLive live, object input, DateTimeOffset now) => input switch
     {
         DeviceConnect c => OnConnect(deviceId, state, live, c, now),
         DeviceHeartbeat h => OnHeartbeat(deviceId, state, live, h, now),

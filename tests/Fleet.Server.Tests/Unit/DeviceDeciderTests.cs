@@ -399,4 +399,24 @@ public class DeviceDeciderTests
         Assert.Equal([("gw-known", 1), ("gw-silent", 2)],
             DeviceDecider.ReplyFor(s.Apply(new DesiredAuthModeSet("gw-silent", 2))).Gateway!.Select(g => (g.GwId!, g.AuthMode!.Value)));
     }
+
+    [Fact]
+    public void An_admin_read_after_a_passed_deadline_sees_the_command_ended_not_queued()
+    {
+        // Offline device: the command waits with a ttl of 60 s; no timer ran (the entity was passivated or restarted).
+        var (s, _) = Run(DeviceState.Empty, default, new DeviceConnect("r1", ConnectReport, Conn, "node-a"));
+        s = s.Apply(new DeviceDisconnected(T0));
+        (s, _) = Run(s, default, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        Assert.Equal(CommandStatus.Queued, s.FindCommand("c1")!.Status);
+
+        var (after, d) = Run(s, default, new GetCommand("r1", "c1"), T0.AddSeconds(120));
+        Assert.Equal("expired", Assert.IsType<CommandFound>(d.Reply).View.Status);
+        Assert.Equal(CommandStatus.Expired, Assert.IsType<CommandCompleted>(Assert.Single(d.Events)).Status);
+        Assert.Equal(CommandStatus.Expired, after.FindCommand("c1")!.Status);
+
+        // Before the deadline nothing is decided early.
+        var (_, early) = Run(s, default, new GetCommand("r1", "c1"), T0.AddSeconds(30));
+        Assert.Empty(early.Events);
+        Assert.Equal("queued", Assert.IsType<CommandFound>(early.Reply).View.Status);
+    }
 }
