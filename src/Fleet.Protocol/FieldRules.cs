@@ -33,6 +33,21 @@ public static class FieldRules
     /// <summary>The canonical form: lower case, colon separated.</summary>
     public static string NormalizeMac(string mac) => mac.ToLowerInvariant().Replace('-', ':');
 
+    /// <summary>
+    /// A checked request as a router gets it: <paramref name="reqId"/> as req_id, MACs in canonical form, and the
+    /// defaults the firmware needs spelled out (9.x requires once_auth present, handle_auth_request; older firmware
+    /// ignores a false one).
+    /// </summary>
+    public static IControllerRequest Normalize(IControllerRequest request, ReqId reqId) => request.WithReqId(reqId) switch
+    {
+        AuthRequest a => a with { ClientMac = NormalizeMac(a.ClientMac!), OnceAuth = a.OnceAuth ?? false },
+        KickoffRequest k => k with { ClientMac = NormalizeMac(k.ClientMac!) },
+        TmpPassRequest t => t with { ClientMac = NormalizeMac(t.ClientMac!), Timeout = t.Timeout ?? TmpPassRequest.DefaultTimeoutSeconds },
+        FirmwareUpgradeRequest f => f with { Force = f.Force ?? false },
+        SyncMacsRequest m => m with { Macs = m.Macs!.Select(NormalizeMac).ToList() },
+        var other => other,
+    };
+
     /// <summary>Dotted quad, four decimal parts 0–255, nothing else (IPAddress.TryParse accepts "1" and "0x1").</summary>
     public static bool IsIPv4(string? value)
     {

@@ -298,16 +298,7 @@ public static class CodecFuzz
             sb.Append(problem);
             return "(refused)";
         }
-        // CommandLifecycle.Submit's normalisation.
-        var normalised = request.WithReqId(ReqId.Of("c0199aa00000000000000000000000001")) switch
-        {
-            AuthRequest a => a with { ClientMac = FieldRules.NormalizeMac(a.ClientMac!), OnceAuth = a.OnceAuth ?? false },
-            KickoffRequest k => k with { ClientMac = FieldRules.NormalizeMac(k.ClientMac!) },
-            TmpPassRequest t => t with { ClientMac = FieldRules.NormalizeMac(t.ClientMac!), Timeout = t.Timeout ?? TmpPassRequest.DefaultTimeoutSeconds },
-            FirmwareUpgradeRequest f => f with { Force = f.Force ?? false },
-            SyncMacsRequest m => m with { Macs = m.Macs!.Select(FieldRules.NormalizeMac).ToList() },
-            var other => other,
-        };
+        var normalised = FieldRules.Normalize(request, ReqId.Of("c0199aa00000000000000000000000001"));
         if (FieldRules.CheckWireSize(normalised) is { } tooLarge)
         {
             sb.Append(tooLarge);

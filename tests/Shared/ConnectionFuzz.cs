@@ -176,6 +176,7 @@ public sealed class ConnectionFuzz
                 var n = 0;
                 while (!fuzzing.IsCancellationRequested)
                 {
+                    // The command rate is the load's shape (one every CommandEvery), not a wait for anything.
                     try { await Task.Delay(_o.CommandEvery, fuzzing.Token); }
                     catch (OperationCanceledException) { break; }
                     if (routers.Count == 0) continue;
@@ -187,6 +188,7 @@ public sealed class ConnectionFuzz
             {
                 while (!fuzzing.IsCancellationRequested)
                 {
+                    // A progress line every 10 s for a long run; nothing waits on it.
                     try { await Task.Delay(TimeSpan.FromSeconds(10), fuzzing.Token); }
                     catch (OperationCanceledException) { break; }
                     Say($"{clock.Elapsed.TotalSeconds:0} s: {Interlocked.Read(ref _frames):N0} fuzz frames, {Interlocked.Read(ref _connections):N0} fuzz connections, " +
@@ -263,6 +265,7 @@ public sealed class ConnectionFuzz
     private static async Task WaitAsync(Func<bool> condition, string what, TimeSpan within) =>
         await WaitAsync(() => Task.FromResult(condition()), what, within);
 
+    // Eventually.True's polling (a condition with a deadline), without xunit: this file also runs in bench/Fuzz.
     private static async Task WaitAsync(Func<Task<bool>> condition, string what, TimeSpan within)
     {
         var clock = Stopwatch.StartNew();
@@ -398,7 +401,7 @@ public sealed class ConnectionFuzz
             if (pace > TimeSpan.Zero)
             {
                 var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), nextSend);
-                if (wait > TimeSpan.Zero) await Task.Delay(wait, ct);
+                if (wait > TimeSpan.Zero) await Task.Delay(wait, ct); // pacing the fuzz frames (--pace), the load's shape
                 nextSend = Math.Max(nextSend, Stopwatch.GetTimestamp()) + (long)(pace.TotalSeconds * Stopwatch.Frequency);
             }
             try
@@ -423,7 +426,7 @@ public sealed class ConnectionFuzz
                 {
                     Interlocked.Increment(ref _refusedUpgrades);
                     await raw.DisposeAsync();
-                    await Task.Delay(200, ct);
+                    await Task.Delay(200, ct); // a refused upgrade is retried after a pause, as a real client backs off
                     continue;
                 }
                 s = new FuzzSocket(raw);
@@ -432,7 +435,7 @@ public sealed class ConnectionFuzz
             catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException)
             {
                 Interlocked.Increment(ref _refusedUpgrades);
-                try { await Task.Delay(200, ct); } catch (OperationCanceledException) { return; }
+                try { await Task.Delay(200, ct); } catch (OperationCanceledException) { return; } // reconnect backoff, as above
                 continue;
             }
             Interlocked.Increment(ref _connections);
@@ -680,7 +683,7 @@ public sealed class ConnectionFuzz
                 {
                     while (!_ct.IsCancellationRequested)
                     {
-                        await Task.Delay(heartbeatEvery, _ct);
+                        await Task.Delay(heartbeatEvery, _ct); // the router's heartbeat interval: the behaviour simulated
                         // Stamped before the heartbeat goes: on loopback its reply can be read before the send returns.
                         lock (_losses)
                             if (_unansweredSince == 0) _unansweredSince = Stopwatch.GetTimestamp();

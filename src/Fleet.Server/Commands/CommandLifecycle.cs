@@ -48,17 +48,8 @@ public static class CommandLifecycle
         var known = state.Gateways.Select(g => g.GwId).ToArray();
         var problem = FieldRules.CheckRequest(request, known);
         if (problem is not null) return (null, problem);
-        // The device sees the command id as req_id; MACs in canonical form; defaults the firmware needs spelled out.
-        var normalised = request.WithReqId(ReqId.Of(commandId)) switch
-        {
-            // 9.x firmware requires once_auth present (handle_auth_request); older firmware ignores a false one.
-            AuthRequest a => a with { ClientMac = FieldRules.NormalizeMac(a.ClientMac!), OnceAuth = a.OnceAuth ?? false },
-            KickoffRequest k => k with { ClientMac = FieldRules.NormalizeMac(k.ClientMac!) },
-            TmpPassRequest t => t with { ClientMac = FieldRules.NormalizeMac(t.ClientMac!), Timeout = t.Timeout ?? TmpPassRequest.DefaultTimeoutSeconds },
-            FirmwareUpgradeRequest f => f with { Force = f.Force ?? false },
-            SyncMacsRequest m => m with { Macs = m.Macs!.Select(FieldRules.NormalizeMac).ToList() },
-            var other => other,
-        };
+        // The device sees the command id as req_id.
+        var normalised = FieldRules.Normalize(request, ReqId.Of(commandId));
         if (FieldRules.CheckWireSize(normalised) is { } tooLarge) return (null, tooLarge);
         return (new CommandQueued(commandId, normalised, now, now.AddSeconds(ttlSeconds), timeoutSeconds), null);
     }
