@@ -5,6 +5,7 @@ using Fleet.Server.Directory;
 using Fleet.Server.Hosting;
 using Fleet.Server.Security;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
 
 namespace Fleet.Server.Admin;
 
@@ -32,8 +33,8 @@ public static class OperationsApi
         return TypedResults.Ok<object>(new { status = "ready" });
     }
 
-    private static Ok<object> Node(ActorSystem system, NodeIdentity node, ConnectionMetrics metrics, ConnectionGate gate,
-        DeviceAdmission admission) =>
+    private static async Task<Ok<object>> Node(ActorSystem system, NodeIdentity node, ConnectionMetrics metrics, ConnectionGate gate,
+        DeviceAdmission admission, DirectoryStore store, IOptions<FleetSettings> settings, CancellationToken ct) =>
         TypedResults.Ok<object>(new
         {
             node = node.Id,
@@ -43,5 +44,36 @@ public static class OperationsApi
             connections = metrics.Snapshot(),
             device_admission = DeviceAdmission.Name(admission.Mode),
             admission = admission.Metrics.Snapshot(),
+            directory = await DirectoryFigures(store, settings.Value.Directory, ct),
         });
+
+    /// <summary>The directory's projection and reconciliation, as stored (the same on every node; null while the database is unreachable).</summary>
+    private static async Task<object?> DirectoryFigures(DirectoryStore store, DirectorySettings settings, CancellationToken ct)
+    {
+        try
+        {
+            var fence = await store.ReadFenceAsync(ct);
+            var r = await store.ReadReconciliationAsync(ct);
+            return new
+            {
+                offset = fence.Offset,
+                projection_epoch = fence.Epoch,
+                reconciliation = new
+                {
+                    every_seconds = settings.ReconcileEverySeconds,
+                    passes = r.Passes,
+                    last_started_at = r.StartedAt,
+                    last_finished_at = r.FinishedAt,
+                    devices_checked = r.Checked,
+                    rows_repaired = r.Repaired,
+                    rows_missing = r.Missing,
+                    total_rows_repaired = r.TotalRepaired,
+                },
+            };
+        }
+        catch (System.Data.Common.DbException)
+        {
+            return null;
+        }
+    }
 }

@@ -15,8 +15,17 @@ public sealed record DeviceSummary(string DeviceId, bool Online, string? Node, D
 public sealed record DirectoryQuery(bool? Online, string? GwId, string? Q, int Limit, string? After, string? Protocol = null,
     string? Admission = null);
 
-/// <summary>An event as the projection sees it: whose, what, and its global position in the journal.</summary>
-public sealed record DirectoryEvent(string DeviceId, IDeviceEvent Event, long Ordering);
+/// <summary>
+/// An event as the projection sees it: whose, what, its global position in the journal, and its sequence number in
+/// its device's own history (the row's version: a row is never set back to an older one).
+/// </summary>
+public sealed record DirectoryEvent(string DeviceId, IDeviceEvent Event, long Ordering, long SequenceNr = 0);
+
+/// <summary>
+/// The directory's writes were refused: another projection incarnation (a newer epoch) writes the directory now,
+/// or the stored offset is not the one this incarnation last wrote. The writer that gets this is stale and stops.
+/// </summary>
+public sealed class DirectoryFencedException(string message) : Exception(message);
 
 /// <summary>
 /// The device_summary table beside the journal (same database), written only by the projection.
@@ -70,11 +79,28 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
               firmware TEXT);
             """);
         await Exec(c, tx, "CREATE TABLE IF NOT EXISTS device_summary_offset (id INTEGER PRIMARY KEY, ordering BIGINT NOT NULL);");
+        // The reconciliation's figures (one row), beside the offset so that every node can show them.
+        await Exec(c, tx, """
+            CREATE TABLE IF NOT EXISTS device_summary_reconcile (
+              id INTEGER PRIMARY KEY,
+              passes BIGINT NOT NULL DEFAULT 0,
+              started_at TEXT, finished_at TEXT,
+              checked BIGINT NOT NULL DEFAULT 0,
+              repaired BIGINT NOT NULL DEFAULT 0,
+              missing BIGINT NOT NULL DEFAULT 0,
+              total_repaired BIGINT NOT NULL DEFAULT 0);
+            """);
         // Columns added after the first release (SQLite has no ADD COLUMN IF NOT EXISTS: ask first).
         if (!await HasColumnAsync(c, tx, "device_summary", "protocol"))
             await Exec(c, tx, "ALTER TABLE device_summary ADD COLUMN protocol TEXT;");
         if (!await HasColumnAsync(c, tx, "device_summary", "admission"))
             await Exec(c, tx, "ALTER TABLE device_summary ADD COLUMN admission TEXT;");
+        // The row's version: the device's sequence number of the last event it shows (NULL: written before versions).
+        if (!await HasColumnAsync(c, tx, "device_summary", "seq_nr"))
+            await Exec(c, tx, "ALTER TABLE device_summary ADD COLUMN seq_nr BIGINT;");
+        // The fencing token: each projection incarnation claims the next epoch; writes check it in their transaction.
+        if (!await HasColumnAsync(c, tx, "device_summary_offset", "epoch"))
+            await Exec(c, tx, "ALTER TABLE device_summary_offset ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;");
         foreach (var tables in others) await tables.CreateAsync(c, tx, provider, ct);
         await tx.CommitAsync(ct);
     }
@@ -117,14 +143,46 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
     public static bool Affects(IDeviceEvent e) => Columns(e).Columns.Length > 0;
 
     /// <summary>
-    /// Applies a batch and moves the offset in one transaction. Upserts set columns to values, so a
-    /// batch applied again after a crash (offset not yet stored) yields the same rows.
+    /// Makes the caller the directory's only writer: takes the next epoch (the fencing token) and reads the offset,
+    /// in one transaction. Every write of an older epoch is refused from then on (<see cref="DirectoryFencedException"/>).
     /// </summary>
-    public async Task ApplyAsync(IReadOnlyList<DirectoryEvent> batch, CancellationToken ct = default)
+    public async Task<DirectoryFence> ClaimAsync(CancellationToken ct = default)
+    {
+        await using var c = await OpenAsync(ct);
+        await using var tx = await c.BeginTransactionAsync(ct);
+        await Exec(c, tx,
+            "INSERT INTO device_summary_offset (id, ordering, epoch) VALUES (1, 0, 1) ON CONFLICT (id) DO UPDATE SET epoch = device_summary_offset.epoch + 1");
+        await using var cmd = Command(c, tx, "SELECT epoch, ordering FROM device_summary_offset WHERE id = 1");
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        await r.ReadAsync(ct);
+        var fence = new DirectoryFence(Long(r.GetValue(0)), Long(r.GetValue(1)));
+        await r.DisposeAsync();
+        await tx.CommitAsync(ct);
+        return fence;
+    }
+
+    /// <summary>
+    /// Applies a batch and moves the offset in one transaction, if the directory is still the caller's: its epoch is
+    /// the stored one and the stored offset is the one it expects (<paramref name="expectedOffset"/>, what it last
+    /// read or wrote). The check is the transaction's first statement and holds the offset row (PostgreSQL row lock,
+    /// SQLite's single writer) until commit, so a claim by a newer incarnation either sees this batch or refuses it.
+    /// Upserts set columns to values and never set a row back to an older version, so a batch applied again after a
+    /// crash (offset not yet stored) yields the same rows.
+    /// </summary>
+    /// <exception cref="DirectoryFencedException">the directory is another incarnation's now; nothing was written</exception>
+    public async Task ApplyAsync(IReadOnlyList<DirectoryEvent> batch, long epoch, long expectedOffset, CancellationToken ct = default)
     {
         if (batch.Count == 0) return;
         await using var c = await OpenAsync(ct);
         await using var tx = await c.BeginTransactionAsync(ct);
+        var owned = await ExecCount(c, tx,
+            "UPDATE device_summary_offset SET ordering = @o WHERE id = 1 AND epoch = @epoch AND ordering = @expected",
+            ("o", batch[^1].Ordering), ("epoch", epoch), ("expected", expectedOffset));
+        if (owned != 1)
+        {
+            await tx.RollbackAsync(ct);
+            throw await FencedAsync(epoch, expectedOffset, ct);
+        }
         foreach (var e in batch)
         {
             var (columns, values) = Columns(e.Event);
@@ -132,22 +190,148 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
             var names = string.Join(", ", columns);
             var parameters = string.Join(", ", columns.Select(n => "@" + n));
             var updates = string.Join(", ", columns.Select(n => $"{n} = excluded.{n}"));
-            var args = new List<(string, object?)> { ("device_id", e.DeviceId) };
+            var args = new List<(string, object?)> { ("device_id", e.DeviceId), ("seq_nr", e.SequenceNr) };
             args.AddRange(columns.Zip(values, (n, v) => (n, v)));
             await Exec(c, tx,
-                $"INSERT INTO device_summary (device_id, {names}) VALUES (@device_id, {parameters}) ON CONFLICT (device_id) DO UPDATE SET {updates}",
+                $"INSERT INTO device_summary (device_id, {names}, seq_nr) VALUES (@device_id, {parameters}, @seq_nr) " +
+                $"ON CONFLICT (device_id) DO UPDATE SET {updates}, seq_nr = excluded.seq_nr " +
+                "WHERE device_summary.seq_nr IS NULL OR device_summary.seq_nr < excluded.seq_nr",
                 args.ToArray());
         }
-        await Exec(c, tx,
-            "INSERT INTO device_summary_offset (id, ordering) VALUES (1, @o) ON CONFLICT (id) DO UPDATE SET ordering = excluded.ordering",
-            ("o", batch[^1].Ordering));
         await tx.CommitAsync(ct);
     }
 
-    private static string Ts(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+    private async Task<DirectoryFencedException> FencedAsync(long epoch, long expectedOffset, CancellationToken ct)
+    {
+        var now = await ReadFenceAsync(ct);
+        return new DirectoryFencedException(now.Epoch != epoch
+            ? $"the directory belongs to projection epoch {now.Epoch} now, not {epoch}"
+            : $"the directory's offset is {now.Offset}, not {expectedOffset} as this projection last wrote");
+    }
+
+    /// <summary>The stored epoch and offset.</summary>
+    public async Task<DirectoryFence> ReadFenceAsync(CancellationToken ct = default)
+    {
+        await using var c = await OpenAsync(ct);
+        await using var cmd = Command(c, null, "SELECT epoch, ordering FROM device_summary_offset WHERE id = 1");
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct) ? new DirectoryFence(Long(r.GetValue(0)), Long(r.GetValue(1))) : new DirectoryFence(0, 0);
+    }
+
+    // ------------------------------------------------------------------ reconciliation
+
+    /// <summary>Rows of these devices as stored (devices without one are left out).</summary>
+    public async Task<Dictionary<string, DirectoryRow>> ReadRowsAsync(IReadOnlyCollection<string> deviceIds, CancellationToken ct = default)
+    {
+        var rows = new Dictionary<string, DirectoryRow>(StringComparer.Ordinal);
+        if (deviceIds.Count == 0) return rows;
+        var args = deviceIds.Select((id, i) => ($"d{i}", (object?)id)).ToArray();
+        await using var c = await OpenAsync(ct);
+        await using var cmd = Command(c, null,
+            $"SELECT {RowColumns} FROM device_summary WHERE device_id IN ({string.Join(", ", args.Select(a => "@" + a.Item1))})", args);
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct))
+        {
+            var row = ReadRow(r);
+            rows[row.DeviceId] = row;
+        }
+        return rows;
+    }
+
+    /// <summary>One page of the directory's rows in device_id order (keyset: after <paramref name="after"/>).</summary>
+    public async Task<IReadOnlyList<DirectoryRow>> ReadRowPageAsync(string? after, int limit, CancellationToken ct = default)
+    {
+        await using var c = await OpenAsync(ct);
+        await using var cmd = after is null
+            ? Command(c, null, $"SELECT {RowColumns} FROM device_summary ORDER BY device_id LIMIT @limit", ("limit", limit))
+            : Command(c, null, $"SELECT {RowColumns} FROM device_summary WHERE device_id > @after ORDER BY device_id LIMIT @limit",
+                ("after", after), ("limit", limit));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        var rows = new List<DirectoryRow>();
+        while (await r.ReadAsync(ct)) rows.Add(ReadRow(r));
+        return rows;
+    }
+
+    private const string RowColumns =
+        "device_id, online, node, connected_at, last_seen, location_id, ap_mac_address, gateways, firmware, protocol, admission, seq_nr";
+
+    private static DirectoryRow ReadRow(DbDataReader r) => new(
+        r.GetString(0), Long(r.GetValue(1)) == 1, Str(r, 2), Str(r, 3), Str(r, 4), Str(r, 5), Str(r, 6), Str(r, 7) ?? ",",
+        Str(r, 8), Str(r, 9), Str(r, 10), r.IsDBNull(11) ? null : Long(r.GetValue(11)));
+
+    /// <summary>
+    /// Writes the reconciliation's repairs and its figures in one transaction, if the directory is still the caller's
+    /// (epoch). A repair sets the whole row to what the journal says at version <see cref="DirectoryRow.SeqNr"/>; a row the
+    /// projection has meanwhile moved to a newer version is left alone. Returns how many rows were changed.
+    /// </summary>
+    /// <exception cref="DirectoryFencedException">the directory is another incarnation's now; nothing was written</exception>
+    /// <param name="missing">The repairs add missing rows: they count in <see cref="ReconciliationFigures.Missing"/> too.</param>
+    public async Task<int> RepairAsync(long epoch, IReadOnlyList<DirectoryRepair> repairs, ReconciliationFigures figures,
+        CancellationToken ct = default, bool missing = false)
+    {
+        await using var c = await OpenAsync(ct);
+        await using var tx = await c.BeginTransactionAsync(ct);
+        if (await ExecCount(c, tx, "UPDATE device_summary_offset SET epoch = epoch WHERE id = 1 AND epoch = @epoch", ("epoch", epoch)) != 1)
+        {
+            await tx.RollbackAsync(ct);
+            throw await FencedAsync(epoch, -1, ct);
+        }
+        var changed = 0;
+        foreach (var repair in repairs)
+        {
+            if (repair.Row is not { } w)
+            {
+                // Only the row as it was read: one the projection wrote since (a device that appeared) stays.
+                changed += repair.Stored?.SeqNr is { } v
+                    ? await ExecCount(c, tx, "DELETE FROM device_summary WHERE device_id = @d AND seq_nr = @v", ("d", repair.DeviceId), ("v", v))
+                    : await ExecCount(c, tx, "DELETE FROM device_summary WHERE device_id = @d AND seq_nr IS NULL", ("d", repair.DeviceId));
+                continue;
+            }
+            changed += await ExecCount(c, tx, $"""
+                INSERT INTO device_summary ({RowColumns})
+                VALUES (@device_id, @online, @node, @connected_at, @last_seen, @location_id, @ap_mac_address, @gateways, @firmware, @protocol, @admission, @seq_nr)
+                ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, node = excluded.node, connected_at = excluded.connected_at,
+                  last_seen = excluded.last_seen, location_id = excluded.location_id, ap_mac_address = excluded.ap_mac_address,
+                  gateways = excluded.gateways, firmware = excluded.firmware, protocol = excluded.protocol, admission = excluded.admission,
+                  seq_nr = excluded.seq_nr
+                WHERE device_summary.seq_nr IS NULL OR device_summary.seq_nr <= excluded.seq_nr
+                """,
+                ("device_id", w.DeviceId), ("online", w.Online ? 1 : 0), ("node", w.Node), ("connected_at", w.ConnectedAt),
+                ("last_seen", w.LastSeen), ("location_id", w.LocationId), ("ap_mac_address", w.ApMacAddress), ("gateways", w.Gateways),
+                ("firmware", w.Firmware), ("protocol", w.Protocol), ("admission", w.Admission), ("seq_nr", w.SeqNr));
+        }
+        var f = figures with { Repaired = figures.Repaired + changed, Missing = figures.Missing + (missing ? changed : 0) };
+        await Exec(c, tx, """
+            INSERT INTO device_summary_reconcile (id, passes, started_at, finished_at, checked, repaired, missing, total_repaired)
+            VALUES (1, @passes, @started, @finished, @checked, @repaired, @missing, @changed)
+            ON CONFLICT (id) DO UPDATE SET passes = excluded.passes, started_at = excluded.started_at, finished_at = excluded.finished_at,
+              checked = excluded.checked, repaired = excluded.repaired, missing = excluded.missing,
+              total_repaired = device_summary_reconcile.total_repaired + @changed
+            """,
+            ("passes", f.Passes), ("started", f.StartedAt is { } s ? Ts(s) : null), ("finished", f.FinishedAt is { } e ? Ts(e) : null),
+            ("checked", f.Checked), ("repaired", f.Repaired), ("missing", f.Missing), ("changed", (long)changed));
+        await tx.CommitAsync(ct);
+        return changed;
+    }
+
+    /// <summary>The stored reconciliation figures (all zero before the first pass).</summary>
+    public async Task<ReconciliationFigures> ReadReconciliationAsync(CancellationToken ct = default)
+    {
+        await using var c = await OpenAsync(ct);
+        await using var cmd = Command(c, null,
+            "SELECT passes, started_at, finished_at, checked, repaired, missing, total_repaired FROM device_summary_reconcile WHERE id = 1");
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        if (!await r.ReadAsync(ct)) return ReconciliationFigures.None;
+        return new ReconciliationFigures(Long(r.GetValue(0)), Time(r, 1), Time(r, 2), Long(r.GetValue(3)), Long(r.GetValue(4)),
+            Long(r.GetValue(5)), Long(r.GetValue(6)));
+    }
+
+    private static long Long(object v) => Convert.ToInt64(v, CultureInfo.InvariantCulture);
+
+    internal static string Ts(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
 
     /// <summary>Which summary columns an event sets. Events that don't touch the summary set none.</summary>
-    private static (string[] Columns, object?[] Values) Columns(IDeviceEvent e) => e switch
+    internal static (string[] Columns, object?[] Values) Columns(IDeviceEvent e) => e switch
     {
         DeviceConnected c => (["online", "node", "connected_at", "last_seen"], [1, c.Node, Ts(c.At), Ts(c.At)]),
         DeviceDisconnected d => (["online", "last_seen"], [0, Ts(d.At)]),
@@ -232,5 +416,11 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
     {
         await using var cmd = Command(c, tx, sql, args);
         await cmd.ExecuteNonQueryAsync();
+    }
+
+    private static async Task<int> ExecCount(DbConnection c, DbTransaction? tx, string sql, params (string, object?)[] args)
+    {
+        await using var cmd = Command(c, tx, sql, args);
+        return await cmd.ExecuteNonQueryAsync();
     }
 }

@@ -28,7 +28,7 @@ public static class FleetAkka
                 .WithFleetCluster(settings)
                 .WithFleetPersistence(settings, connectionString)
                 .WithDeviceSharding(settings, clock, sp.GetRequiredService<Security.AdmissionMetrics>())
-                .WithDirectoryProjection(sp.GetRequiredService<DirectoryStore>())
+                .WithDirectoryProjection(sp.GetRequiredService<DirectoryStore>(), settings.Directory)
                 .AddStartup((system, _) =>
                 {
                     var config = system.Settings.Config;

@@ -64,6 +64,7 @@ public static class FleetNode
                 throw new InvalidOperationException(
                     $"Fleet:Cluster:SeedNodes: '{seed}' is not an Akka address such as akka.tcp://fleet@10.0.0.1:4053");
         settings.Security.Validate();
+        settings.Directory.Validate();
         var connectionString = ResolveConnectionString(settings.Persistence);
         builder.Services.AddSingleton(Options.Create(settings));
         builder.Services.AddSingleton(TimeProvider.System);

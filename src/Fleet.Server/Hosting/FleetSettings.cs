@@ -13,6 +13,7 @@ public sealed class FleetSettings
     public CommandSettings Commands { get; set; } = new();
     public Security.SecuritySettings Security { get; set; } = new();
     public AdminSettings Admin { get; set; } = new();
+    public DirectorySettings Directory { get; set; } = new();
 }
 
 public enum PersistenceProvider { Sqlite, PostgreSql }
@@ -117,4 +118,28 @@ public sealed class CommandSettings
     public int DefaultTimeoutSeconds { get; set; } = 30;
     /// <summary>Upper bound for ?wait= (seconds).</summary>
     public int MaxWaitSeconds { get; set; } = 120;
+}
+
+/// <summary>The device directory's reconciliation with the journal (section "Fleet:Directory").</summary>
+public sealed class DirectorySettings
+{
+    /// <summary>
+    /// A reconciliation pass starts this long after the previous one ended (0 = never): every directory row is compared
+    /// with its device's state in the journal and repaired where it drifted; devices missing from the directory are added.
+    /// </summary>
+    public int ReconcileEverySeconds { get; set; } = 3600;
+    /// <summary>Devices read per step of a pass (one directory page, one transaction of repairs).</summary>
+    public int ReconcileBatchSize { get; set; } = 100;
+    /// <summary>Most devices a pass reads per second (0 = no pause): each is a snapshot and the events after it.</summary>
+    public double ReconcileDevicesPerSecond { get; set; } = 200;
+
+    public void Validate()
+    {
+        if (ReconcileEverySeconds < 0)
+            throw new InvalidOperationException($"Fleet:Directory:ReconcileEverySeconds must be 0 (never) or more, not {ReconcileEverySeconds}");
+        if (ReconcileBatchSize is < 1 or > 1000)
+            throw new InvalidOperationException($"Fleet:Directory:ReconcileBatchSize must be 1 to 1000, not {ReconcileBatchSize}");
+        if (ReconcileDevicesPerSecond < 0 || double.IsNaN(ReconcileDevicesPerSecond))
+            throw new InvalidOperationException($"Fleet:Directory:ReconcileDevicesPerSecond must be 0 (no pause) or more, not {ReconcileDevicesPerSecond}");
+    }
 }
