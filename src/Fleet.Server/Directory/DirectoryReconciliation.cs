@@ -28,7 +28,7 @@ public sealed record DirectoryRow(string DeviceId, bool Online, string? Node, st
         var row = this;
         for (var i = 0; i < columns.Length; i++)
         {
-            var v = values[i];
+            var v = values[i] is string text ? DirectoryStore.Stored(text) : values[i];
             row = columns[i] switch
             {
                 "online" => row with { Online = Convert.ToInt64(v, System.Globalization.CultureInfo.InvariantCulture) == 1 },
@@ -55,13 +55,14 @@ public sealed record DirectoryRow(string DeviceId, bool Online, string? Node, st
     public static DirectoryRow FromState(string deviceId, DeviceState s, long seqNr)
     {
         var connectedLast = s.ConnectedAt is { } c && (s.DisconnectedAt is not { } d || c > d || (c == d && s.Online));
-        return new DirectoryRow(deviceId, connectedLast, s.Node,
+        static string? T(string? text) => DirectoryStore.Stored(text);
+        return new DirectoryRow(deviceId, connectedLast, T(s.Node),
             s.ConnectedAt is { } at ? DirectoryStore.Ts(at) : null,
             connectedLast ? DirectoryStore.Ts(s.ConnectedAt!.Value) : s.DisconnectedAt is { } gone ? DirectoryStore.Ts(gone) : null,
-            s.Info?.LocationId, s.Info?.ApMacAddress,
-            "," + string.Concat(s.Gateways.Select(g => g.GwId + ",")),
-            s.Firmware.GetValueOrDefault("DISTRIB_DESCRIPTION") ?? s.Firmware.GetValueOrDefault("DISTRIB_RELEASE"),
-            s.Protocol, s.Admission, seqNr);
+            T(s.Info?.LocationId), T(s.Info?.ApMacAddress),
+            DirectoryStore.Stored("," + string.Concat(s.Gateways.Select(g => g.GwId + ","))),
+            T(s.Firmware.GetValueOrDefault("DISTRIB_DESCRIPTION") ?? s.Firmware.GetValueOrDefault("DISTRIB_RELEASE")),
+            T(s.Protocol), T(s.Admission), seqNr);
     }
 }
 

@@ -326,6 +326,10 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
             Long(r.GetValue(5)), Long(r.GetValue(6)));
     }
 
+    /// <summary>Text as both stores keep it: PostgreSQL's text holds no NUL (see <see cref="Command"/>).</summary>
+    [return: System.Diagnostics.CodeAnalysis.NotNullIfNotNull(nameof(s))]
+    internal static string? Stored(string? s) => s is not null && s.Contains('\0') ? s.Replace('\0', '\uFFFD') : s;
+
     private static long Long(object v) => Convert.ToInt64(v, CultureInfo.InvariantCulture);
 
     internal static string Ts(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
@@ -406,7 +410,7 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
             p.ParameterName = name;
             // PostgreSQL's text holds no NUL (22021): one router whose location_id carried a \u0000 stopped the directory's
             // projection for every device (bench/Fuzz connection, DB=postgres). Both stores keep the same text.
-            p.Value = value is string s && s.Contains('\0') ? s.Replace('\0', '\uFFFD') : value ?? DBNull.Value;
+            p.Value = value is string s ? Stored(s) : value ?? DBNull.Value;
             cmd.Parameters.Add(p);
         }
         return cmd;
