@@ -61,7 +61,8 @@ public sealed class DirectoryDriftTests
 
         // New events: both projections read them; only the successor may write them.
         await using var second = await PretendRouter.ConnectAsync(node.WebSocketUri(), "fence-b");
-        await Eventually.True(() => oldStopped.IsCompleted, "the old projection, fenced, stopped");
+        await Eventually.True(() => oldStopped.IsCompleted, "the old projection, fenced, stopped", TimeSpan.FromSeconds(30),
+            () => $"stored {store.ReadFenceAsync().Result}, old {old.Path} at {old.Ask<ProjectionStatus>(GetProjectionStatus.Instance, TimeSpan.FromSeconds(3)).Result}, successor at {successor.Ask<ProjectionStatus>(GetProjectionStatus.Instance, TimeSpan.FromSeconds(3)).Result}");
         Assert.True(await oldStopped);
         await first.DisposeAsync();
         await Eventually.True(async () =>
@@ -144,9 +145,10 @@ public sealed class DirectoryDriftTests
             return listed.Items.Count == 6 && listed["drift-nul"]?["online"]?.GetValue<bool>() == false
                    && listed["drift-4"]?["gateways"]?.AsArray().Count == 1 && (string?)listed["drift-4"]!["gateways"]![0] == "gw-3";
         }, "every router in the directory");
-        // A clean pass first: nothing to repair, and nothing counted.
-        var clean = await Eventually.Value(async () => await Reconciliation(node), r => (long)r["passes"]! >= 1 && r["last_finished_at"] is not null,
-            "a first pass");
+        // A clean pass first (one that started now that every router is listed): nothing to repair, and nothing counted.
+        var before = (long)(await Reconciliation(node))["passes"]!;
+        var clean = await Eventually.Value(async () => await Reconciliation(node),
+            r => (long)r["passes"]! > before && r["last_finished_at"] is not null, "a whole pass", TimeSpan.FromSeconds(30));
         Assert.Equal(0, (long)clean["total_rows_repaired"]!);
         Assert.True((long)clean["devices_checked"]! >= 6, clean.ToJsonString());
 
@@ -170,7 +172,7 @@ public sealed class DirectoryDriftTests
         // One more whole pass: the repaired rows stay repaired and nothing else is ever counted.
         var passes = (long)figures["passes"]!;
         figures = await Eventually.Value(async () => await Reconciliation(node),
-            r => (long)r["passes"]! > passes + 1 && r["last_finished_at"] is not null, "two more passes");
+            r => (long)r["passes"]! > passes + 1 && r["last_finished_at"] is not null, "two more passes", TimeSpan.FromSeconds(30));
         Assert.Equal(4, (long)figures["total_rows_repaired"]!);
         Assert.Equal(0, (long)figures["rows_repaired"]!);
         Assert.Equal(1, (long)figures["every_seconds"]!);
