@@ -46,6 +46,7 @@ public sealed class DirectoryProjection : ReceiveActor, IWithTimers
     private sealed record Progress(long Offset);
     private sealed record Failed(Exception Cause);
     private sealed record Fenced(string Why);
+    private sealed record RunAgain;
     private sealed record StartReconciliation;
     private sealed record ReconciliationDue(TimeSpan After);
     private sealed record ReconciliationDone(ReconciliationFigures? Figures, Exception? Error);
@@ -80,7 +81,13 @@ public sealed class DirectoryProjection : ReceiveActor, IWithTimers
         Receive<ClaimAgain>(_ => Claim());
         Receive<Progress>(p => _offset = p.Offset);
         Receive<GetProjectionStatus>(_ => Sender.Tell(new ProjectionStatus(_offset)));
-        Receive<Failed>(f => throw new InvalidOperationException("directory projection stream failed", f.Cause));
+        // Not a restart of the actor: that would claim a new epoch, and a stale incarnation must never fence its successor.
+        Receive<Failed>(f =>
+        {
+            _log.Error(f.Cause, "directory projection stream failed; it starts again (epoch {0})", _epoch);
+            Timers.StartSingleTimer(ClaimTimer, new RunAgain(), TimeSpan.FromSeconds(2));
+        });
+        Receive<RunAgain>(_ => Run(new DirectoryFence(_epoch, _offset)));
         Receive<Fenced>(f =>
         {
             _log.Warning("directory projection (epoch {0}) stops: {1}", _epoch, f.Why);
@@ -110,7 +117,7 @@ public sealed class DirectoryProjection : ReceiveActor, IWithTimers
     {
         _epoch = fence.Epoch;
         _offset = fence.Offset;
-        _log.Info("directory projection claimed the directory: epoch {0}, offset {1}", fence.Epoch, fence.Offset);
+        _log.Info("directory projection runs: epoch {0}, from offset {1}", fence.Epoch, fence.Offset);
         var epoch = fence.Epoch;
         var self = Self;
         long lastOffsetWrite = 0;

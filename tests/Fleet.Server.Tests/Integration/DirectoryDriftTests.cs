@@ -50,27 +50,30 @@ public sealed class DirectoryDriftTests
         await Eventually.True(async () => (await Listed(node, "fence-"))["fence-a"] is not null, "fence-a in the directory");
         var old = await system.ActorSelection($"/user/{FleetNames.DirectoryProjection}/*")
             .ResolveOne(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken);
-        var oldStopped = old.WatchAsync(TestContext.Current.CancellationToken);
+        var watcher = Inbox.Create(system);
+        watcher.Watch(old);
 
         // The successor starts while the old singleton still runs (a handover that overlaps, a node downed while alive).
         var successor = system.ActorOf(DirectoryProjection.Props(store), "successor-projection");
-        var successorStopped = successor.WatchAsync(TestContext.Current.CancellationToken);
-        // The successor has claimed the directory once it answers (its status is the offset it claimed with).
-        await Eventually.True(async () => (await successor.Ask<ProjectionStatus>(GetProjectionStatus.Instance,
-            TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken)).Offset > 0, "the successor claimed the directory");
-
-        // New events: both projections read them; only the successor may write them.
         await using var second = await PretendRouter.ConnectAsync(node.WebSocketUri(), "fence-b");
-        await Eventually.True(() => oldStopped.IsCompleted, "the old projection, fenced, stopped", TimeSpan.FromSeconds(30),
-            () => $"stored {store.ReadFenceAsync().Result}, old {old.Path} at {old.Ask<ProjectionStatus>(GetProjectionStatus.Instance, TimeSpan.FromSeconds(3)).Result}, successor at {successor.Ask<ProjectionStatus>(GetProjectionStatus.Instance, TimeSpan.FromSeconds(3)).Result}");
-        Assert.True(await oldStopped);
+        // The successor is running once it has read fence-b's events; from then on it alone may write.
+        await Eventually.True(async () => (await successor.Ask<ProjectionStatus>(GetProjectionStatus.Instance,
+            TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken)).Offset > 0, "the successor read the journal", TimeSpan.FromSeconds(30));
+
+        // New events: both projections read them; the old one's batch is refused and it stops.
+        await using var third = await PretendRouter.ConnectAsync(node.WebSocketUri(), "fence-c");
+        var stopped = await watcher.ReceiveAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(old, Assert.IsType<Terminated>(stopped).ActorRef);
         await first.DisposeAsync();
         await Eventually.True(async () =>
         {
             var listed = await Listed(node, "fence-");
-            return listed["fence-b"]?["online"]?.GetValue<bool>() == true && listed["fence-a"]?["online"]?.GetValue<bool>() == false;
-        }, "the successor alone keeps the directory: fence-b online, fence-a offline");
-        Assert.False(successorStopped.IsCompleted, "the successor must keep running");
+            return listed["fence-b"]?["online"]?.GetValue<bool>() == true && listed["fence-c"]?["online"]?.GetValue<bool>() == true
+                   && listed["fence-a"]?["online"]?.GetValue<bool>() == false;
+        }, "the successor alone keeps the directory: fence-b and fence-c online, fence-a offline", TimeSpan.FromSeconds(30));
+        // The successor still answers (a stopped actor would not): it kept the directory.
+        Assert.True((await successor.Ask<ProjectionStatus>(GetProjectionStatus.Instance, TimeSpan.FromSeconds(5),
+            TestContext.Current.CancellationToken)).Offset > 0);
     }
 
     [Theory]
