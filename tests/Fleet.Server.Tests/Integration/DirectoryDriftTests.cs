@@ -62,7 +62,17 @@ public sealed class DirectoryDriftTests
 
         // New events: both projections read them; the old one's batch is refused and it stops.
         await using var third = await PretendRouter.ConnectAsync(node.WebSocketUri(), "fence-c");
-        var stopped = await watcher.ReceiveAsync(TimeSpan.FromSeconds(30));
+        object stopped;
+        try
+        {
+            stopped = await watcher.ReceiveAsync(TimeSpan.FromSeconds(60));
+        }
+        catch (TimeoutException)
+        {
+            Assert.Fail($"the old projection did not stop within 60 s; stored {await store.ReadFenceAsync(TestContext.Current.CancellationToken)}, " +
+                        $"fence-c listed: {(await Listed(node, "fence-"))["fence-c"]?.ToJsonString() ?? "no"}");
+            throw;
+        }
         Assert.Equal(old, Assert.IsType<Terminated>(stopped).ActorRef);
         await first.DisposeAsync();
         await Eventually.True(async () =>

@@ -25,7 +25,7 @@ public sealed class PostgresSchemaTests
             await using (var c = new NpgsqlConnection(db.ConnectionString))
             {
                 await c.OpenAsync(ct);
-                await using var drop = new NpgsqlCommand("DROP TABLE IF EXISTS device_summary, device_summary_offset", c);
+                await using var drop = new NpgsqlCommand("DROP TABLE IF EXISTS device_summary, device_summary_offset, device_summary_reconcile", c);
                 await drop.ExecuteNonQueryAsync(ct);
             }
             var stores = Enumerable.Range(0, 12).Select(_ => new DirectoryStore(PersistenceProvider.PostgreSql, db.ConnectionString));
