@@ -48,7 +48,8 @@ public sealed class DirectoryDriftTests
 
         await using var first = await PretendRouter.ConnectAsync(node.WebSocketUri(), "fence-a");
         await Eventually.True(async () => (await Listed(node, "fence-"))["fence-a"] is not null, "fence-a in the directory");
-        var old = await system.ActorSelection($"/user/{FleetNames.DirectoryProjection}/*")
+        // The singleton itself (Akka.Hosting names it as its manager), not any other child of the manager.
+        var old = await system.ActorSelection($"/user/{FleetNames.DirectoryProjection}/{FleetNames.DirectoryProjection}")
             .ResolveOne(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken);
         var watcher = Inbox.Create(system);
         watcher.Watch(old);
