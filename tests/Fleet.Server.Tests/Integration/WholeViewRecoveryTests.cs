@@ -82,7 +82,10 @@ public sealed class WholeViewRecoveryTests
 
             device = await node.GetJson($"/api/v1/devices/{id}");
             commands = await node.GetJson($"/api/v1/devices/{id}/commands");
-            row = await Eventually.Value(() => DirectoryRow(node, id), r => (bool?)r["online"] == false, "the directory row offline");
+            JsonNode? seen = null;
+            await Eventually.True(async () => (bool?)(seen = await DirectoryRow(node, id))?["online"] == false, "the directory row offline",
+                TimeSpan.FromSeconds(20), () => $"row: {seen?.ToJsonString() ?? "none"}; directory: {node.GetJson("/api/v1/devices").Result.ToJsonString()}");
+            row = seen!;
         }
         // The restart recovers from a snapshot and the events after it, not from the journal alone.
         Assert.True(await Rows(db, "SELECT COUNT(*) FROM snapshot WHERE persistence_id = $p", id) >= 1, "a snapshot was saved");
