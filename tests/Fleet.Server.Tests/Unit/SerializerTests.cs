@@ -66,10 +66,10 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
         yield return new DeviceHeartbeat("r1", new HeartbeatMessage { DeviceId = "r1", SysInfo = new SystemFigures { SysLoad = 0.5 }, ReqId = new ReqId("0123456789abcdef", false) }, TestActor, "node#1");
         yield return new AnswerReceived("r1", Answer, TestActor);
         yield return new ConnectionClosed("r1", TestActor);
-        yield return new FrameWritten("r1", "c1", AnswerExpected: true);
+        yield return new FrameWritten("r1", "c1", AnswerExpected: true, TestActor);
         yield return new FrameNotWritten("r1", "c1", TestActor);
-        yield return new FrameTooLarge("r1", "c1", 1400);
-        yield return new FrameExpired("r1", "c1");
+        yield return new FrameTooLarge("r1", "c1", 1400, TestActor);
+        yield return new FrameExpired("r1", "c1", TestActor);
         yield return new ReplyToReport("r1", Reply, "heartbeat", ReqId.Of("0123456789abcdef"));
         yield return new AuthModesChanged("r1", Reply);
         yield return new DeliverRequest("r1", Kickoff, T.AddSeconds(30));
