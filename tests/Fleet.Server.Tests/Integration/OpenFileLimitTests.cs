@@ -26,6 +26,7 @@ public sealed class OpenFileLimitTests
     public async Task Reconnect_waves_past_the_open_file_limit_get_503_while_the_node_lives_the_admin_api_answers_and_every_router_is_served_after()
     {
         await using var node = await LimitedNodeProcess.StartAsync(Limit);
+        var phases = Stopwatch.StartNew();
         var statuses = new ConcurrentDictionary<string, int>();
         var connectFailures = 0;
         var stale = new ConcurrentBag<RawWebSocket>();
@@ -42,6 +43,7 @@ public sealed class OpenFileLimitTests
                 await ConnectAndAwaitReply(s, Device(i));
             }));
 
+            var firstWave = phases.Elapsed;
             using var probing = CancellationTokenSource.CreateLinkedTokenSource(Ct);
             var probe = ProbeAdmin(node, probing.Token);
 
@@ -100,7 +102,7 @@ public sealed class OpenFileLimitTests
             Assert.True(node.Running, $"the node died during the wave:\n{node.Log()}");
             Assert.True(admin.Failures.Count == 0,
                 $"the admin API failed {admin.Failures.Count} of {admin.Count} probes during the wave: {string.Join("; ", admin.Failures.Take(5))}");
-            Assert.True(admin.Slowest < TimeSpan.FromSeconds(5), $"the slowest admin probe took {admin.Slowest.TotalSeconds:0.0} s");
+            Assert.True(admin.Slowest < TimeSpan.FromSeconds(8), $"the slowest admin probe took {admin.Slowest.TotalSeconds:0.0} s");
             Assert.True(admin.PeakOpenFiles < Limit, $"the node held {admin.PeakOpenFiles} files (limit {Limit})");
             // Excess upgrades got 503 and nothing else went wrong: no other status, no socket reset or refused.
             Assert.True(statuses.GetValueOrDefault("503") > 0, $"no upgrade got 503: {Show(statuses)}");
@@ -119,8 +121,8 @@ public sealed class OpenFileLimitTests
                 return (int)info["sockets"]!["device_held"]! == Routers && (long)info["connections"]!["active"]! == Routers;
             }, "the node holds exactly the served routers' sockets", TimeSpan.FromSeconds(60), every: TimeSpan.FromMilliseconds(500));
             var final = await node.NodeInfo(Ct);
-            TestContext.Current.SendDiagnosticMessage(
-                $"waves of {(2 + Abandoned) * Routers} sockets at limit {Limit}: served in {waveTook.TotalSeconds:0.0} s; upgrades {Show(statuses)}; " +
+            TestContext.Current.TestOutputHelper?.WriteLine(
+                $"first wave {firstWave.TotalSeconds:0.0} s; all counted {phases.Elapsed.TotalSeconds:0.0} s; waves of {(2 + Abandoned) * Routers} sockets at limit {Limit}: served in {waveTook.TotalSeconds:0.0} s; upgrades {Show(statuses)}; " +
                 $"admin probes {admin.Count}, slowest {admin.Slowest.TotalMilliseconds:0} ms; peak open files {admin.PeakOpenFiles}; " +
                 $"sockets {final["sockets"]!.ToJsonString()}");
         }
