@@ -67,13 +67,15 @@ public sealed class SocketBudgetTests
         Assert.True(await b.TakeAsync(admin: true, null, Ct));
         Assert.Equal(10, b.Held);
         Assert.Equal(2, b.AdminHeld);
+
+        b.Give(admin: false); // a device socket closed: the device listener accepts again
+        Assert.True(await waiting.WaitAsync(TimeSpan.FromSeconds(10), Ct));
+        Assert.Equal(10, b.Held);
+
+        // Every socket taken: the admin listener waits too, until one of its own closes.
         var adminWaiting = b.TakeAsync(admin: true, null, Ct).AsTask();
         Assert.False(adminWaiting.IsCompleted);
         Assert.Equal(2, b.AcceptPaused);
-
-        b.Give(admin: false); // a device socket closed: the device listener accepts again, the admin one still waits
-        Assert.True(await waiting.WaitAsync(TimeSpan.FromSeconds(10), Ct));
-        Assert.False(adminWaiting.IsCompleted);
         b.Give(admin: true);
         Assert.True(await adminWaiting.WaitAsync(TimeSpan.FromSeconds(10), Ct));
         Assert.Equal(10, b.Held);
