@@ -73,7 +73,7 @@ public static class FleetNode
         // (SocketBudget); device WebSockets have their own cap below that (ConnectionGate, 503 past it).
         var budget = new SocketBudget(SocketBudget.ReadOpenFileLimit(), settings.WebSocket.ReservedFileDescriptors,
             settings.Admin.ReservedConnections, settings.WebSocket.MaxConnections, adminApart: !string.IsNullOrWhiteSpace(settings.Admin.Urls));
-        builder.Services.AddSingleton(budget);
+        builder.Services.AddSingleton(_ => budget); // made by a factory: the container disposes it (its meter) with the node
         builder.Services.AddSingleton(new ConnectionGate(budget.DeviceCap));
         var isAdmin = Listeners.AdminEndpoints(settings.Admin);
         // After Kestrel's own transports: Kestrel asks the last registered first.

@@ -133,6 +133,21 @@ public sealed class OpenFileLimitTests
         }
     }
 
+    [Fact]
+    public async Task A_limit_too_small_for_the_reserves_stops_the_start_with_what_to_change()
+    {
+        // systemd's default soft limit; .NET raises the soft limit to the hard one, so both are set.
+        var (exit, output) = await LimitedNodeProcess.RunUntilExitAsync(1024, TimeSpan.FromSeconds(60));
+        Assert.Equal(1, exit);
+        Assert.Contains("fleet: cannot start: InvalidOperationException: the open-file limit (1024) leaves no room for device sockets", output);
+        Assert.Contains("Fleet:WebSocket:ReservedFileDescriptors (1000)", output);
+
+        // A negative reserve is refused the same way.
+        var (_, fits) = await LimitedNodeProcess.RunUntilExitAsync(1024, TimeSpan.FromSeconds(60),
+            "--Fleet:WebSocket:ReservedFileDescriptors", "400", "--Fleet:Admin:ReservedConnections", "-1");
+        Assert.Contains("Fleet:Admin:ReservedConnections must be 0 or more, not -1", fits);
+    }
+
     private static string Device(int i) => $"fd-{i:D4}";
 
     private static string Status(RawWebSocket s) => s.ResponseHead.Split(' ', 3) is [_, var code, _] ? code : $"no answer ({s.ResponseHead.Length} bytes)";

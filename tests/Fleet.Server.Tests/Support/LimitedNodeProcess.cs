@@ -86,6 +86,38 @@ public sealed class LimitedNodeProcess : IAsyncDisposable
         return node;
     }
 
+    /// <summary>Starts a node under the limit that is expected to stop by itself; its exit code and output.</summary>
+    public static async Task<(int ExitCode, string Output)> RunUntilExitAsync(int openFileLimit, TimeSpan within, params string[] extraArgs)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "fleet-tests", $"limited-{Guid.NewGuid():N}");
+        System.IO.Directory.CreateDirectory(dir);
+        var psi = new ProcessStartInfo("prlimit")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = dir,
+        };
+        string[] args =
+        [
+            $"--nofile={openFileLimit}:{openFileLimit}", "--", "dotnet", ServerDll, "--urls", $"http://127.0.0.1:{FreePort()}",
+            "--Fleet:Cluster:Port", "0", "--Fleet:Persistence:ConnectionString", $"Data Source={Path.Combine(dir, "fleet.db")}",
+            .. TestKeys.Arguments(), .. extraArgs,
+        ];
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var process = Process.Start(psi)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(within);
+        try
+        {
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"the node did not stop by itself within {within.TotalSeconds:0} s");
+        }
+        return (process.ExitCode, await stdout + await stderr);
+    }
+
     private void Write(string? line)
     {
         if (line is null) return;
