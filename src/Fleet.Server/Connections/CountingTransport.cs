@@ -49,12 +49,13 @@ public sealed class CountingTransportFactory(
     private sealed class Listener(IConnectionListener inner, SocketBudget budget, bool admin, ILogger log) : IConnectionListener
     {
         private readonly CancellationTokenSource _unbound = new();
+        private readonly Action<string> _onPause = m => log.LogWarning("{Message}", m);
         public EndPoint EndPoint => inner.EndPoint;
 
         public async ValueTask<TransportConnection?> AcceptAsync(CancellationToken cancellationToken = default)
         {
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _unbound.Token);
-            if (!await budget.TakeAsync(admin, m => log.LogWarning("{Message}", m), linked.Token)) return null;
+            if (!await budget.TakeAsync(admin, _onPause, linked.Token)) return null;
             TransportConnection? connection;
             try
             {
