@@ -22,6 +22,17 @@ public sealed class SocketBudget : IDisposable
     /// <summary>Device cap when the open-file limit is unknown and no cap is configured.</summary>
     public const int UnknownLimitCap = 10_000;
 
+    /// <summary>
+    /// R unless configured: a quarter of the limit, at least the ≈350 files a node opens by itself, at most 1,000
+    /// (1,000 from a limit of 4,000 up). A node under the common soft limit of 1,024 still starts (350 reserved).
+    /// </summary>
+    public static int DefaultReservedFiles(long? openFileLimit) =>
+        openFileLimit is { } l ? (int)Math.Clamp(l / 4, 350, 1000) : 1000;
+
+    /// <summary>A unless configured: 1/32 of the limit, between 8 and 100 (100 from a limit of 3,200 up).</summary>
+    public static int DefaultAdminReserve(long? openFileLimit) =>
+        openFileLimit is { } l ? (int)Math.Clamp(l / 32, 8, 100) : 100;
+
     private readonly SemaphoreSlim? _all;
     private readonly SemaphoreSlim? _deviceSide;
     private readonly Meter _meter = new(ConnectionMetrics.MeterName);

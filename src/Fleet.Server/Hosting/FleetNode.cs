@@ -71,8 +71,10 @@ public static class FleetNode
         builder.Services.AddSingleton<ConnectionMetrics>();
         // Every socket the listeners hold counts against the open-file limit, from accept until it is closed
         // (SocketBudget); device WebSockets have their own cap below that (ConnectionGate, 503 past it).
-        var budget = new SocketBudget(SocketBudget.ReadOpenFileLimit(), settings.WebSocket.ReservedFileDescriptors,
-            settings.Admin.ReservedConnections, settings.WebSocket.MaxConnections, adminApart: !string.IsNullOrWhiteSpace(settings.Admin.Urls));
+        var openFiles = SocketBudget.ReadOpenFileLimit();
+        var budget = new SocketBudget(openFiles, settings.WebSocket.ReservedFileDescriptors ?? SocketBudget.DefaultReservedFiles(openFiles),
+            settings.Admin.ReservedConnections ?? SocketBudget.DefaultAdminReserve(openFiles), settings.WebSocket.MaxConnections,
+            adminApart: !string.IsNullOrWhiteSpace(settings.Admin.Urls));
         builder.Services.AddSingleton(_ => budget); // made by a factory: the container disposes it (its meter) with the node
         builder.Services.AddSingleton(new ConnectionGate(budget.DeviceCap));
         var isAdmin = Listeners.AdminEndpoints(settings.Admin);

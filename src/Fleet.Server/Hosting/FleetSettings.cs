@@ -57,7 +57,7 @@ public sealed class WebSocketSettings
     /// connections. The listeners together hold at most the open-file limit minus this many sockets, and stop
     /// accepting (the kernel's backlog holds the rest) rather than run the process out of file descriptors.
     /// </summary>
-    public int ReservedFileDescriptors { get; set; } = 1000;
+    public int? ReservedFileDescriptors { get; set; }
     /// <summary>
     /// WebSocket keep-alive frames from the server (seconds); 0 = none. Keep it 0 for real firmware: a ping
     /// can share a read with a request and swallow it, seed-era firmware never answers pings, and the
@@ -109,7 +109,7 @@ public sealed class AdminSettings
     /// between the device cap and the device-facing listeners' ceiling, to answer the excess with 503 (and, on a
     /// shared address, the admin calls).
     /// </summary>
-    public int ReservedConnections { get; set; } = 100;
+    public int? ReservedConnections { get; set; }
 }
 
 public sealed class DeviceSettings

@@ -15,7 +15,7 @@ namespace Fleet.Server.Tests.Integration;
 public sealed class OpenFileLimitTests
 {
     private const int Limit = 2048;
-    /// <summary>Routers: fewer than the node's device cap (2048 − 1000 reserved − 2 × 100 admin = 848), so all can be served.</summary>
+    /// <summary>Routers: fewer than the node's device cap (2048 − 512 reserved − 2 × 64 admin = 1408, the defaults at this limit), so all can be served.</summary>
     private const int Routers = 800;
     /// <summary>Attempts each router abandons (its connect timed out on its side) before it retries until served.</summary>
     private const int Abandoned = 2;
@@ -136,8 +136,10 @@ public sealed class OpenFileLimitTests
     [Fact]
     public async Task A_limit_too_small_for_the_reserves_stops_the_start_with_what_to_change()
     {
-        // systemd's default soft limit; .NET raises the soft limit to the hard one, so both are set.
-        var (exit, output) = await LimitedNodeProcess.RunUntilExitAsync(1024, TimeSpan.FromSeconds(60));
+        // systemd's default soft limit; .NET raises the soft limit to the hard one, so both are set. The default
+        // reserves fit it (350 + 2 × 32); a reserve set beyond it is refused with what to change.
+        var (exit, output) = await LimitedNodeProcess.RunUntilExitAsync(1024, TimeSpan.FromSeconds(60),
+            "--Fleet:WebSocket:ReservedFileDescriptors", "1000");
         Assert.Equal(1, exit);
         Assert.Contains("fleet: cannot start: InvalidOperationException: the open-file limit (1024) leaves no room for device sockets", output);
         Assert.Contains("Fleet:WebSocket:ReservedFileDescriptors (1000)", output);

@@ -45,6 +45,19 @@ public sealed class SocketBudgetTests
     }
 
     [Theory]
+    [InlineData(1024L, 350, 32, 610)] // the common soft limit: a node still starts and holds 610 routers
+    [InlineData(2048L, 512, 64, 1408)]
+    [InlineData(20_000L, 1000, 100, 18_800)]
+    [InlineData(null, 1000, 100, SocketBudget.UnknownLimitCap)]
+    public void Default_reserves_scale_with_a_low_limit_and_stop_at_1000_and_100(long? limit, int reserved, int admin, int cap)
+    {
+        Assert.Equal(reserved, SocketBudget.DefaultReservedFiles(limit));
+        Assert.Equal(admin, SocketBudget.DefaultAdminReserve(limit));
+        using var b = new SocketBudget(limit, reserved, admin, 0, adminApart: true);
+        Assert.Equal(cap, b.DeviceCap);
+    }
+
+    [Theory]
     [InlineData(1024, 1000, 100, 0, "open-file limit (1024) leaves no room")]
     [InlineData(20_000, -1, 100, 0, "ReservedFileDescriptors must be 0 or more")]
     [InlineData(20_000, 1000, -5, 0, "Admin:ReservedConnections must be 0 or more")]
