@@ -47,6 +47,8 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
         yield return new DesiredAuthModeSet("gw-1", 0);
         yield return new ClientAuthorized(client);
         yield return new ClientRemoved("aa:bb:cc:dd:ee:ff", "kicked off");
+        yield return new ClientAuthorized(client with { ExpiresAt = null, PassUntil = T.AddMinutes(5) });
+        yield return new ClientsCleared("reboot", true, T);
         yield return new ProtocolReported("2025");
         yield return new FirmwareReported(ImmutableSortedDictionary<string, string>.Empty.Add("DISTRIB_RELEASE", "24.10"));
         yield return new CommandQueued("c1", Kickoff, T, T.AddDays(1), 30);
