@@ -185,6 +185,14 @@ public static class CommandLifecycle
                     if (c.Authorized && !listed.Contains(c.ClientMac))
                         foreach (var e in LeftTheList(c, ClientRemoved.RouterHasNone, now)) yield return e;
                 break;
+            // 9.x refuses an auth for a client it holds (1002 "Client already authenticated"): it is there.
+            case AuthRequest { OnceAuth: not true, ClientMac: { } mac } a when !answer.Succeeded
+                && answer.Error!.Contains("already authenticated", StringComparison.OrdinalIgnoreCase)
+                && state.Clients.GetValueOrDefault(mac) is not { Authorized: true }:
+                var had = state.Clients.GetValueOrDefault(mac);
+                yield return new ClientAuthorized(new ClientState(mac, a.ClientIp, a.ClientName, a.GwId, now, null,
+                    had?.PassUntil is { } p && p > now ? p : null));
+                break;
             case GetClientInfoRequest { Mac: { } mac } when NotFound(answer)
                 && FieldRules.IsMac(mac) && state.Clients.GetValueOrDefault(FieldRules.NormalizeMac(mac)) is { Authorized: true } c:
                 foreach (var e in LeftTheList(c, ClientRemoved.RouterHasNone, now)) yield return e;

@@ -166,6 +166,17 @@ public class ClientTruthTests
     }
 
     [Fact]
+    public void An_auth_the_router_refuses_as_already_authenticated_puts_the_client_in_the_view()
+    {
+        var s = Connected().Apply(new ProtocolReported("9"));
+        s = Answer(s, "a1", Auth(), "auth_response", error: "Client already authenticated (code 1002)");
+        Assert.Equal(CommandStatus.Failed, s.FindCommand("a1")!.Status);
+        Assert.Null(s.Clients[Mac].ExpiresAt);
+        s = Answer(s, "a2", Auth(Other), "auth_response", error: "Gateway not found (code 2000)");
+        Assert.False(s.Clients.ContainsKey(Other));
+    }
+
+    [Fact]
     public void Other_kickoff_errors_leave_the_client()
     {
         var kick = new KickoffRequest { ClientIp = "192.168.1.23", ClientMac = Mac, DeviceId = "r1", GwId = "gw-1" };
