@@ -132,3 +132,51 @@ public class IncrementalNftTests
         Assert.Equal(2, restarted.FullWrites);
     }
 }
+
+/// <summary>The element changes as text: what is deleted, what is added, what is left to the kernel.</summary>
+public class NftChangeScriptTests
+{
+    private static readonly DateTimeOffset T = new(2026, 11, 30, 12, 0, 0, TimeSpan.Zero);
+
+    private static FirewallSpec Spec(params AllowedMac[] allowed) =>
+        new([new GatewayRules("gw-1", "br-lan", false, allowed), new GatewayRules("gw-2", "wlan1", false, [])]);
+
+    private static AllowedMac Client(string mac) => new(mac, null);
+    private static AllowedMac Pass(string mac, int seconds, DateTimeOffset now) => new(mac, TimeSpan.FromSeconds(seconds), now.AddSeconds(seconds));
+
+    [Fact]
+    public void Only_the_macs_that_changed_are_written()
+    {
+        var from = Spec(Client("aa:bb:cc:dd:ee:01"), Client("aa:bb:cc:dd:ee:02"));
+        var to = Spec(Client("aa:bb:cc:dd:ee:02"), Client("aa:bb:cc:dd:ee:03"));
+        Assert.Equal("delete element inet fleet allow_0 { aa:bb:cc:dd:ee:01 }\nadd element inet fleet allow_0 { aa:bb:cc:dd:ee:03 }\n",
+            NftScript.RenderChanges("fleet", from, to, T));
+        Assert.Equal("", NftScript.RenderChanges("fleet", to, to, T));
+    }
+
+    [Fact]
+    public void A_pass_that_becomes_a_client_is_deleted_and_added_without_timeout()
+    {
+        var from = Spec(Pass("aa:bb:cc:dd:ee:05", 60, T));
+        var to = Spec(Client("aa:bb:cc:dd:ee:05"));
+        Assert.Equal("delete element inet fleet allow_0 { aa:bb:cc:dd:ee:05 }\nadd element inet fleet allow_0 { aa:bb:cc:dd:ee:05 }\n",
+            NftScript.RenderChanges("fleet", from, to, T.AddSeconds(1)));
+    }
+
+    [Fact]
+    public void A_pass_that_ended_is_not_deleted_and_a_new_pass_for_it_is_added()
+    {
+        var from = Spec(Pass("aa:bb:cc:dd:ee:05", 10, T), Pass("aa:bb:cc:dd:ee:06", 10, T));
+        var later = T.AddSeconds(11);
+        var to = Spec(Pass("aa:bb:cc:dd:ee:06", 30, later));
+        Assert.Equal("add element inet fleet allow_0 { aa:bb:cc:dd:ee:06 timeout 30000ms }\n",
+            NftScript.RenderChanges("fleet", from, to, later));
+    }
+
+    [Fact]
+    public void Another_layout_is_refused()
+    {
+        var open = new FirewallSpec([new GatewayRules("gw-1", "br-lan", true, []), new GatewayRules("gw-2", "wlan1", false, [])]);
+        Assert.Throws<ArgumentException>(() => NftScript.RenderChanges("fleet", Spec(), open, T));
+    }
+}
