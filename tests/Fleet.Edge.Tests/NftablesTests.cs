@@ -72,7 +72,7 @@ public class NftablesTests
         Assert.Equal("gw-1", set0.GetProperty("comment").GetString());
         var e0 = Elements(rs, "allow_0");
         Assert.Contains(("aa:bb:cc:dd:ee:01", null), e0);
-        Assert.Contains(e0, e => e.Mac == "aa:bb:cc:dd:ee:05" && e.Timeout is > 590 and <= 600);
+        Assert.Contains(e0, e => e.Mac == "aa:bb:cc:dd:ee:05" && e.Timeout is > 290 and <= 300);
         Assert.Equal(["aa:bb:cc:dd:ee:05"], Elements(rs, "allow_1").Select(e => e.Mac));
 
         var chain = rs.Single(o => o.Kind == "chain" && o.Body.GetProperty("name").GetString() == "forward").Body;

@@ -33,7 +33,7 @@ public static class OperationsApi
     }
 
     private static Ok<object> Node(ActorSystem system, NodeIdentity node, ConnectionMetrics metrics, ConnectionGate gate,
-        DeviceAdmission admission) =>
+        SocketBudget sockets, DeviceAdmission admission) =>
         TypedResults.Ok<object>(new
         {
             node = node.Id,
@@ -41,6 +41,7 @@ public static class OperationsApi
             members = node.LiveNodes(),
             connection_cap = gate.Capacity,
             connections = metrics.Snapshot(),
+            sockets = sockets.Snapshot(gate),
             device_admission = DeviceAdmission.Name(admission.Mode),
             admission = admission.Metrics.Snapshot(),
         });
