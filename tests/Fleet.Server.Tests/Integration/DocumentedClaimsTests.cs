@@ -166,13 +166,20 @@ public sealed class DocumentedClaimsTests : IAsyncLifetime
         Assert.NotNull(v["sent_at"]); // it went out; the seed firmware drops a type it does not know
     }
 
-    /// <summary>README: MaxConnections "0 = open-file limit − 1000": the node's cap by default.</summary>
+    /// <summary>
+    /// README: MaxConnections "0 = open-file limit − ReservedFileDescriptors − 2 × Fleet:Admin:ReservedConnections
+    /// (18,800 at 20,000)", the reserves "a quarter of the open-file limit, between 350 and 1,000" and "1/32 of the
+    /// open-file limit, between 8 and 100": the node's cap by default.
+    /// </summary>
     [Fact]
-    public async Task The_default_connection_cap_is_the_open_file_limit_less_1000()
+    public async Task The_default_connection_cap_is_the_open_file_limit_less_the_documented_reserves()
     {
         var limits = File.ReadLines("/proc/self/limits").Single(l => l.StartsWith("Max open files", StringComparison.Ordinal));
         var soft = long.Parse(limits.Split(' ', StringSplitOptions.RemoveEmptyEntries)[3]);
-        Assert.Equal(soft - 1000, (long)(await _node.GetJson("/api/v1/node"))["connection_cap"]!);
+        var reserved = Math.Clamp(soft / 4, 350, 1000);
+        var admin = Math.Clamp(soft / 32, 8, 100);
+        Assert.Equal(soft - reserved - 2 * admin, (long)(await _node.GetJson("/api/v1/node"))["connection_cap"]!);
+        if (soft == 20_000) Assert.Equal(18_800, (long)(await _node.GetJson("/api/v1/node"))["connection_cap"]!);
     }
 
     /// <summary>

@@ -60,7 +60,7 @@ public class StoredFormatTests : Akka.Hosting.TestKit.TestKit
         WifidogUptime = 4, OnlineClients = 2, OfflineClients = 1,
     };
     private static readonly GatewayState Gw = new("gw-1", "apfree", "192.168.1.1", "fd00::1", "br-lan", 1);
-    private static readonly ClientState Client = new("aa:bb:cc:dd:ee:ff", "192.168.1.23", "phone", "gw-1", T, T.AddMinutes(5));
+    private static readonly ClientState Client = new("aa:bb:cc:dd:ee:ff", "192.168.1.23", "phone", "gw-1", T, T.AddMinutes(5), T.AddMinutes(10));
     private static readonly DeviceInfoState Info = new("r1", "8c:de:f9:5e:f7:06", "116.39", "39.90", "lobby");
     private static readonly CommandView Cmd = new("c1", "r1", "kickoff", "succeeded", ProtocolCodec.EncodeToElement(Kickoff), Json,
         "no error", T, T.AddSeconds(1), T.AddSeconds(2), T.AddDays(1));
@@ -85,6 +85,7 @@ public class StoredFormatTests : Akka.Hosting.TestKit.TestKit
         yield return new DesiredAuthModeSet("gw-1", 0);
         yield return new ClientAuthorized(Client);
         yield return new ClientRemoved("aa:bb:cc:dd:ee:ff", "kicked off");
+        yield return new ClientsCleared("reboot confirmed", KeepAuthorized: true, T);
         yield return new ProtocolReported("2025");
         yield return new FirmwareReported(ImmutableSortedDictionary<string, string>.Empty.Add("DISTRIB_RELEASE", "24.10"));
         yield return new CommandQueued("c1", Kickoff, T, T.AddDays(1), 30);
@@ -109,10 +110,10 @@ public class StoredFormatTests : Akka.Hosting.TestKit.TestKit
         yield return new DeviceHeartbeat("r1", (HeartbeatMessage)Report(new HeartbeatMessage()), connection, "node#1", ReplyWanted: false, "2025");
         yield return new AnswerReceived("r1", Answer, connection);
         yield return new ConnectionClosed("r1", connection);
-        yield return new FrameWritten("r1", "c1", AnswerExpected: true);
+        yield return new FrameWritten("r1", "c1", AnswerExpected: true, connection);
         yield return new FrameNotWritten("r1", "c1", connection);
-        yield return new FrameTooLarge("r1", "c1", 1400);
-        yield return new FrameExpired("r1", "c1");
+        yield return new FrameTooLarge("r1", "c1", 1400, connection);
+        yield return new FrameExpired("r1", "c1", connection);
         yield return new ReplyToReport("r1", Reply, "heartbeat", new ReqId("42", true), Routine: true);
         yield return new AuthModesChanged("r1", Reply);
         yield return new DeliverRequest("r1", Kickoff, T.AddSeconds(30));
@@ -133,7 +134,7 @@ public class StoredFormatTests : Akka.Hosting.TestKit.TestKit
         yield return new KeysRevoked(true);
         yield return new DeviceNotFound("r1");
         yield return new DeviceFound(new DeviceView("r1", true, T, T.AddSeconds(30), "node#1", new DeviceInfoView("r1", "8c:de:f9:5e:f7:06", "116.39", "39.90", "lobby"),
-            [GwView], [new ClientView("aa:bb:cc:dd:ee:ff", "192.168.1.23", "phone", "gw-1", T, T.AddMinutes(5))],
+            [GwView], [new ClientView("aa:bb:cc:dd:ee:ff", "192.168.1.23", "phone", "gw-1", T, T.AddMinutes(5), T.AddMinutes(10))],
             new Dictionary<string, string> { ["DISTRIB_RELEASE"] = "24.10" }, 1, Figures, "9",
             "approved", "test-admin", T, "device-key", Cloned: true, ClonedSince: T));
         yield return new GatewayNotFound("r1", "gw-9");
