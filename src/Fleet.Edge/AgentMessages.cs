@@ -17,3 +17,15 @@ public sealed record SendToController(IDeviceFrame Frame);
 /// the link actor reports them in its heartbeats.
 /// </summary>
 public sealed record AuthModesChanged(ImmutableSortedDictionary<string, int> AuthModes);
+
+/// <summary>
+/// Sent by the router actor to the firewall actor just before the router reboots or flashes new firmware:
+/// the seed firmware forgets its clients and passes then (they live in memory and nft), so the agent forgets
+/// them too instead of restoring them from state_directory when it starts again. Answered with <see cref="ClientsForgotten"/>.
+/// </summary>
+public sealed record ForgetClients(string Why);
+
+public sealed record ClientsForgotten
+{
+    public static readonly ClientsForgotten Instance = new();
+}

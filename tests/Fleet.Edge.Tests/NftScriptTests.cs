@@ -21,8 +21,8 @@ public class NftScriptTests
     public void Clients_go_to_their_gateways_set_and_passes_to_every_set_with_a_timeout()
     {
         var spec = Spec(State());
-        Assert.Equal([new AllowedMac("aa:bb:cc:dd:ee:01", null), new AllowedMac("aa:bb:cc:dd:ee:05", TimeSpan.FromSeconds(30))], spec.Gateways[0].Allowed);
-        Assert.Equal([new AllowedMac("aa:bb:cc:dd:ee:05", TimeSpan.FromSeconds(30))], spec.Gateways[1].Allowed);
+        Assert.Equal([new AllowedMac("aa:bb:cc:dd:ee:01", null), new AllowedMac("aa:bb:cc:dd:ee:05", TimeSpan.FromSeconds(30), Now.AddSeconds(30))], spec.Gateways[0].Allowed);
+        Assert.Equal([new AllowedMac("aa:bb:cc:dd:ee:05", TimeSpan.FromSeconds(30), Now.AddSeconds(30))], spec.Gateways[1].Allowed);
         var script = NftScript.Render("fleet", spec);
         Assert.Contains("elements = { aa:bb:cc:dd:ee:01, aa:bb:cc:dd:ee:05 timeout 30000ms }", script);
         Assert.Contains("iifname \"br-lan\" ether saddr @allow_0 accept", script);

@@ -35,11 +35,20 @@ public class NftablesTests
             .ToList();
     }
 
-    /// <summary>The elements of a set: plain MACs, and MACs with a timeout for passes.</summary>
-    internal static List<(string Mac, int? Timeout)> Elements(List<(string Kind, JsonElement Body)> ruleset, string set)
+    /// <summary>
+    /// The elements of a set of our table (inet fleet): plain MACs, and MACs with a timeout for passes. A
+    /// missing table or set is no answer at all, never an empty list — "MAC removed" must not pass when the
+    /// agent deleted the whole table. It throws <see cref="NftObjectMissing"/>: a wait retries it, a direct
+    /// assertion fails with it.
+    /// </summary>
+    internal static List<(string Mac, int? Timeout)> Elements(List<(string Kind, JsonElement Body)> ruleset, string set, string table = "fleet")
     {
-        var s = ruleset.FirstOrDefault(o => o.Kind == "set" && o.Body.GetProperty("name").GetString() == set);
-        if (s.Kind is null || !s.Body.TryGetProperty("elem", out var elems)) return [];
+        if (!ruleset.Any(o => o.Kind == "table" && o.Body.GetProperty("family").GetString() == "inet" && o.Body.GetProperty("name").GetString() == table))
+            throw new NftObjectMissing($"no table inet {table} in the ruleset");
+        var s = ruleset.Where(o => o.Kind == "set" && o.Body.GetProperty("name").GetString() == set
+                                   && o.Body.GetProperty("table").GetString() == table && o.Body.GetProperty("family").GetString() == "inet").ToList();
+        if (s.Count == 0) throw new NftObjectMissing($"no set {set} in table inet {table}");
+        if (!s[0].Body.TryGetProperty("elem", out var elems)) return []; // the set exists and is empty
         return elems.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String
             ? (e.GetString()!, (int?)null)
             : (e.GetProperty("elem").GetProperty("val").GetString()!, e.GetProperty("elem").GetProperty("timeout").GetInt32())).ToList();
@@ -63,7 +72,7 @@ public class NftablesTests
         Assert.Equal("gw-1", set0.GetProperty("comment").GetString());
         var e0 = Elements(rs, "allow_0");
         Assert.Contains(("aa:bb:cc:dd:ee:01", null), e0);
-        Assert.Contains(e0, e => e.Mac == "aa:bb:cc:dd:ee:05" && e.Timeout is > 590 and <= 600);
+        Assert.Contains(e0, e => e.Mac == "aa:bb:cc:dd:ee:05" && e.Timeout is > 290 and <= 300);
         Assert.Equal(["aa:bb:cc:dd:ee:05"], Elements(rs, "allow_1").Select(e => e.Mac));
 
         var chain = rs.Single(o => o.Kind == "chain" && o.Body.GetProperty("name").GetString() == "forward").Body;
@@ -87,6 +96,20 @@ public class NftablesTests
 
         await ns.Nft("flush", "ruleset");
         Assert.False(await backend.IsInstalledAsync(CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task The_set_helpers_fail_when_the_table_or_the_set_is_gone_instead_of_reading_an_empty_set()
+    {
+        await using var ns = await NetNs.CreateAsync("n");
+        var backend = new NftablesBackend("fleet", [.. ns.Prefix, "nft"]);
+        await backend.ApplyAsync(Spec(StateWith()), CancellationToken.None);
+        Assert.Empty(await ElementsIn(ns)); // an empty set that exists is an empty list
+        await Assert.ThrowsAsync<NftObjectMissing>(() => ElementsIn(ns, "allow_9"));
+
+        await ns.Nft("delete", "table", "inet", "fleet");
+        var gone = await Assert.ThrowsAsync<NftObjectMissing>(() => ElementsIn(ns));
+        Assert.Contains("no table inet fleet", gone.Message);
     }
 
     [Fact]
@@ -225,3 +248,6 @@ public class TrafficTests
         await Eventually.True(() => ClientReachesUpstream(t), "anyone passes once the gateway is open");
     }
 }
+
+/// <summary>A table or set the test expected in the ruleset is not there (retried by a wait, fatal to a direct check).</summary>
+public sealed class NftObjectMissing(string message) : NotYetException(message);

@@ -71,6 +71,11 @@ public sealed class FirewallActor : ReceiveActor, IWithTimers
             var reply = ok ? d.Reply : new KickoffError { ReqId = r.ReqId, Error = KickoffFirewallFailed, ClientIp = r.ClientIp, ClientMac = r.ClientMac };
             if (reply is not null) Sender.Tell(new SendToController(reply));
         });
+        ReceiveAsync<ForgetClients>(async r =>
+        {
+            await Change(PortalDecisions.Restart(_state), r.Why);
+            Sender.Tell(ClientsForgotten.Instance);
+        });
         ReceiveAsync<CheckFirewall>(_ => Check());
         Receive<GetPortalState>(_ => Sender.Tell(_state));
     }

@@ -2,8 +2,11 @@ using Fleet.Edge.Portal;
 
 namespace Fleet.Edge.Firewall;
 
-/// <summary>A MAC allowed through a gateway; <see cref="Timeout"/> is set for a tmp_pass.</summary>
-public sealed record AllowedMac(string Mac, TimeSpan? Timeout);
+/// <summary>
+/// A MAC allowed through a gateway; <see cref="Timeout"/> (from now) and <see cref="ExpiresAt"/> are set for a
+/// tmp_pass. Two specs hold the same element when MAC and end are equal (the timeout shrinks as time passes).
+/// </summary>
+public sealed record AllowedMac(string Mac, TimeSpan? Timeout, DateTimeOffset? ExpiresAt = null);
 
 /// <summary>One gateway's rules: open gateways (auth_mode 0) let everybody through.</summary>
 public sealed record GatewayRules(string GwId, string Interface, bool Open, IReadOnlyList<AllowedMac> Allowed);
@@ -21,10 +24,15 @@ public sealed record FirewallSpec(IReadOnlyList<GatewayRules> Gateways)
             // A MAC that is both a client and on a pass needs no timeout: authorisation outlives the pass.
             var passes = state.TmpPasses
                 .Where(p => p.ExpiresAt > now && !clients.Contains(p.Mac))
-                .Select(p => new AllowedMac(p.Mac, p.ExpiresAt - now));
+                .Select(p => new AllowedMac(p.Mac, p.ExpiresAt - now, p.ExpiresAt));
             var allowed = clients.Order(StringComparer.Ordinal).Select(m => new AllowedMac(m, null)).Concat(passes).ToList();
             return new GatewayRules(g.GwId, g.Interface, state.AuthModeOf(g.GwId) == 0, allowed);
         }).ToList());
+
+    /// <summary>Same gateways, interfaces and open/closed rules: only set elements differ, so the table need not be rebuilt.</summary>
+    public bool SameLayout(FirewallSpec other) =>
+        Gateways.Count == other.Gateways.Count
+        && Gateways.Zip(other.Gateways).All(p => p.First.GwId == p.Second.GwId && p.First.Interface == p.Second.Interface && p.First.Open == p.Second.Open);
 
     public bool Allows(string gwId, string mac) =>
         Gateways.FirstOrDefault(g => g.GwId == gwId) is { } g && (g.Open || g.Allowed.Any(a => a.Mac == mac));
@@ -33,7 +41,10 @@ public sealed record FirewallSpec(IReadOnlyList<GatewayRules> Gateways)
 /// <summary>Enforces a <see cref="FirewallSpec"/>. Only the firewall actor calls it, one call at a time.</summary>
 public interface IFirewallBackend
 {
-    /// <summary>Replaces everything the agent installed by <paramref name="spec"/>, atomically.</summary>
+    /// <summary>
+    /// Makes the firewall <paramref name="spec"/>, atomically: the whole table after a start or when it vanished
+    /// (<see cref="IsInstalledAsync"/> false), else only the set elements that changed.
+    /// </summary>
     Task ApplyAsync(FirewallSpec spec, CancellationToken ct);
 
     /// <summary>False when the agent's rules are gone (flushed ruleset, firewall restart).</summary>

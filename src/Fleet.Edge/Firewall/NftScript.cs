@@ -41,15 +41,7 @@ public static class NftScript
             if (g.Allowed.Count > 0)
             {
                 sb.Append("    elements = { ");
-                for (var j = 0; j < g.Allowed.Count; j++)
-                {
-                    var a = g.Allowed[j];
-                    Require(FieldRules.IsMac(a.Mac), $"MAC '{a.Mac}'");
-                    if (j > 0) sb.Append(", ");
-                    sb.Append(FieldRules.NormalizeMac(a.Mac));
-                    if (a.Timeout is { } t)
-                        sb.Append(" timeout ").Append(Math.Max(1, (long)Math.Ceiling(t.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture)).Append("ms");
-                }
+                AppendElements(sb, g.Allowed);
                 sb.Append(" }\n");
             }
             sb.Append("  }\n");
@@ -69,6 +61,62 @@ public static class NftScript
         }
         sb.Append("  }\n}\n");
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// The element changes that turn <paramref name="from"/> into <paramref name="to"/> (same layout, see
+    /// <see cref="FirewallSpec.SameLayout"/>), as one nft script (one transaction), or "" when nothing changed.
+    /// A MAC whose timeout changed is deleted and added again (adding an element that exists changes nothing).
+    /// Elements of passes that have ended by <paramref name="now"/> are not deleted: the kernel already did.
+    /// </summary>
+    public static string RenderChanges(string table, FirewallSpec from, FirewallSpec to, DateTimeOffset now)
+    {
+        if (!IsTableName(table))
+            throw new ArgumentException($"table '{table}' is not a valid nft table name", nameof(table));
+        if (!from.SameLayout(to)) throw new ArgumentException("the layouts differ: render the whole table");
+        var sb = new StringBuilder();
+        for (var i = 0; i < to.Gateways.Count; i++)
+        {
+            var before = from.Gateways[i].Allowed.ToDictionary(a => a.Mac, StringComparer.Ordinal);
+            var after = to.Gateways[i].Allowed.ToDictionary(a => a.Mac, StringComparer.Ordinal);
+            var delete = before.Values
+                .Where(a => (!after.TryGetValue(a.Mac, out var b) || b.ExpiresAt != a.ExpiresAt) && !(a.ExpiresAt is { } end && end <= now))
+                .Select(a => a.Mac).Order(StringComparer.Ordinal).ToList();
+            var add = after.Values
+                .Where(a => !before.TryGetValue(a.Mac, out var b) || b.ExpiresAt != a.ExpiresAt || (b.ExpiresAt is { } end && end <= now))
+                .OrderBy(a => a.Mac, StringComparer.Ordinal).ToList();
+            if (delete.Count > 0)
+            {
+                sb.Append("delete element inet ").Append(table).Append(' ').Append(SetName(i)).Append(" { ");
+                for (var j = 0; j < delete.Count; j++)
+                {
+                    Require(FieldRules.IsMac(delete[j]), $"MAC '{delete[j]}'");
+                    if (j > 0) sb.Append(", ");
+                    sb.Append(FieldRules.NormalizeMac(delete[j]));
+                }
+                sb.Append(" }\n");
+            }
+            if (add.Count > 0)
+            {
+                sb.Append("add element inet ").Append(table).Append(' ').Append(SetName(i)).Append(" { ");
+                AppendElements(sb, add);
+                sb.Append(" }\n");
+            }
+        }
+        return sb.ToString();
+    }
+
+    private static void AppendElements(StringBuilder sb, IReadOnlyList<AllowedMac> allowed)
+    {
+        for (var j = 0; j < allowed.Count; j++)
+        {
+            var a = allowed[j];
+            Require(FieldRules.IsMac(a.Mac), $"MAC '{a.Mac}'");
+            if (j > 0) sb.Append(", ");
+            sb.Append(FieldRules.NormalizeMac(a.Mac));
+            if (a.Timeout is { } t)
+                sb.Append(" timeout ").Append(Math.Max(1, (long)Math.Ceiling(t.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture)).Append("ms");
+        }
     }
 
     public static string SetName(int gatewayIndex) => "allow_" + gatewayIndex.ToString(CultureInfo.InvariantCulture);

@@ -54,7 +54,7 @@ public sealed class EdgeAgent : IAsyncDisposable
             overrides.Time ?? TimeProvider.System,
             overrides.FirewallCheckInterval ?? TimeSpan.FromSeconds(config.Firewall.CheckIntervalSeconds)), "firewall");
         var router = system.ActorOf(RouterActor.Props(new RouterOptions(config.SysupgradeCommand, config.RebootCommand,
-            config.ReleaseFile, overrides.ProcRoot)), "router");
+            config.ReleaseFile, overrides.ProcRoot), firewall), "router");
 
         var identity = new DeviceIdentity(config.Id, config.DeviceInfo, config.GatewayList.Select(g => new GatewayReport
         {

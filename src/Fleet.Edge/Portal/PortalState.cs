@@ -48,6 +48,9 @@ public sealed record Decision(PortalState State, IAnswerFrame? Reply = null, str
 /// </summary>
 public static class PortalDecisions
 {
+    /// <summary>The longest pass the seed firmware grants, whatever timeout the request names.</summary>
+    public const int MaxPassSeconds = 300;
+
     public static Decision Auth(PortalState s, AuthRequest r, DateTimeOffset now)
     {
         if (r.GwId is null || !s.AuthModes.ContainsKey(r.GwId)) return new(s, Ignored: $"auth for unknown gateway '{r.GwId}'");
@@ -81,7 +84,8 @@ public static class PortalDecisions
     public static Decision TmpPass(PortalState s, TmpPassRequest r, DateTimeOffset now)
     {
         if (FieldRules.CheckMac("client_mac", r.ClientMac) is { } bad) return new(s, Ignored: "tmp_pass: " + bad);
-        var seconds = r.Timeout is > 0 ? r.Timeout.Value : TmpPassRequest.DefaultTimeoutSeconds;
+        // The seed firmware caps a pass's nft element timeout at 300 s (fw_nft.c nft_fw_set_mac_temporary).
+        var seconds = Math.Min(r.Timeout is > 0 ? r.Timeout.Value : TmpPassRequest.DefaultTimeoutSeconds, MaxPassSeconds);
         var mac = FieldRules.NormalizeMac(r.ClientMac!);
         var pass = new TmpPass(mac, now.AddSeconds(seconds));
         return new(s with { TmpPasses = s.TmpPasses.RemoveAll(p => p.Mac == mac).Add(pass) });
@@ -96,6 +100,10 @@ public static class PortalDecisions
                 modes = modes.SetItem(id, mode);
         return ReferenceEquals(modes, s.AuthModes) ? new(s) : new(s with { AuthModes = modes });
     }
+
+    /// <summary>The router restarts: its clients and passes are gone, its gateways' auth modes stay.</summary>
+    public static Decision Restart(PortalState s) =>
+        s.Clients.IsEmpty && s.TmpPasses.IsEmpty ? new(s) : new(s with { Clients = [], TmpPasses = [] });
 
     /// <summary>Drops expired passes (the kernel already dropped their set elements).</summary>
     public static PortalState Prune(PortalState s, DateTimeOffset now) =>

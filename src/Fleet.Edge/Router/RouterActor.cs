@@ -31,14 +31,20 @@ public sealed class RouterActor : ReceiveActor
     private readonly RouterOptions _options;
     private readonly Stopwatch _uptime = Stopwatch.StartNew();
 
-    public RouterActor(RouterOptions options)
+    private readonly IActorRef? _firewall;
+
+    /// <param name="firewall">Told to forget the clients before a reboot or an upgrade (<see cref="ForgetClients"/>); null in tests of this actor alone.</param>
+    public RouterActor(RouterOptions options, IActorRef? firewall = null)
     {
         _options = options;
+        _firewall = firewall;
         Receive<SimpleRequest>(r => r.Type == RequestKinds.GetFirmwareInfo.Type, r => Reply(FirmwareInfo(r.ReqId)));
         Receive<SimpleRequest>(r => r.Type == RequestKinds.GetSysInfo.Type, r => Reply(SysInfo(r.ReqId)));
         ReceiveAsync<SimpleRequest>(r => r.Type == RequestKinds.RebootDevice.Type, async r =>
         {
             _log.Warning("Reboot requested by the controller");
+            // Before the reboot: once it runs, the agent may not get to save anything.
+            await Forget("reboot");
             // Success has no answer: the router goes down (EXTENSIONS.md).
             if (!await Launch([_options.RebootCommand], []))
                 Reply(FirmwareAnswers.Error(RequestKinds.RebootDevice, r.ReqId, RebootFailed));
@@ -72,9 +78,20 @@ public sealed class RouterActor : ReceiveActor
         string[] args = r.Force == true ? ["-F", r.Url!] : [r.Url!];
         _log.Warning("Firmware upgrade from {0} (force: {1})", r.Url, r.Force == true);
         // Answered as soon as sysupgrade runs: it reboots the router, and the seed answers before that.
-        return await Launch([_options.SysupgradeCommand], args)
-            ? FirmwareAnswers.UpgradeAccepted(r.ReqId)
-            : FirmwareAnswers.Error(RequestKinds.FirmwareUpgrade, r.ReqId, SysupgradeFailed);
+        if (!await Launch([_options.SysupgradeCommand], args))
+            return FirmwareAnswers.Error(RequestKinds.FirmwareUpgrade, r.ReqId, SysupgradeFailed);
+        await Forget("firmware upgrade");
+        return FirmwareAnswers.UpgradeAccepted(r.ReqId);
+    }
+
+    private async Task Forget(string why)
+    {
+        if (_firewall is null) return;
+        try { await _firewall.Ask<ClientsForgotten>(new ForgetClients(why), TimeSpan.FromSeconds(10)); }
+        catch (Exception ex) when (ex is AskTimeoutException or TaskCanceledException)
+        {
+            _log.Error("The firewall did not forget the clients before the {0} in time", why);
+        }
     }
 
     /// <summary>
@@ -115,5 +132,5 @@ public sealed class RouterActor : ReceiveActor
         }
     }
 
-    public static Props Props(RouterOptions options) => Akka.Actor.Props.Create(() => new RouterActor(options));
+    public static Props Props(RouterOptions options, IActorRef? firewall = null) => Akka.Actor.Props.Create(() => new RouterActor(options, firewall));
 }

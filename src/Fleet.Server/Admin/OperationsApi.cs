@@ -34,7 +34,7 @@ public static class OperationsApi
     }
 
     private static async Task<Ok<object>> Node(ActorSystem system, NodeIdentity node, ConnectionMetrics metrics, ConnectionGate gate,
-        DeviceAdmission admission, DirectoryStore store, IOptions<FleetSettings> settings, CancellationToken ct) =>
+        SocketBudget sockets, DeviceAdmission admission, DirectoryStore store, IOptions<FleetSettings> settings, CancellationToken ct) =>
         TypedResults.Ok<object>(new
         {
             node = node.Id,
@@ -42,6 +42,7 @@ public static class OperationsApi
             members = node.LiveNodes(),
             connection_cap = gate.Capacity,
             connections = metrics.Snapshot(),
+            sockets = sockets.Snapshot(gate),
             device_admission = DeviceAdmission.Name(admission.Mode),
             admission = admission.Metrics.Snapshot(),
             directory = await DirectoryFigures(store, settings.Value.Directory, ct),

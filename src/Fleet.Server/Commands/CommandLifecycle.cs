@@ -112,7 +112,11 @@ public static class CommandLifecycle
 
     /// <summary>
     /// What a request that went through (answered with success, or delivered when its dialect does not
-    /// answer it) does to the device's state as the controller sees it.
+    /// answer it) does to the device's clients and gateways as the controller sees them. Modelled on the
+    /// firmware (docs/FIRMWARE.md, "Clients"): an auth puts the client in the router's client list, with no
+    /// end of its own; a tmp_pass adds a timed element to a separate nft set, so it neither shortens nor
+    /// replaces an authorisation; a kickoff takes the client out of the list but leaves a running pass;
+    /// a reboot or an upgrade forgets the passes (and, except where the firmware restores it, the list).
     /// </summary>
     private static IEnumerable<IDeviceEvent> Effects(DeviceState state, IControllerRequest request, DateTimeOffset now)
     {
@@ -122,17 +126,102 @@ public static class CommandLifecycle
                 yield return new DesiredAuthModeSet(a.GwId!, 0);
                 break;
             case AuthRequest a:
-                yield return new ClientAuthorized(new ClientState(a.ClientMac!, a.ClientIp, a.ClientName, a.GwId, now, null));
+                var before = state.Clients.GetValueOrDefault(a.ClientMac!);
+                yield return new ClientAuthorized(new ClientState(a.ClientMac!, a.ClientIp, a.ClientName, a.GwId, now, null,
+                    before?.PassUntil is { } p && p > now ? p : null));
                 break;
             case TmpPassRequest t:
+                var until = now.AddSeconds(Math.Min(t.Timeout ?? TmpPassRequest.DefaultTimeoutSeconds, MaxPassSeconds(state.Protocol)));
                 var previous = state.Clients.GetValueOrDefault(t.ClientMac!);
-                yield return new ClientAuthorized(new ClientState(t.ClientMac!, previous?.ClientIp, previous?.ClientName,
-                    previous?.GwId, now, now.AddSeconds(t.Timeout ?? TmpPassRequest.DefaultTimeoutSeconds)));
+                yield return new ClientAuthorized(previous is { Authorized: true }
+                    ? previous with { PassUntil = until }
+                    : new ClientState(t.ClientMac!, previous?.ClientIp, previous?.ClientName, previous?.GwId, now, until, until));
                 break;
-            case KickoffRequest k when state.Clients.ContainsKey(k.ClientMac!):
-                yield return new ClientRemoved(k.ClientMac!, "kicked off");
+            case KickoffRequest k when state.Clients.GetValueOrDefault(k.ClientMac!) is { } kicked:
+                foreach (var e in LeftTheList(kicked, ClientRemoved.KickedOff, now)) yield return e;
+                break;
+            case SimpleRequest { Type: RebootDevice }:
+                // 9.x and the 2025 builds since 2026-02-04 save their client list to /etc/client_snapshot.json when
+                // stopped and load it when started; only the 9 dialect says for sure that a router has that.
+                yield return new ClientsCleared("reboot", KeepAuthorized: state.Protocol == "9", now);
+                break;
+            case FirmwareUpgradeRequest:
+                // sysupgrade keeps configuration files only: the snapshot, if any, does not survive.
+                yield return new ClientsCleared("firmware upgrade", KeepAuthorized: false, now);
                 break;
         }
+    }
+
+    private const string RebootDevice = "reboot_device";
+
+    /// <summary>
+    /// The firmware caps a pass's nft element timeout: 300 s up to 2025 (fw_nft.c nft_fw_set_mac_temporary),
+    /// 600 s on 9.x. A longer timeout in the request lets the client through only that long.
+    /// </summary>
+    public static int MaxPassSeconds(string? protocol) => protocol == "9" ? 600 : 300;
+
+    /// <summary>A client that is no longer in the router's client list: gone, or still let through by a running pass.</summary>
+    private static IEnumerable<IDeviceEvent> LeftTheList(ClientState c, string reason, DateTimeOffset now)
+    {
+        if ((c.PassUntil ?? c.ExpiresAt) is not { } pass || pass <= now)
+            yield return new ClientRemoved(c.ClientMac, reason);
+        else if (c.Authorized)
+            yield return new ClientAuthorized(c with { ExpiresAt = pass, PassUntil = pass });
+        // else: only on a pass already, which the kickoff leaves running (it is not in the router's client list).
+    }
+
+    /// <summary>
+    /// What an answer tells about the router's client list beyond the request's own effect: get_clients lists
+    /// every client it holds; get_client_info and kickoff answer "Client not found" for one it does not.
+    /// The heartbeat carries only counts, so these (and kickoff, reboot, upgrade) are how an authorised client
+    /// leaves the view when the router dropped it by itself (its idle timeout).
+    /// </summary>
+    private static IEnumerable<IDeviceEvent> ClientReport(DeviceState state, CommandRecord command, DeviceAnswer answer, DateTimeOffset now)
+    {
+        switch (command.Request)
+        {
+            case SimpleRequest { Type: "get_clients" } when answer.Succeeded && ListedMacs(answer.Body) is { } listed:
+                foreach (var c in state.Clients.Values)
+                    if (c.Authorized && !listed.Contains(c.ClientMac))
+                        foreach (var e in LeftTheList(c, ClientRemoved.RouterHasNone, now)) yield return e;
+                break;
+            // 9.x refuses an auth for a client it holds (1002 "Client already authenticated"): it is there.
+            case AuthRequest { OnceAuth: not true, ClientMac: { } mac } a when !answer.Succeeded
+                && answer.Error!.Contains("already authenticated", StringComparison.OrdinalIgnoreCase)
+                && state.Clients.GetValueOrDefault(mac) is not { Authorized: true }:
+                var had = state.Clients.GetValueOrDefault(mac);
+                yield return new ClientAuthorized(new ClientState(mac, a.ClientIp, a.ClientName, a.GwId, now, null,
+                    had?.PassUntil is { } p && p > now ? p : null));
+                break;
+            case GetClientInfoRequest { Mac: { } mac } when NotFound(answer)
+                && FieldRules.IsMac(mac) && state.Clients.GetValueOrDefault(FieldRules.NormalizeMac(mac)) is { Authorized: true } c:
+                foreach (var e in LeftTheList(c, ClientRemoved.RouterHasNone, now)) yield return e;
+                break;
+            // The router looks a kickoff's client up by IP and MAC: not found says something only about the IP we hold.
+            case KickoffRequest { ClientMac: { } mac, ClientIp: { } ip } when NotFound(answer)
+                && state.Clients.GetValueOrDefault(mac) is { Authorized: true } c && c.ClientIp == ip:
+                foreach (var e in LeftTheList(c, ClientRemoved.RouterHasNone, now)) yield return e;
+                break;
+        }
+
+        static bool NotFound(DeviceAnswer a) =>
+            !a.Succeeded && a.Error!.Contains(KickoffError.ClientNotFound, StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>The MACs of a get_clients answer (data.clients[].mac; inside the 9 dialect's envelope, data.data.clients), or null if it has no list.</summary>
+    public static HashSet<string>? ListedMacs(JsonElement body)
+    {
+        if (body.ValueKind != JsonValueKind.Object || !body.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Object) return null;
+        if (!data.TryGetProperty("clients", out var clients) && !(data.TryGetProperty("data", out var inner)
+                && inner.ValueKind == JsonValueKind.Object && inner.TryGetProperty("clients", out clients)))
+            return null;
+        if (clients.ValueKind != JsonValueKind.Array) return null;
+        var macs = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var c in clients.EnumerateArray())
+            if (c.ValueKind == JsonValueKind.Object && c.TryGetProperty("mac", out var m) && m.ValueKind == JsonValueKind.String
+                && m.GetString() is { } mac && FieldRules.IsMac(mac))
+                macs.Add(FieldRules.NormalizeMac(mac));
+        return macs;
     }
 
     /// <summary>
@@ -169,6 +258,7 @@ public static class CommandLifecycle
 
         var events = ImmutableList.Create<IDeviceEvent>(new CommandCompleted(command.CommandId,
             answer.Succeeded ? CommandStatus.Succeeded : CommandStatus.Failed, answer.Body, answer.Error, now));
+        events = events.AddRange(ClientReport(state, command, answer, now));
         if (!answer.Succeeded) return (events, null);
         events = events.AddRange(Effects(state, command.Request, now));
         if (answer.Firmware is { } data && data.ToImmutableSortedDictionary() is var firmware && !firmware.SequenceEqual(state.Firmware))
@@ -191,7 +281,7 @@ public static class CommandLifecycle
         }
         foreach (var client in state.Clients.Values)
             if (client.ExpiresAt is { } e && e <= now)
-                events.Add(new ClientRemoved(client.ClientMac, "pass expired"));
+                events.Add(new ClientRemoved(client.ClientMac, ClientRemoved.PassExpired));
         return events.ToImmutable();
     }
 

@@ -137,8 +137,9 @@ public static class CommandsApi
             return accepted.View.Status is "queued" or "sent" ? TypedResults.Accepted(location, accepted.View) : TypedResults.Ok(accepted.View);
         try
         {
+            // Not final: the entity stopped (handoff) before the command ended; say where it stands now.
             if (await region.ActorRef.Ask<IAdminReply>(new AwaitCommand(deviceId, commandId!), TimeSpan.FromSeconds(wait), ct)
-                is CommandFound f) return TypedResults.Ok(f.View);
+                is CommandFound { View.Status: not ("queued" or "sent") } f) return TypedResults.Ok(f.View);
         }
         catch (AskTimeoutException)
         {

@@ -1,11 +1,10 @@
-using System.Collections.Concurrent;
-using System.Diagnostics.Metrics;
-
 namespace Fleet.Server.Connections;
 
 /// <summary>
-/// The node's cap on device sockets, kept below the process's open-file limit: past it an upgrade
-/// gets a clean 503 and nobody already connected notices.
+/// The node's cap on device sockets (<see cref="SocketBudget.DeviceCap"/>): past it an upgrade gets a clean 503 and
+/// nobody already connected notices. A device socket counts from its upgrade until its file descriptor is closed
+/// (<see cref="HeldSocket"/>), not only while its handler runs: one replaced or dropped by the node is still open
+/// while it drains.
 /// </summary>
 public sealed class ConnectionGate
 {
@@ -13,6 +12,9 @@ public sealed class ConnectionGate
     public int Capacity { get; }
 
     public ConnectionGate(int capacity) => Capacity = capacity;
+
+    /// <summary>Device sockets counted now.</summary>
+    public int Held => Volatile.Read(ref _count);
 
     public bool TryEnter()
     {
@@ -22,26 +24,4 @@ public sealed class ConnectionGate
     }
 
     public void Exit() => Interlocked.Decrement(ref _count);
-
-    /// <summary>The soft RLIMIT_NOFILE of this process (from /proc/self/limits), or null when unknown.</summary>
-    public static long? OpenFileLimit()
-    {
-        try
-        {
-            var line = File.ReadLines("/proc/self/limits").FirstOrDefault(l => l.StartsWith("Max open files", StringComparison.Ordinal));
-            var parts = line?.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            return parts is { Length: >= 5 } && long.TryParse(parts[3], out var soft) ? soft : null;
-        }
-        catch (IOException)
-        {
-            return null;
-        }
-    }
-
-    public static int CapacityFor(int configured, int reserved)
-    {
-        var limit = OpenFileLimit();
-        var fromLimit = limit is { } l ? (int)Math.Clamp(l - reserved, 1, int.MaxValue) : int.MaxValue;
-        return configured > 0 ? Math.Min(configured, fromLimit) : (limit is null ? 10_000 : fromLimit);
-    }
 }

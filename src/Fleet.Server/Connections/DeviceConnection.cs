@@ -144,7 +144,7 @@ public sealed class DeviceConnection : UntypedActor
                 if (frame.Length > ReaderLimits.MaxPayloadBytes)
                 {
                     _shared.Metrics.FrameTooLarge();
-                    Region.Tell(new FrameTooLarge(d.DeviceId, d.CommandId, frame.Length));
+                    Region.Tell(new FrameTooLarge(d.DeviceId, d.CommandId, frame.Length, _self));
                     break;
                 }
                 var deadline = Environment.TickCount64 + (long)Math.Max(0, (d.NotAfter - DateTimeOffset.UtcNow).TotalMilliseconds);
@@ -631,7 +631,7 @@ public sealed class DeviceConnection : UntypedActor
                     // The device was still busy with earlier frames until this command's deadline: written now,
                     // it would run after the controller has called it timed out.
                     _shared.Metrics.FrameExpired();
-                    Region.Tell(new FrameExpired(_deviceId!, f.CommandId!));
+                    Region.Tell(new FrameExpired(_deviceId!, f.CommandId!, _self));
                     continue;
                 }
                 // Awaited before it is written: on loopback the answer can beat the end of SendAsync.
@@ -646,7 +646,7 @@ public sealed class DeviceConnection : UntypedActor
                 if (!f.AnswerExpected)
                     lock (_writeLock)
                         _quietUntil = Environment.TickCount64 + _shared.FramePauseMs;
-                if (f.CommandId is not null) Region.Tell(new FrameWritten(_deviceId!, f.CommandId, f.AnswerExpected));
+                if (f.CommandId is not null) Region.Tell(new FrameWritten(_deviceId!, f.CommandId, f.AnswerExpected, _self));
             }
             catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException or InvalidOperationException)
             {

@@ -53,6 +53,7 @@ public static class WebSocketEndpoint
             // Kestrel still accepts while the actor system hands its shards off: a router that reconnects
             // now would be closed again in a moment. 503 lets the load balancer try another node at once.
             ctx.Response.Headers.RetryAfter = "2";
+            ctx.Response.Headers.Connection = "close";
             await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status503ServiceUnavailable, "Node shutting down",
                 "this node is leaving the cluster; connect to another node");
             return;
@@ -64,15 +65,22 @@ public static class WebSocketEndpoint
             if (refusal == DeviceAdmission.Unavailable)
             {
                 ctx.Response.Headers.RetryAfter = "5";
+                ctx.Response.Headers.Connection = "close";
                 await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status503ServiceUnavailable, "Device keys unavailable", refusal);
             }
             else await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status401Unauthorized, "Device not admitted", refusal!);
             return;
         }
-        if (!gate.TryEnter())
+        // Counted from here until the socket is closed (the listener gives it back), not only while this handler runs:
+        // a socket being replaced or drained still holds a file descriptor. Without our listener (a test server), here.
+        var held = ctx.Features.Get<HeldSocket>();
+        if (!(held?.TryCountAsDevice(gate) ?? gate.TryEnter()))
         {
             metrics.RejectedAtCap();
             ctx.Response.Headers.RetryAfter = "30";
+            // Closed after the answer: a refused router reconnects on a new socket, and a wave's refused sockets must
+            // not stay open as idle keep-alive connections.
+            ctx.Response.Headers.Connection = "close";
             await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status503ServiceUnavailable, "Node at its connection cap",
                 $"this node holds its maximum of {gate.Capacity} device connections; retry or connect to another node");
             return;
@@ -91,7 +99,7 @@ public static class WebSocketEndpoint
         finally
         {
             if (ctx.WebSockets.IsWebSocketRequest && ctx.Response.StatusCode == StatusCodes.Status101SwitchingProtocols) metrics.Closed();
-            gate.Exit();
+            if (held is null) gate.Exit();
         }
     }
 }

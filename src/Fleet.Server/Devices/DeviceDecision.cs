@@ -51,6 +51,12 @@ public readonly record struct DeviceLive
         init => _handOvers = value;
     }
 
+    /// <summary>
+    /// Recovered while the device was online and the node holding its socket is live: until this time the entity waits
+    /// for that socket to report before calling the device offline. Null otherwise.
+    /// </summary>
+    public DateTimeOffset? ReattachBy { get; init; }
+
     /// <summary>Admin requests waiting for a command to end (?wait=).</summary>
     public ImmutableDictionary<string, ImmutableList<IActorRef>> Waiters
     {
@@ -72,6 +78,10 @@ public sealed record ScheduleDeadline(DateTimeOffset? At) : DeviceEffect;
 /// <summary>Whether the entity may passivate after being idle for a while (only while offline).</summary>
 public sealed record IdleTimer(bool On) : DeviceEffect;
 public sealed record Passivate : DeviceEffect;
+/// <summary>Stop now (the shard asked, see <see cref="StopDevice"/>).</summary>
+public sealed record Stop : DeviceEffect;
+/// <summary>Give up waiting for the recovered device's socket to report at this time (<see cref="DeviceLive.ReattachBy"/>).</summary>
+public sealed record ScheduleReattach(DateTimeOffset By) : DeviceEffect;
 public sealed record Note(string Text, bool Warning = false) : DeviceEffect;
 /// <summary>Count an episode of connections replacing each other (a cloned device_id) in this node's figures.</summary>
 public sealed record CountCloneEpisode : DeviceEffect;
@@ -84,7 +94,21 @@ public sealed class DeadlineReached : INotInfluenceReceiveTimeout
 {
     public static readonly DeadlineReached Instance = new();
 }
-public sealed record Recovered(bool WasOnline);
+/// <summary>Recovery ended. ReattachBy: the device was online and its socket's node is live; wait for that socket until then.</summary>
+public sealed record Recovered(bool WasOnline, DateTimeOffset? ReattachBy = null);
+public sealed class ReattachOverdue : INotInfluenceReceiveTimeout
+{
+    public static readonly ReattachOverdue Instance = new();
+}
+
+/// <summary>
+/// How the shard stops a device entity, for a handoff (sharding's HandOffStopMessage) and for passivation. An ordinary
+/// message, unlike a PoisonPill: the entity handles it after its pending writes, so nothing it accepted is lost.
+/// </summary>
+public sealed class StopDevice
+{
+    public static readonly StopDevice Instance = new();
+}
 public sealed record ConnectionLost(IActorRef Connection);
 public sealed class IdleTimeout
 {

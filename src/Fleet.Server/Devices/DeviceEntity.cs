@@ -24,6 +24,9 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
         Akka.Actor.Props.Create<DeviceEntity>(deviceId, settings, clock, metrics ?? Unmeasured).WithMailbox(LightMailbox.ConfigPath);
 
     private const string DeadlineTimer = "deadline";
+    private const string ReattachTimer = "reattach";
+    /// <summary>Beyond the silence limit, for the socket's node to close a silent socket and tell us.</summary>
+    private const int ReattachMarginSeconds = 15;
     /// <summary>For entities made without a node's metrics (specs): counts go nowhere anyone reads.</summary>
     private static readonly AdmissionMetrics Unmeasured = new();
 
@@ -61,12 +64,18 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
                 _state = s with { HistoryLimit = _settings.Devices.CommandHistory, QueueLimit = _settings.Devices.MaxQueuedCommands };
                 break;
             case RecoveryCompleted:
-                // The socket does not survive a restart: the device is offline until it reconnects. The view
-                // says so at once; the transition is persisted by the first command (messages stashed during
-                // recovery, such as the connect that woke us, are handled before it).
+                // A socket does not survive its node: if the node that held the device's socket is gone (or is this
+                // node's earlier incarnation), the device is offline until it reconnects, and the view says so at
+                // once. If that node is a live member (this entity was handed off or restarted while the socket
+                // stayed up), the device stays online until the socket reports, ends, or stays silent too long.
+                // Either way the decision is the Recovered message's, after what was stashed during recovery
+                // (such as the report that woke us).
                 _recoveredOnline = _state.Online;
-                _state = _state with { Online = false };
-                Self.Tell(new Recovered(_recoveredOnline));
+                var socketMayLive = _recoveredOnline && _state.Node is { } node && SocketNodeIsLive(node);
+                if (!socketMayLive) _state = _state with { Online = false };
+                Self.Tell(new Recovered(_recoveredOnline, socketMayLive
+                    ? _clock.GetUtcNow().AddSeconds(_settings.WebSocket.SilenceCloseSeconds + ReattachMarginSeconds)
+                    : null));
                 break;
         }
     }
@@ -75,7 +84,7 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
     {
         switch (message)
         {
-            case IToDeviceEntity or Recovered or DeadlineReached: Handle(message); break;
+            case IToDeviceEntity or Recovered or DeadlineReached or ReattachOverdue or StopDevice: Handle(message); break;
             case Terminated t: Handle(new ConnectionLost(t.ActorRef)); break;
             case ReceiveTimeout: Handle(IdleTimeout.Instance); break;
             case SaveSnapshotSuccess s: DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)); break;
@@ -84,6 +93,20 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
             case DeleteSnapshotsFailure f: Log.Warning(f.Cause, "deleting old snapshots of {0} failed", _deviceId); break;
             default: Unhandled(message); break;
         }
+    }
+
+    /// <summary>Whether the node named (address#uid) is a live member now: the socket it held may still be up.</summary>
+    private bool SocketNodeIsLive(string node)
+    {
+        if (((ExtendedActorSystem)Context.System).Provider is not Akka.Cluster.ClusterActorRefProvider) return false;
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        var state = cluster.State;
+        foreach (var m in state.Members)
+            if (m.Status is Akka.Cluster.MemberStatus.Up or Akka.Cluster.MemberStatus.WeaklyUp or Akka.Cluster.MemberStatus.Leaving
+                    or Akka.Cluster.MemberStatus.Joining
+                && !state.Unreachable.Contains(m) && NodeIdentity.Of(m.UniqueAddress) == node)
+                return true;
+        return false;
     }
 
     private void Handle(object input)
@@ -132,7 +155,13 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
                     break;
                 case ScheduleDeadline: Timers.Cancel(DeadlineTimer); break;
                 case IdleTimer i: SetReceiveTimeout(i.On ? TimeSpan.FromSeconds(_settings.Devices.PassivateAfterSeconds) : null); break;
-                case Passivate: Context.Parent.Tell(new Akka.Cluster.Sharding.Passivate(PoisonPill.Instance)); break;
+                case ScheduleReattach { By: var by }:
+                    Timers.StartSingleTimer(ReattachTimer, ReattachOverdue.Instance,
+                        TimeSpan.FromTicks(Math.Max(0, (by - _clock.GetUtcNow()).Ticks)) + TimeSpan.FromMilliseconds(5));
+                    break;
+                // Our own stop message, not a PoisonPill: it waits behind pending writes (see DeviceDecider.OnStop).
+                case Passivate: Context.Parent.Tell(new Akka.Cluster.Sharding.Passivate(StopDevice.Instance)); break;
+                case Stop: Context.Stop(Self); break;
                 case Note { Warning: true } n: Log.Warning(n.Text); break;
                 case CountCloneEpisode: _metrics.CloneEpisode(); break;
                 case Note n: Log.Info(n.Text); break;
@@ -172,23 +201,29 @@ public static partial class DeviceDecider
         AnswerReceived a => OnAnswer(deviceId, state, live with { LastSeen = now }, a.Answer, now),
         ConnectionClosed c => OnConnectionGone(deviceId, state, live, c.Connection, now),
         ConnectionLost c => OnConnectionGone(deviceId, state, live, c.Connection, now),
+        // Write confirmations count only from the current connection (see FrameWritten).
+        FrameWritten w when !FromCurrent(live, w.Connection) => Ignore(live),
+        FrameNotWritten w when !FromCurrent(live, w.Connection) => Ignore(live),
+        FrameExpired x when !FromCurrent(live, x.Connection) => Ignore(live),
+        FrameTooLarge t when !FromCurrent(live, t.Connection) => Ignore(live),
         FrameWritten w => Changed(deviceId, state, live with { Unconfirmed = live.Unconfirmed.Remove(w.CommandId) }, null,
             CommandLifecycle.OnWritten(state, w.CommandId, w.AnswerExpected, now), NoEffects, null, now),
-        // Not written (the socket went away): back to the queue, for the next connection.
-        FrameNotWritten w => Changed(deviceId, state, live with
-            {
-                Unconfirmed = live.Unconfirmed.Remove(w.CommandId),
-                ConnectionFailing = live.ConnectionFailing || w.Connection.Equals(live.Connection),
-            }, null,
+        // Not written (the socket is failing): back to the queue, for the next connection.
+        FrameNotWritten w => Changed(deviceId, state, live with { Unconfirmed = live.Unconfirmed.Remove(w.CommandId), ConnectionFailing = true }, null,
             state.FindCommand(w.CommandId) is { Status: CommandStatus.Sent } ? [new CommandRequeued(w.CommandId)] : [], NoEffects, null, now),
         FrameExpired x => Changed(deviceId, state, live with { Unconfirmed = live.Unconfirmed.Remove(x.CommandId) }, null,
             CommandLifecycle.OnExpired(state, x.CommandId, now), NoEffects, null, now),
         FrameTooLarge t => Changed(deviceId, state, live with { Unconfirmed = live.Unconfirmed.Remove(t.CommandId) }, null,
             CommandLifecycle.OnTooLarge(state, t.CommandId, t.Bytes, now), NoEffects, null, now),
         DeadlineReached => Changed(deviceId, state, live, null, CommandLifecycle.OnTick(state, now), NoEffects, null, now),
-        Recovered r => Finish(deviceId, state, live, null,
-            r.WasOnline && live.Connection is null ? [new DeviceDisconnected(now)] : [], NoEffects, null, now),
-        IdleTimeout => new Decision(null, [], live.Connection is null && live.Waiters.IsEmpty && live.HandOvers.IsEmpty ? [new Passivate()] : NoEffects, live),
+        Recovered r => OnRecovered(deviceId, state, live, r, now),
+        ReattachOverdue => live.Connection is null && state.Online && live.ReattachBy is not null
+            ? Finish(deviceId, state, live with { ReattachBy = null }, null, [new DeviceDisconnected(now)],
+                [new Note($"device {deviceId}: its socket on {state.Node} did not report within the silence limit after this entity moved; offline")], null, now)
+            : Ignore(live),
+        IdleTimeout => new Decision(null, [],
+            live is { Connection: null, ReattachBy: null } && live.Waiters.IsEmpty && live.HandOvers.IsEmpty ? [new Passivate()] : NoEffects, live),
+        StopDevice => OnStop(deviceId, state, live),
 
         GetDevice => Reply(live, state.Exists ? new DeviceFound(DeviceView.From(state, deviceId, live, now)) : new DeviceNotFound(deviceId)),
         SetDesiredAuthMode m => OnSetAuthMode(deviceId, state, live, m, now),
@@ -270,7 +305,7 @@ public static partial class DeviceDecider
         }
         live = Seen(live with
         {
-            Connection = c.Connection, Told = null, ConnectionFailing = c.Connection.Equals(live.Connection) && live.ConnectionFailing,
+            Connection = c.Connection, Told = null, ConnectionFailing = c.Connection.Equals(live.Connection) && live.ConnectionFailing, ReattachBy = null,
             Credential = c.Admission?.Credential, UpgradePath = c.Admission?.Path ?? live.UpgradePath,
         }, c.Report, now);
         effects = effects.Add(new Watch(c.Connection));
@@ -285,11 +320,13 @@ public static partial class DeviceDecider
         var effects = NoEffects;
         if (adopt)
         {
-            live = live with { Connection = h.Connection, Told = null, ConnectionFailing = false };
+            live = live with { Connection = h.Connection, Told = null, ConnectionFailing = false, ReattachBy = null };
             effects = effects.Add(new Watch(h.Connection));
         }
         live = Seen(live, h.Report, now);
-        var events = ReportEvents(state, h.Report, adopt, now, h.Node, h.Protocol);
+        // Adopting the very socket the state records (online, on that node: the entity moved, the socket stayed) is
+        // no new connection; its connected_at stands.
+        var events = ReportEvents(state, h.Report, adopt && !(state.Online && state.Node == h.Node), now, h.Node, h.Protocol);
         if (!events.IsEmpty) return Finish(deviceId, state, live, null, events, effects, new Answering(h.Connection, h.Report), now);
         // Nothing changed. Adopting a connection always answers: it may hold no reply of ours yet.
         if (!h.ReplyWanted && !adopt) return new Decision(null, [], effects, live);
@@ -315,8 +352,46 @@ public static partial class DeviceDecider
         return Changed(deviceId, state, after, null, events, effects, null, now);
     }
 
+    private static bool FromCurrent(DeviceLive live, IActorRef? connection) => connection is not null && connection.Equals(live.Connection);
+
+    private static Decision Ignore(DeviceLive live) => new(null, [], NoEffects, live);
+
+    /// <summary>
+    /// Recovered (after a restart, a handoff or a passivation): a device that was online stays so while its socket
+    /// may still be alive — the node that holds it is a live member, as after a handoff — until that socket reports
+    /// (and is adopted) or ends, or the silence limit passes. A socket on a node that is gone is gone: offline now.
+    /// </summary>
+    private static Decision OnRecovered(string deviceId, DeviceState state, DeviceLive live, Recovered r, DateTimeOffset now)
+    {
+        if (!r.WasOnline || live.Connection is not null) return Finish(deviceId, state, live, null, [], NoEffects, null, now);
+        if (r.ReattachBy is { } by && state.Online)
+            return Finish(deviceId, state, live with { ReattachBy = by }, null, [], [new ScheduleReattach(by)], null, now);
+        return Finish(deviceId, state, live, null, [new DeviceDisconnected(now)], NoEffects, null, now);
+    }
+
+    /// <summary>
+    /// The shard stops this entity (a handoff after a rebalance or a node leaving, or its own passivation). It comes
+    /// as an ordinary message, so it is handled only after every pending write and what was stashed behind it: nothing
+    /// accepted goes unanswered. Waiters get the command as it stands (the API then answers 202 with where to look).
+    /// The device's socket, if any, lives on; the entity's next incarnation adopts it at its next report.
+    /// </summary>
+    private static Decision OnStop(string deviceId, DeviceState state, DeviceLive live)
+    {
+        var effects = NoEffects;
+        foreach (var (id, list) in live.Waiters)
+        {
+            IAdminReply now = state.FindCommand(id) is { } c ? new CommandFound(CommandView.From(c, deviceId)) : new CommandNotFound(id);
+            effects = effects.AddRange(list.Select(w => (DeviceEffect)new Tell(w, now)));
+        }
+        return new Decision(null, [], effects.Add(new Stop()), live with { Waiters = ImmutableDictionary<string, ImmutableList<IActorRef>>.Empty });
+    }
+
     private static Decision OnConnectionGone(string deviceId, DeviceState state, DeviceLive live, IActorRef connection, DateTimeOffset now)
     {
+        // Waiting for the socket of a device that was online when this entity recovered: a connection that ends
+        // before it reported to us was that socket (or an older one; a newer one reports and is adopted).
+        if (live is { Connection: null, ReattachBy: not null } && state.Online)
+            return Finish(deviceId, state, live with { ReattachBy = null }, null, [new DeviceDisconnected(now)], NoEffects, null, now);
         if (!connection.Equals(live.Connection)) return new Decision(null, [], NoEffects, live);
         var (events, effects) = Requeue(deviceId, state, live, [], [new Unwatch(connection)]);
         live = live with { Connection = null, Told = null, Unconfirmed = [], ConnectionFailing = false };
@@ -447,7 +522,7 @@ public static partial class DeviceDecider
 
         // An entity holding a key hand-over stays in memory: the key is nowhere else.
         effects = effects.AddRange([new ScheduleDeadline(CommandLifecycle.NextDeadline(after)),
-            new IdleTimer(live.Connection is null && live.HandOvers.IsEmpty)]);
+            new IdleTimer(live is { Connection: null, ReattachBy: null } && live.HandOvers.IsEmpty)]);
         return new Decision(reply, events, effects, live);
     }
 

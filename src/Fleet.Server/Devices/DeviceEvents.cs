@@ -15,7 +15,20 @@ public sealed record DeviceInfoReported(DeviceInfoState Info) : IDeviceEvent;
 public sealed record GatewaysReported(ImmutableList<GatewayState> Gateways) : IDeviceEvent;
 public sealed record DesiredAuthModeSet(string GwId, int AuthMode) : IDeviceEvent;
 public sealed record ClientAuthorized(ClientState Client) : IDeviceEvent;
-public sealed record ClientRemoved(string ClientMac, string Reason) : IDeviceEvent;
+public sealed record ClientRemoved(string ClientMac, string Reason) : IDeviceEvent
+{
+    public const string KickedOff = "kicked off";
+    public const string PassExpired = "pass expired";
+    /// <summary>The router answered that it holds no such client (get_client_info, kickoff) or left it out of its list (get_clients).</summary>
+    public const string RouterHasNone = "not on the router";
+}
+
+/// <summary>
+/// The router restarted (a reboot or a firmware upgrade went through): its passes are gone, and its
+/// authorised clients too unless <paramref name="KeepAuthorized"/> (firmware that restores its client list
+/// from /etc/client_snapshot.json after a reboot). <paramref name="Reason"/>: "reboot" or "firmware upgrade".
+/// </summary>
+public sealed record ClientsCleared(string Reason, bool KeepAuthorized, DateTimeOffset At) : IDeviceEvent;
 /// <summary>The device speaks another protocol dialect than before ("seed", "2025", "9").</summary>
 public sealed record ProtocolReported(string Protocol) : IDeviceEvent;
 public sealed record FirmwareReported(ImmutableSortedDictionary<string, string> Firmware) : IDeviceEvent;

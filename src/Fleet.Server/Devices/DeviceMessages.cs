@@ -31,14 +31,18 @@ public sealed record DeviceHeartbeat(string DeviceId, HeartbeatMessage Report, I
 /// <summary>The device answered one of our requests.</summary>
 public sealed record AnswerReceived(string DeviceId, DeviceAnswer Answer, IActorRef Connection) : IToDeviceEntity;
 public sealed record ConnectionClosed(string DeviceId, IActorRef Connection) : IToDeviceEntity;
+// Write confirmations name the connection that wrote (or did not write) the frame: the entity takes them only from its
+// current connection. A replaced connection keeps draining for a moment, and its late word on a command that has
+// since gone to the newer connection must neither queue it a second time nor call it delivered.
+
 /// <summary>A command's frame reached the socket; AnswerExpected says whether the device's dialect answers it.</summary>
-public sealed record FrameWritten(string DeviceId, string CommandId, bool AnswerExpected) : IToDeviceEntity;
+public sealed record FrameWritten(string DeviceId, string CommandId, bool AnswerExpected, IActorRef? Connection) : IToDeviceEntity;
 /// <summary>A command's frame could not be written: its socket is failing (Connection says which).</summary>
 public sealed record FrameNotWritten(string DeviceId, string CommandId, IActorRef Connection) : IToDeviceEntity;
 /// <summary>The connection held a command's frame until its deadline without the device being ready for it: not written.</summary>
-public sealed record FrameExpired(string DeviceId, string CommandId) : IToDeviceEntity;
+public sealed record FrameExpired(string DeviceId, string CommandId, IActorRef? Connection) : IToDeviceEntity;
 /// <summary>A command's frame would be more than the device's reader can take: it was not written.</summary>
-public sealed record FrameTooLarge(string DeviceId, string CommandId, int Bytes) : IToDeviceEntity;
+public sealed record FrameTooLarge(string DeviceId, string CommandId, int Bytes, IActorRef? Connection) : IToDeviceEntity;
 
 // ---- from the admin API
 

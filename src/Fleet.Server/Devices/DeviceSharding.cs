@@ -19,6 +19,9 @@ public static class DeviceSharding
                 RememberEntities = false,
                 // Entities passivate themselves when offline and idle; an online device stays resident.
                 PassivateIdleEntityAfter = TimeSpan.Zero,
+                // Not a PoisonPill: an entity stopped mid-write would drop what it had stashed (an accepted command
+                // never answered, a device's answer lost). Ours is handled after pending writes.
+                HandOffStopMessage = StopDevice.Instance,
             });
 }
 

@@ -9,8 +9,30 @@ public sealed record DeviceInfoState(string? ApDeviceId, string? ApMacAddress, s
 /// <summary>A gateway as the device last reported it (auth_mode is the reported one).</summary>
 public sealed record GatewayState(string GwId, string? GwChannel, string? GwAddressV4, string? GwAddressV6, string? GwInterface, int? AuthMode);
 
-/// <summary>A client the controller authorised (auth delivered) or let through for a while (tmp_pass).</summary>
-public sealed record ClientState(string ClientMac, string? ClientIp, string? ClientName, string? GwId, DateTimeOffset AuthorizedAt, DateTimeOffset? ExpiresAt);
+/// <summary>
+/// A client as the controller believes its router holds it (docs/FIRMWARE.md, "Clients"). The firmware keeps
+/// two things apart: its client list (an <c>auth</c>: no end of its own — it stays until a kickoff, the
+/// router's idle timeout, a restart, or the router reporting it gone) and its tmp-trust nft set (a
+/// <c>tmp_pass</c>: an element timeout). <see cref="ExpiresAt"/> null: in the client list. Set: only a pass
+/// lets the client through, until then. <see cref="PassUntil"/>: when the latest pass ends (beside an
+/// authorisation it ends nothing; after a kickoff the pass alone still lets the client through).
+/// </summary>
+public sealed record ClientState(string ClientMac, string? ClientIp, string? ClientName, string? GwId, DateTimeOffset AuthorizedAt,
+    DateTimeOffset? ExpiresAt, DateTimeOffset? PassUntil = null)
+{
+    /// <summary>In the router's client list (an auth went through), not only on a pass.</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public bool Authorized => ExpiresAt is null;
+
+    /// <summary>
+    /// How an entry replaces the one before. Journals of earlier releases hold a tmp_pass for an authorised
+    /// client as an entry with ExpiresAt and no PassUntil that replaced the authorisation: read as the pass
+    /// beside it, which is what the router did.
+    /// </summary>
+    public static ClientState Merge(ClientState? before, ClientState next) =>
+        before is { Authorized: true } && next is { ExpiresAt: { } legacyPass, PassUntil: null }
+            ? before with { PassUntil = legacyPass }
+            : next;
+}
 
 /// <summary>
 /// Everything a device entity persists, as one immutable value. <see cref="Apply"/> is the only way
@@ -60,14 +82,31 @@ public sealed record DeviceState : IFleetSerializable
         DeviceInfoReported i => this with { Exists = true, Info = i.Info },
         GatewaysReported g => this with { Exists = true, Gateways = g.Gateways },
         DesiredAuthModeSet m => this with { DesiredAuthModes = DesiredAuthModes.SetItem(m.GwId, m.AuthMode) },
-        ClientAuthorized a => this with { Clients = Clients.SetItem(a.Client.ClientMac, a.Client) },
+        ClientAuthorized a => this with { Clients = Clients.SetItem(a.Client.ClientMac, ClientState.Merge(Clients.GetValueOrDefault(a.Client.ClientMac), a.Client)) },
+        // Earlier releases removed an authorised client when a pass given to it ended; the router kept it.
+        ClientRemoved { Reason: ClientRemoved.PassExpired } r when Clients.GetValueOrDefault(r.ClientMac) is { Authorized: true } => this,
         ClientRemoved r => this with { Clients = Clients.Remove(r.ClientMac) },
+        ClientsCleared c => this with { Clients = AfterRestart(Clients, c.KeepAuthorized) },
         FirmwareReported f => this with { Firmware = f.Firmware },
         ProtocolReported p => this with { Protocol = p.Protocol },
         AdmissionChanged a => this with { Admission = a.Admission, AdmissionBy = a.By, AdmissionAt = a.At },
         ICommandEvent c => this with { Commands = CommandLifecycle.Apply(Commands, c, HistoryLimit) },
         _ => this,
     };
+
+    /// <summary>
+    /// The router restarted: every pass is gone (nft set elements); authorised clients are gone too unless its
+    /// firmware restores its client list (<see cref="ClientsCleared.KeepAuthorized"/>).
+    /// </summary>
+    private static ImmutableSortedDictionary<string, ClientState> AfterRestart(ImmutableSortedDictionary<string, ClientState> clients, bool keepAuthorized)
+    {
+        if (!keepAuthorized) return clients.Clear();
+        var b = clients.ToBuilder();
+        foreach (var c in clients.Values)
+            if (!c.Authorized) b.Remove(c.ClientMac);
+            else if (c.PassUntil is not null) b[c.ClientMac] = c with { PassUntil = null };
+        return b.ToImmutable();
+    }
 
     public DeviceState ApplyAll(IEnumerable<IDeviceEvent> events)
     {

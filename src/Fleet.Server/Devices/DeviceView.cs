@@ -16,7 +16,7 @@ public sealed record DeviceView(
         new(deviceId, s.Online, s.ConnectedAt, live.LastSeen ?? (s.Online ? s.ConnectedAt : s.DisconnectedAt), s.Node,
             s.Info is { } i ? new DeviceInfoView(i.ApDeviceId, i.ApMacAddress, i.ApLongitude, i.ApLatitude, i.LocationId) : null,
             s.Gateways.Select(g => GatewayView.From(g, s)).ToList(),
-            s.Clients.Values.Select(c => new ClientView(c.ClientMac, c.ClientIp, c.ClientName, c.GwId, c.AuthorizedAt, c.ExpiresAt)).ToList(),
+            s.Clients.Values.Select(c => new ClientView(c.ClientMac, c.ClientIp, c.ClientName, c.GwId, c.AuthorizedAt, c.ExpiresAt, c.PassUntil)).ToList(),
             s.Firmware, live.Mode, live.Figures, s.Protocol,
             s.Admission, s.AdmissionBy, s.AdmissionAt, live.Connection is null ? null : live.Credential,
             now is { } t && live.Clones is { } c && c.ActiveAt(t), now is { } t2 && live.Clones is { } c2 && c2.ActiveAt(t2) ? c2.Since : null);
@@ -36,4 +36,9 @@ public sealed record GatewayView(
             s.DesiredAuthModes.TryGetValue(g.GwId, out var d) ? d : null);
 }
 
-public sealed record ClientView(string ClientMac, string? ClientIp, string? ClientName, string? GwId, DateTimeOffset AuthorizedAt, DateTimeOffset? ExpiresAt);
+/// <summary>
+/// A client in the view: <c>expires_at</c> null while the router holds it in its client list (auth), else when
+/// its pass ends and it leaves the view; <c>pass_until</c> when its latest tmp_pass ends.
+/// </summary>
+public sealed record ClientView(string ClientMac, string? ClientIp, string? ClientName, string? GwId, DateTimeOffset AuthorizedAt,
+    DateTimeOffset? ExpiresAt, DateTimeOffset? PassUntil = null);

@@ -70,17 +70,24 @@ public static class FleetNode
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(new DirectoryStore(settings.Persistence.Provider, connectionString));
         builder.Services.AddSingleton<ConnectionMetrics>();
-        var cap = ConnectionGate.CapacityFor(settings.WebSocket.MaxConnections, settings.WebSocket.ReservedFileDescriptors);
-        builder.Services.AddSingleton(new ConnectionGate(cap));
+        // Every socket the listeners hold counts against the open-file limit, from accept until it is closed
+        // (SocketBudget); device WebSockets have their own cap below that (ConnectionGate, 503 past it).
+        var openFiles = SocketBudget.ReadOpenFileLimit();
+        var budget = new SocketBudget(openFiles, settings.WebSocket.ReservedFileDescriptors ?? SocketBudget.DefaultReservedFiles(openFiles),
+            settings.Admin.ReservedConnections ?? SocketBudget.DefaultAdminReserve(openFiles), settings.WebSocket.MaxConnections,
+            adminApart: !string.IsNullOrWhiteSpace(settings.Admin.Urls));
+        builder.Services.AddSingleton(_ => budget); // made by a factory: the container disposes it (its meter) with the node
+        builder.Services.AddSingleton(new ConnectionGate(budget.DeviceCap));
+        var isAdmin = Listeners.AdminEndpoints(settings.Admin);
+        // After Kestrel's own transports: Kestrel asks the last registered first.
+        builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory>(sp => new CountingTransportFactory(
+            sp.GetRequiredService<IOptions<Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportOptions>>(),
+            sp.GetRequiredService<ILoggerFactory>(), budget, isAdmin));
         builder.Services.AddSingleton<NodeIdentity>();
         builder.Services.AddDeviceSockets();
-        builder.Services.Configure<KestrelServerOptions>(k =>
-        {
-            // Kestrel itself stops accepting before the process runs out of file descriptors; the
-            // WebSocket gate (503) acts first, leaving room for admin requests.
-            k.Limits.MaxConcurrentConnections = cap + settings.WebSocket.ReservedFileDescriptors / 2;
-            k.AddServerHeader = false;
-        });
+        // No Kestrel MaxConcurrentConnections: it does not count upgraded connections (every device's WebSocket),
+        // and the listeners above already stop accepting at the budget.
+        builder.Services.Configure<KestrelServerOptions>(k => k.AddServerHeader = false);
         builder.Services.ConfigureHttpJsonOptions(o =>
         {
             o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;

@@ -48,11 +48,17 @@ public sealed class WebSocketSettings
     /// <summary>Largest text frame (after reassembly) a device may send.</summary>
     public int MaxMessageBytes { get; set; } = 64 * 1024;
     /// <summary>
-    /// Most device sockets this node holds. 0 = derive from the process's open-file limit
-    /// (limit minus <see cref="ReservedFileDescriptors"/>), so the edge is a clean 503, not a dying accept loop.
+    /// Most device sockets this node holds (counted from the upgrade until the socket is closed); an upgrade past it
+    /// gets 503. 0 = derive from the process's open-file limit L: L − <see cref="ReservedFileDescriptors"/> − 2 ×
+    /// <see cref="AdminSettings.ReservedConnections"/>. A larger value is lowered to that. See Connections/SocketBudget.cs.
     /// </summary>
     public int MaxConnections { get; set; }
-    public int ReservedFileDescriptors { get; set; } = 1000;
+    /// <summary>
+    /// Open files no listener may take: the runtime's own (≈350 at start), the journal, database and cluster
+    /// connections. The listeners together hold at most the open-file limit minus this many sockets, and stop
+    /// accepting (the kernel's backlog holds the rest) rather than run the process out of file descriptors.
+    /// </summary>
+    public int? ReservedFileDescriptors { get; set; }
     /// <summary>
     /// WebSocket keep-alive frames from the server (seconds); 0 = none. Keep it 0 for real firmware: a ping
     /// can share a read with a request and swallow it, seed-era firmware never answers pings, and the
@@ -98,6 +104,13 @@ public sealed class AdminSettings
     /// /readyz on both. Empty: everything on one address.
     /// </summary>
     public string? Urls { get; set; }
+    /// <summary>
+    /// Sockets kept for the admin API below the open-file limit: its own listeners (<see cref="Urls"/>) take them
+    /// when the device-facing ones are full, so it answers during a reconnect wave. The same number again lies
+    /// between the device cap and the device-facing listeners' ceiling, to answer the excess with 503 (and, on a
+    /// shared address, the admin calls).
+    /// </summary>
+    public int? ReservedConnections { get; set; }
 }
 
 public sealed class DeviceSettings

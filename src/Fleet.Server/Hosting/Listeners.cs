@@ -115,6 +115,20 @@ public static class Listeners
             ? p
             : throw new InvalidOperationException($"{AdminUrlsKey}: '{url}' has no valid port ('{text}')");
 
+    /// <summary>
+    /// Whether a listener Kestrel binds at an endpoint is one of the admin API's (none is, without Fleet:Admin:Urls):
+    /// the same match as the mark on its connections, made before the listener accepts anything. A localhost URL
+    /// is both loopbacks, as Kestrel binds it.
+    /// </summary>
+    public static Func<System.Net.EndPoint, bool> AdminEndpoints(AdminSettings admin)
+    {
+        var ends = ParseAdminUrls(admin.Urls)
+            .Select(url => (At: EndpointOf(url), Localhost: url.Contains("://localhost", StringComparison.OrdinalIgnoreCase)))
+            .ToList();
+        return endpoint => endpoint is System.Net.IPEndPoint at && ends.Any(e => e.At.Equals(at)
+            || (e.Localhost && e.At.Port == at.Port && at.Address.Equals(System.Net.IPAddress.IPv6Loopback)));
+    }
+
     private static ConnectionDelegate MarkAdmin(ConnectionDelegate next) => connection =>
     {
         connection.Features.Set(AdminListener.Instance);

@@ -34,6 +34,7 @@ public sealed class FleetSerializer : SerializerWithStringManifest
         ["da"] = typeof(DesiredAuthModeSet),
         ["ca"] = typeof(ClientAuthorized),
         ["cr"] = typeof(ClientRemoved),
+        ["ccl"] = typeof(ClientsCleared),
         ["fw"] = typeof(FirmwareReported),
         ["dp"] = typeof(ProtocolReported),
         ["cq2"] = typeof(CommandQueued),

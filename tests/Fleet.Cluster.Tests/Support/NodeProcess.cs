@@ -110,7 +110,8 @@ public sealed class NodeProcess : IAsyncDisposable
     {
         using var r = await Http.GetAsync(path);
         var body = await r.Content.ReadAsStringAsync();
-        if (!r.IsSuccessStatusCode) throw new InvalidOperationException($"{Name}: GET {path} → {(int)r.StatusCode}: {body}");
+        // An HTTP failure, not a fault of the test: Eventually retries it.
+        if (!r.IsSuccessStatusCode) throw new HttpRequestException($"{Name}: GET {path} → {(int)r.StatusCode}: {body}", null, r.StatusCode);
         return JsonNode.Parse(body)!;
     }
 

@@ -58,7 +58,8 @@ public sealed class Node : IAsyncDisposable
     {
         var r = await Http.GetAsync(path);
         var body = await r.Content.ReadAsStringAsync();
-        if (!r.IsSuccessStatusCode) throw new InvalidOperationException($"GET {path} → {(int)r.StatusCode}: {body}");
+        // An HTTP failure, not a fault of the test: Eventually retries it (a device not known yet is a 404).
+        if (!r.IsSuccessStatusCode) throw new HttpRequestException($"GET {path} → {(int)r.StatusCode}: {body}", null, r.StatusCode);
         return JsonNode.Parse(body)!;
     }
 

@@ -128,7 +128,7 @@ public class AdmissionDeciderTests
     {
         var (s, live) = Online(FleetKeyEnrol);
         var (approved, d) = Run(s, live, new ApproveDevice("r1", "test-admin", HandOver()));
-        var (written, w) = Run(approved, d.Live, new FrameWritten("r1", "a1", AnswerExpected: true));
+        var (written, w) = Run(approved, d.Live, new FrameWritten("r1", "a1", AnswerExpected: true, Conn));
         var (done, a) = Run(written, w.Live, new AnswerReceived("r1", Success("a1"), Conn));
 
         Assert.Equal(CommandStatus.Succeeded, done.FindCommand("a1")!.Status);

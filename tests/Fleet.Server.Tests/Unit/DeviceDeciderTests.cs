@@ -156,7 +156,7 @@ public class DeviceDeciderTests
     {
         var (s, live) = Online();
         (s, var handed) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
-        var (after, d) = Run(s, handed.Live, new FrameTooLarge("r1", "c1", 1400));
+        var (after, d) = Run(s, handed.Live, new FrameTooLarge("r1", "c1", 1400, Conn));
         var c = after.FindCommand("c1")!;
         Assert.Equal(CommandStatus.Failed, c.Status);
         Assert.Contains("1400 bytes", c.Error);
@@ -236,7 +236,7 @@ public class DeviceDeciderTests
     {
         var (s, live) = Online();
         (s, var sent) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
-        var (s2, written) = Run(s, sent.Live, new FrameWritten("r1", "c1", AnswerExpected: true));
+        var (s2, written) = Run(s, sent.Live, new FrameWritten("r1", "c1", AnswerExpected: true, Conn));
         Assert.Empty(written.Live.Unconfirmed);
         var (_, d) = Run(s2, written.Live, new DeviceConnect("r1", ConnectReport, Newer, "node-b"));
         Assert.DoesNotContain(d.Events, e => e is CommandRequeued);
@@ -249,7 +249,7 @@ public class DeviceDeciderTests
         var (s, live) = Online();
         (s, var sent) = Run(s, live, new SubmitCommand("r1", "a1",
             new AuthRequest { Token = "t", ClientIp = "1.2.3.4", ClientMac = "aa:bb:cc:dd:ee:ff", GwId = "gw-1" }, null, 60, 30));
-        var (after, _) = Run(s, sent.Live, new FrameWritten("r1", "a1", AnswerExpected: false));
+        var (after, _) = Run(s, sent.Live, new FrameWritten("r1", "a1", AnswerExpected: false, Conn));
         Assert.Equal(CommandStatus.Delivered, after.FindCommand("a1")!.Status);
         Assert.True(after.Clients.ContainsKey("aa:bb:cc:dd:ee:ff"));
     }
@@ -274,7 +274,7 @@ public class DeviceDeciderTests
     {
         var (s, live) = Online();
         (s, var sent) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
-        var (after, d) = Run(s, sent.Live, new FrameExpired("r1", "c1"), T0.AddSeconds(30));
+        var (after, d) = Run(s, sent.Live, new FrameExpired("r1", "c1", Conn), T0.AddSeconds(30));
         var c = after.FindCommand("c1")!;
         Assert.Equal(CommandStatus.TimedOut, c.Status);
         Assert.Contains("not written within 30 s", c.Error);
@@ -338,6 +338,95 @@ public class DeviceDeciderTests
         Assert.IsType<DeviceDisconnected>(Assert.Single(d.Events));
         Assert.False(after.Online);
         Assert.Empty(Run(s with { Online = false }, default, new Recovered(WasOnline: false)).Decision.Events);
+    }
+
+    /// <summary>A command sent on the old connection, which was then replaced: the command went again, to the newer one.</summary>
+    private static (DeviceState State, DeviceLive Live) ResentOnNewer()
+    {
+        var (s, live) = Online();
+        (s, var sent) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        var (after, replaced) = Run(s, sent.Live, new DeviceConnect("r1", ConnectReport, Newer, "node-b"));
+        Assert.Equal("c1", Told<DeliverRequest>(replaced, Newer).CommandId);
+        return (after, replaced.Live);
+    }
+
+    [Fact]
+    public void A_late_failed_write_from_a_replaced_connection_does_not_queue_the_command_again()
+    {
+        var (s, live) = ResentOnNewer();
+        var (after, d) = Run(s, live, new FrameNotWritten("r1", "c1", Conn));
+        Assert.Empty(d.Events);
+        Assert.DoesNotContain(d.Effects.OfType<Tell>(), t => t.Message is DeliverRequest);
+        Assert.Equal(CommandStatus.Sent, after.FindCommand("c1")!.Status);
+        Assert.False(d.Live.ConnectionFailing);
+        Assert.Equal(["c1"], d.Live.Unconfirmed); // still the newer connection's to confirm
+    }
+
+    [Fact]
+    public void A_late_confirmation_from_a_replaced_connection_does_not_mark_the_command_delivered()
+    {
+        var (s, live) = ResentOnNewer();
+        var (_, late) = Run(s, live, new FrameWritten("r1", "c1", AnswerExpected: true, Conn));
+        Assert.Empty(late.Events);
+        Assert.Equal(["c1"], late.Live.Unconfirmed);
+        // …so the newer connection's failure still puts it back in the queue.
+        var (after, d) = Run(s, late.Live, new FrameNotWritten("r1", "c1", Newer));
+        Assert.Contains(d.Events, e => e is CommandRequeued { CommandId: "c1" });
+        Assert.Equal(CommandStatus.Queued, after.FindCommand("c1")!.Status);
+        // Expired and too large from the old connection are ignored too.
+        Assert.Empty(Run(s, live, new FrameExpired("r1", "c1", Conn), T0.AddSeconds(30)).Decision.Events);
+        Assert.Empty(Run(s, live, new FrameTooLarge("r1", "c1", 1400, Conn)).Decision.Events);
+        Assert.Empty(Run(s, live, new FrameWritten("r1", "c1", AnswerExpected: true, null)).Decision.Events);
+    }
+
+    [Fact]
+    public void After_a_handoff_a_device_whose_socket_node_is_live_stays_online_until_the_socket_reports()
+    {
+        var (s, _) = Online();
+        var by = T0.AddSeconds(195);
+        var (waiting, d) = Run(s, default, new Recovered(WasOnline: true, ReattachBy: by));
+        Assert.Empty(d.Events);
+        Assert.True(waiting.Online);
+        Assert.Contains(new ScheduleReattach(by), d.Effects);
+        Assert.Contains(new IdleTimer(false), d.Effects);
+        Assert.Empty(Run(waiting, d.Live, IdleTimeout.Instance).Decision.Effects); // no passivation while waiting
+
+        // The socket's next heartbeat adopts it: still online, never recorded disconnected.
+        var (adopted, hb) = Run(waiting, d.Live, new DeviceHeartbeat("r1", Report(), Conn, "node-a", ReplyWanted: false), T0.AddSeconds(30));
+        Assert.DoesNotContain(hb.Events, e => e is DeviceDisconnected);
+        Assert.True(adopted.Online);
+        Assert.Equal(Conn, hb.Live.Connection);
+        Assert.Null(hb.Live.ReattachBy);
+        Assert.Empty(Run(adopted, hb.Live, ReattachOverdue.Instance, by).Decision.Events);
+    }
+
+    [Fact]
+    public void After_a_handoff_a_socket_that_ends_or_stays_silent_makes_the_device_offline()
+    {
+        var (s, _) = Online();
+        var by = T0.AddSeconds(195);
+        var (waiting, d) = Run(s, default, new Recovered(WasOnline: true, ReattachBy: by));
+        var (closed, c) = Run(waiting, d.Live, new ConnectionClosed("r1", Conn), T0.AddSeconds(5));
+        Assert.IsType<DeviceDisconnected>(Assert.Single(c.Events));
+        Assert.False(closed.Online);
+        Assert.Null(c.Live.ReattachBy);
+        var (silent, o) = Run(waiting, d.Live, ReattachOverdue.Instance, by);
+        Assert.IsType<DeviceDisconnected>(Assert.Single(o.Events));
+        Assert.False(silent.Online);
+        Assert.Contains(new IdleTimer(true), o.Effects);
+    }
+
+    [Fact]
+    public void The_stop_message_answers_waiters_with_the_command_as_it_stands_and_stops()
+    {
+        var (s, live) = Online();
+        (s, var sent) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        var waiting = sent.Live with { Waiters = ImmutableDictionary<string, ImmutableList<IActorRef>>.Empty.Add("c1", [Waiter]) };
+        var (_, d) = Run(s, waiting, StopDevice.Instance);
+        Assert.Empty(d.Events); // nothing persisted: the socket lives on, the next incarnation adopts it
+        Assert.Equal("sent", Told<CommandFound>(d, Waiter).View.Status);
+        Assert.IsType<Stop>(d.Effects.Last());
+        Assert.Empty(d.Live.Waiters);
     }
 
     [Fact]

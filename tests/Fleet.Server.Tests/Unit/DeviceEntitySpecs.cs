@@ -94,7 +94,7 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
         var accepted = await entity.Ask<IAdminReply>(GetFirmwareInfo("e2c"), ct);
         var id = Assert.IsType<CommandFound>(accepted).View.CommandId;
         await old.ExpectMsgAsync<DeliverRequest>(cancellationToken: ct);
-        entity.Tell(new FrameWritten("e2c", id, AnswerExpected: true));
+        entity.Tell(new FrameWritten("e2c", id, AnswerExpected: true, old.Ref));
 
         entity.Tell(new DeviceConnect("e2c", Connect("e2c"), newer.Ref, "n"));
         await newer.ExpectMsgAsync<ReplyToReport>(cancellationToken: ct);

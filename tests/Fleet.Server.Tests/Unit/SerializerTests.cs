@@ -37,7 +37,7 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
     private IEnumerable<object> Samples()
     {
         var gw = new GatewayState("gw-1", "apfree", "192.168.1.1", null, "br-lan", 1);
-        var client = new ClientState("aa:bb:cc:dd:ee:ff", "1.2.3.4", "phone", "gw-1", T, T.AddMinutes(5));
+        var client = new ClientState("aa:bb:cc:dd:ee:ff", "1.2.3.4", "phone", "gw-1", T, T.AddMinutes(5), T.AddMinutes(5));
         var cmd = new CommandView("c1", "r1", "get_status", "queued", Json, Json, null, T, T, null, T.AddDays(1));
         var gwView = new GatewayView("gw-1", "apfree", "192.168.1.1", null, "br-lan", 1, 0);
         yield return new DeviceConnected(T, "node#1");
@@ -47,6 +47,7 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
         yield return new DesiredAuthModeSet("gw-1", 0);
         yield return new ClientAuthorized(client);
         yield return new ClientRemoved("aa:bb:cc:dd:ee:ff", "kicked off");
+        yield return new ClientsCleared("reboot", true, T);
         yield return new ProtocolReported("2025");
         yield return new FirmwareReported(ImmutableSortedDictionary<string, string>.Empty.Add("DISTRIB_RELEASE", "24.10"));
         yield return new CommandQueued("c1", Kickoff, T, T.AddDays(1), 30);
@@ -66,10 +67,10 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
         yield return new DeviceHeartbeat("r1", new HeartbeatMessage { DeviceId = "r1", SysInfo = new SystemFigures { SysLoad = 0.5 }, ReqId = new ReqId("0123456789abcdef", false) }, TestActor, "node#1");
         yield return new AnswerReceived("r1", Answer, TestActor);
         yield return new ConnectionClosed("r1", TestActor);
-        yield return new FrameWritten("r1", "c1", AnswerExpected: true);
+        yield return new FrameWritten("r1", "c1", AnswerExpected: true, TestActor);
         yield return new FrameNotWritten("r1", "c1", TestActor);
-        yield return new FrameTooLarge("r1", "c1", 1400);
-        yield return new FrameExpired("r1", "c1");
+        yield return new FrameTooLarge("r1", "c1", 1400, TestActor);
+        yield return new FrameExpired("r1", "c1", TestActor);
         yield return new ReplyToReport("r1", Reply, "heartbeat", ReqId.Of("0123456789abcdef"));
         yield return new AuthModesChanged("r1", Reply);
         yield return new DeliverRequest("r1", Kickoff, T.AddSeconds(30));
