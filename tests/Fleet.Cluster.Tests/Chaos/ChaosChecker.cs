@@ -223,7 +223,20 @@ public static class ChaosChecker
             if (c.ContentKey is not null && executedContent.Contains((c.DeviceId, c.ContentKey))) continue;
             report.Add(ViolationKind.CommandSucceededUnexecuted, $"{c.CommandId} ({c.Type} for {c.DeviceId}) succeeded but its router never executed it");
         }
+
+        // Not violations by themselves (a socket that dies between the router's answer and the node, or a frame in a
+        // socket's buffer when it dies, explain them), but the shape of the defects the run exists for: listed with evidence.
+        bool Executed(ApiCommand c) => executedById.ContainsKey(c.CommandId)
+                                       || (c.ContentKey is not null && executedContent.Contains((c.DeviceId, c.ContentKey)));
+        var answeredButTimedOut = commands.Where(c => c.Status == "timed_out" && Executed(c)).ToList();
+        report.Figure("timed_out although the router executed it (and answered, where its dialect answers)",
+            Listed(answeredButTimedOut));
+        var deliveredUnexecuted = commands.Where(c => c.Status == "delivered" && !Executed(c)).ToList();
+        report.Figure("delivered but never executed by the router", Listed(deliveredUnexecuted));
     }
+
+    private static string Listed(IReadOnlyList<ApiCommand> commands) =>
+        commands.Count == 0 ? "0" : $"{commands.Count} ({string.Join(", ", commands.Take(8).Select(c => $"{c.CommandId} {c.Type} for {c.DeviceId}"))}{(commands.Count > 8 ? ", …" : "")})";
 
     // ------------------------------------------------------------------ no frame lost to the real reader's rules
 
