@@ -31,7 +31,7 @@ public sealed class DeviceLog : IDisposable
     /// <summary>Names of the line kinds (<c>"ev"</c>).</summary>
     public static class Events
     {
-        public const string Request = "request", Loss = "loss", Wedged = "wedged", Up = "up", Down = "down";
+        public const string Request = "request", Loss = "loss", Wedged = "wedged", Up = "up", Down = "down", Stall = "stall";
     }
 
     /// <summary>A request the router handled: its kind, its req_id as the frame carried it, its content key and the answer it sent (null: none).</summary>
@@ -64,6 +64,20 @@ public sealed class DeviceLog : IDisposable
 
     public void Down(string deviceId, FirmwareEra era, string reason) =>
         Write(deviceId, era, Events.Down, w => w.WriteString("reason", reason));
+
+    /// <summary>
+    /// The simulator's own process did not run its timers for <paramref name="ms"/> ms (a starved machine): its routers
+    /// read nothing meanwhile, so frames that arrived apart can be read together, as on a real router whose event
+    /// loop is busy. One line for the whole run (no device); <c>t</c> is when the stall ended.
+    /// </summary>
+    public void Stall(long ms)
+    {
+        var line = $"{{\"t\":\"{DateTimeOffset.UtcNow:O}\",\"ev\":\"{Events.Stall}\",\"ms\":{ms}}}";
+        lock (_lock)
+        {
+            if (!_disposed) _writer.WriteLine(line);
+        }
+    }
 
     private static void WriteReqId(Utf8JsonWriter w, ReqId? id)
     {

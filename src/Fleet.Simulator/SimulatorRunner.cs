@@ -75,6 +75,7 @@ public sealed class SimulatorRunner : IDisposable
         var sessions = new Task[_devices.Length];
         var progress = _options.StatsSeconds > 0 && _log is not null ? ProgressAsync(token) : Task.CompletedTask;
         var beating = Task.Run(() => _wheel.RunAsync(token), CancellationToken.None);
+        var stalls = DeviceLog is { } log ? Task.Run(() => WatchStallsAsync(log, token), CancellationToken.None) : Task.CompletedTask;
         var started = Stopwatch.GetTimestamp();
         var launched = 0;
         try
@@ -102,7 +103,28 @@ public sealed class SimulatorRunner : IDisposable
         await Task.WhenAll(sessions.Take(launched)).ConfigureAwait(false);
         await beating.ConfigureAwait(false);
         await progress.ConfigureAwait(false);
+        await stalls.ConfigureAwait(false);
         DeviceLog?.Flush();
+    }
+
+    /// <summary>
+    /// Notes in the device log every time this process ran a 20 ms timer 100 ms or more late: its routers read
+    /// nothing meanwhile (a loss then is the simulator's stall, not the controller's pacing; the checker tells them apart).
+    /// </summary>
+    private static async Task WatchStallsAsync(DeviceLog log, CancellationToken ct)
+    {
+        var tick = TimeSpan.FromMilliseconds(20);
+        try
+        {
+            while (true)
+            {
+                var before = Stopwatch.GetTimestamp();
+                await Task.Delay(tick, ct).ConfigureAwait(false);
+                var late = Stopwatch.GetElapsedTime(before) - tick;
+                if (late >= TimeSpan.FromMilliseconds(100)) log.Stall((long)late.TotalMilliseconds);
+            }
+        }
+        catch (OperationCanceledException) { }
     }
 
     /// <summary>Waits until <paramref name="count"/> devices are connected at once, or throws at the deadline.</summary>

@@ -202,6 +202,25 @@ public class ChaosCheckerTests
     }
 
     [Fact]
+    public void A_loss_right_after_the_simulator_itself_stalled_is_counted_not_blamed_on_the_node()
+    {
+        var input = Clean();
+        var stall = DeviceLogLine.Parse("""{"t":"2026-11-30T12:00:01.0000000+00:00","ev":"stall","ms":900}""");
+        var after = DeviceLogLine.Parse("""{"t":"2026-11-30T12:00:01.0200000+00:00","device":"r25","era":"2025","ev":"loss","loss":"BehindFirstFrame","opcode":1,"bytes":65,"kind":"heartbeat"}""");
+        var later = DeviceLogLine.Parse("""{"t":"2026-11-30T12:00:09.0000000+00:00","device":"r9","era":"9","ev":"loss","loss":"BehindFirstFrame","opcode":1,"bytes":119,"kind":"reply"}""");
+        var report = ChaosChecker.Check(input with { DeviceLog = [.. input.DeviceLog, stall, after, later] });
+        // The loss 8 s after the stall is the node's to answer for; the one right after it is shown as the stall's.
+        Only(report, ViolationKind.FrameLost, "\"device\":\"r9\"");
+        Assert.Equal(1, report.Count(ViolationKind.FrameLost));
+        var figures = report.Figures.ToDictionary(f => f.Name, f => f.Value);
+        Assert.Equal("2", figures["frames lost by routers' readers"]);
+        Assert.StartsWith("1 (r25 heartbeat at 12:00:01.020 after a 900 ms stall", figures.Single(f => f.Key.StartsWith("of which right after", StringComparison.Ordinal)).Value);
+        // A short stall explains nothing.
+        var shortStall = stall with { StallMs = 120 };
+        Assert.Equal(2, ChaosChecker.Check(input with { DeviceLog = [.. input.DeviceLog, shortStall, after, later] }).Count(ViolationKind.FrameLost));
+    }
+
+    [Fact]
     public void A_router_offline_or_on_a_dead_node_is_caught()
     {
         var input = Clean();

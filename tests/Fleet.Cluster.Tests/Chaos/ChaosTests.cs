@@ -69,10 +69,11 @@ public sealed class ChaosTests(ITestOutputHelper output) : ClusterTestBase(outpu
             await runner.WaitConnectedAsync(_devices, TimeSpan.FromSeconds(60), test);
             var notOnline = await RoutersNotOnline(runner, TimeSpan.FromSeconds(60));
             Assert.True(notOnline.Count == 0, $"before the chaos, routers not online: {string.Join(", ", notOnline.Take(5))}");
-            Log($"{_devices} routers online; chaos starts");
+            Log($"{_devices} routers online; chaos starts at {DateTime.UtcNow:HH:mm:ss.fff}");
 
             // ---------------------------------------------------------------- the chaos
             var clock = Stopwatch.StartNew();
+            var chaosStart = DateTime.UtcNow;
             using var chaosOver = CancellationTokenSource.CreateLinkedTokenSource(test);
             chaosOver.CancelAfter(_chaos);
             var submits = new ConcurrentBag<Task>();
@@ -114,7 +115,7 @@ public sealed class ChaosTests(ITestOutputHelper output) : ClusterTestBase(outpu
             runner.DeviceLog!.Flush();
             input = input! with { DeviceLog = DeviceLogLine.ReadFile(deviceLog) };
             var report = ChaosChecker.Check(input);
-            report.Figures.Insert(0, ("chaos", $"{_chaos.TotalSeconds:0} s, {_devices} routers (seed/2025/9), {_rate} commands/s offered, seed {_seed}"));
+            report.Figures.Insert(0, ("chaos", $"{_chaos.TotalSeconds:0} s from {chaosStart:HH:mm:ss} UTC, {_devices} routers (seed/2025/9), {_rate} commands/s offered, seed {_seed}"));
             report.Figures.Insert(1, ("node events", string.Join("; ", _events)));
             report.Figures.Insert(2, ("submits", $"{_submitted} sent, {_accepted.Count} accepted, {_abandoned} abandoned after retries, " +
                                                  $"refused: {(_refused.IsEmpty ? "none" : string.Join(", ", _refused.Select(p => $"{p.Key} ×{p.Value}")))}; " +
@@ -276,6 +277,7 @@ public sealed class ChaosTests(ITestOutputHelper output) : ClusterTestBase(outpu
             catch (OperationCanceledException) { return; }
             var node = Cluster.Nodes[random.Next(Cluster.Nodes.Count)];
             var kill = random.Next(2) == 0;
+            var signalAt = DateTime.UtcNow;
             string what;
             if (kill)
             {
@@ -291,7 +293,7 @@ public sealed class ChaosTests(ITestOutputHelper output) : ClusterTestBase(outpu
             var sw = Stopwatch.StartNew();
             try { await node.WaitReady(TimeSpan.FromSeconds(90)); }
             catch (Exception ex) when (ex is TimeoutException or NodeExitedException) { what += $"; not ready again: {ex.Message}"; }
-            var e = $"{clock.Elapsed.TotalSeconds:0}s {node.Name} {what}, ready in {sw.Elapsed.TotalSeconds:0.0} s";
+            var e = $"{clock.Elapsed.TotalSeconds:0}s ({signalAt:HH:mm:ss}) {node.Name} {what}, ready in {sw.Elapsed.TotalSeconds:0.0} s";
             _events.Enqueue(e);
             Log(e);
         }
@@ -306,7 +308,7 @@ public sealed class ChaosTests(ITestOutputHelper output) : ClusterTestBase(outpu
             catch (OperationCanceledException) { return; }
             var wave = runner.Devices.Where(_ => random.Next(3) == 0).ToList();
             foreach (var d in wave) runner.Client(d.DeviceId).Drop("reconnect wave");
-            var e = $"{clock.Elapsed.TotalSeconds:0}s wave: {wave.Count} routers dropped";
+            var e = $"{clock.Elapsed.TotalSeconds:0}s ({DateTime.UtcNow:HH:mm:ss}) wave: {wave.Count} routers dropped";
             _events.Enqueue(e);
             Log(e);
         }
