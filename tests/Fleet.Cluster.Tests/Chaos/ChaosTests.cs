@@ -125,9 +125,11 @@ public sealed class ChaosTests(ITestOutputHelper output) : ClusterTestBase(outpu
             foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries)) Log(line);
             Measure($"chaos {_chaos.TotalSeconds:0} s: {report.Violations.Count} violations; " +
                     string.Join("; ", report.Figures.Where(f => f.Name is not "node events" and not "simulator").Select(f => $"{f.Name}: {f.Value}")));
-            File.WriteAllText(Path.Combine(Cluster.WorkDir, "chaos-report.txt"), text);
+            // The files hold every violation (the test output the first 10 of each kind).
+            var full = report.Render(int.MaxValue);
+            File.WriteAllText(Path.Combine(Cluster.WorkDir, "chaos-report.txt"), full);
             if (Environment.GetEnvironmentVariable("FLEET_CHAOS_REPORT") is { Length: > 0 } reportPath)
-                File.WriteAllText(reportPath, $"work dir {Cluster.WorkDir}\n{text}");
+                File.WriteAllText(reportPath, $"work dir {Cluster.WorkDir}\n{full}");
             Assert.True(report.Violations.Count == 0, $"the chaos run found {report.Violations.Count} violations:\n{report.Render(5)}");
         }
         finally
