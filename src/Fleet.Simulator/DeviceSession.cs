@@ -15,17 +15,21 @@ internal sealed class DeviceSession : IBeating, IFirmwareObserver
     private readonly HeartbeatWheel _wheel;
     private readonly double _firstHeartbeatFraction;
     private readonly FirmwareEra _era;
+    private readonly DeviceLog? _log;
+    private readonly string _deviceId;
     private readonly Queue<long> _pendingHeartbeats = new();
     private bool _up;
 
     public DeviceSession(SimulatedDevice device, SimulatorOptions options, SimulatorStats stats, HeartbeatWheel wheel, double firstHeartbeatFraction,
-        System.Net.IPAddress? source)
+        DeviceLog? log, System.Net.IPAddress? source)
     {
         _options = options;
         _stats = stats;
         _wheel = wheel;
         _firstHeartbeatFraction = firstHeartbeatFraction;
         _era = device.Era;
+        _log = log;
+        _deviceId = device.DeviceId;
         Client = new FirmwareClient(device, new FirmwareClientOptions
         {
             Url = options.Url,
@@ -61,6 +65,7 @@ internal sealed class DeviceSession : IBeating, IFirmwareObserver
     {
         _up = true;
         _stats.OnConnected(_era);
+        _log?.Up(_deviceId, _era, epoch);
         lock (_pendingHeartbeats) _pendingHeartbeats.Clear();
         var first = _options.SpreadHeartbeats ? TimeSpan.FromSeconds(_options.HeartbeatSeconds * _firstHeartbeatFraction) : TimeSpan.Zero;
         _wheel.Start(this, epoch, first);
@@ -75,9 +80,17 @@ internal sealed class DeviceSession : IBeating, IFirmwareObserver
 
     public void OnSendError(string reason) => _stats.OnSendError(reason);
 
-    public void OnLoss(FrameLoss loss) => _stats.OnLoss(_era, loss);
+    public void OnLoss(FrameLoss loss)
+    {
+        _stats.OnLoss(_era, loss);
+        _log?.Loss(_deviceId, _era, loss);
+    }
 
-    public void OnWedged(int bytes) => _stats.OnWedged(_era);
+    public void OnWedged(int bytes)
+    {
+        _stats.OnWedged(_era);
+        _log?.Wedged(_deviceId, _era, bytes);
+    }
 
     public void OnMisread(int opcode, int bytes) => _stats.OnMisread(_era);
 
@@ -96,6 +109,7 @@ internal sealed class DeviceSession : IBeating, IFirmwareObserver
             case InboundKind.Request:
                 var oneWay = _era != FirmwareEra.V9 && (RequestKinds.Find(inbound.Name)?.OneWay ?? false);
                 _stats.OnCommand(_era, inbound.Name, answered: answer is not null, oneWay: oneWay);
+                _log?.Request(_deviceId, _era, inbound, action, answer);
                 break;
             default:
                 _stats.OnComplaint(_era, inbound.Detail ?? inbound.Name);
@@ -111,6 +125,7 @@ internal sealed class DeviceSession : IBeating, IFirmwareObserver
         if (_up)
         {
             _up = false;
+            _log?.Down(_deviceId, _era, reason);
             _stats.OnDisconnected();
         }
         if (reconnectAfter is null && Client.OfflineForGood) _stats.OnOfflineForGood(_era);

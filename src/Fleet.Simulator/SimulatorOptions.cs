@@ -71,6 +71,11 @@ public sealed record SimulatorOptions
     public double StatsSeconds { get; init; } = 5;
     /// <summary>Where to write the final statistics as JSON (for bench scripts), if anywhere.</summary>
     public string? StatsJson { get; init; }
+    /// <summary>
+    /// Where to write the device-side log (<see cref="DeviceLog"/>), if anywhere: one JSON line per request a
+    /// router executed, per frame its reader lost, per connection up and down.
+    /// </summary>
+    public string? DeviceLog { get; init; }
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(15);
     /// <summary>Fixed delay before every reconnect; null keeps the firmware's (2 s after errors, 3 s after a close, 5 s after a reboot).</summary>
     public TimeSpan? ReconnectDelay { get; init; }
@@ -123,6 +128,7 @@ public sealed record SimulatorOptions
             SpreadHeartbeats = !r.GetValue(Cli.NoSpread),
             StatsSeconds = r.GetValue(Cli.StatsSeconds),
             StatsJson = r.GetValue(Cli.StatsJson),
+            DeviceLog = r.GetValue(Cli.DeviceLog),
             WarmupSeconds = r.GetValue(Cli.Warmup),
             Seed = r.GetValue(Cli.Seed),
         }, null);
@@ -160,13 +166,15 @@ internal static class Cli
     public static readonly Option<bool> NoSpread = Flag("--no-spread", "send every first heartbeat at once instead of spreading");
     public static readonly Option<double> StatsSeconds = Valued("--stats-seconds", "S", "progress line every S seconds, 0 for none", Num(-1), Defaults.StatsSeconds);
     public static readonly Option<string?> StatsJson = Valued<string?>("--stats-json", "PATH", "write the final statistics as JSON", (_, v) => v);
+    public static readonly Option<string?> DeviceLog = Valued<string?>("--device-log", "PATH",
+        "write the device-side log: a JSON line per request executed, frame lost, connection up/down", (_, v) => v);
     public static readonly Option<double> Warmup = Valued("--warmup", "S", "after the ramp, wait S seconds then start measuring", Num(-1), Defaults.WarmupSeconds);
     public static readonly Option<int> Seed = Valued("--seed", "N", "random seed", Int(0), Defaults.Seed);
 
     public static readonly RootCommand Command = new("Fleet.Simulator — N simulated WiFiDogX routers over real WebSockets.")
     {
         Url, Devices, Heartbeat, Ramp, Duration, Firmware, SeedEra, EchoReqId, DeviceWorkMs, Prefix, FirstIndex, Gateways, SourceAddresses, SourceBase,
-        NoReconnect, NoSpread, StatsSeconds, StatsJson, Warmup, Seed,
+        NoReconnect, NoSpread, StatsSeconds, StatsJson, DeviceLog, Warmup, Seed,
     };
 
     /// <summary>

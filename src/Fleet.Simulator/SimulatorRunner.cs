@@ -33,11 +33,14 @@ public sealed class SimulatorRunner : IDisposable
         SourceAddresses = ChooseSourceAddresses(options);
         _wheel = new HeartbeatWheel(TimeSpan.FromSeconds(options.HeartbeatSeconds));
         var random = new Random(options.Seed);
-        _sessions = _devices.Select((d, i) => new DeviceSession(d, options, Stats, _wheel, random.NextDouble(),
+        DeviceLog = options.DeviceLog is { } path ? new DeviceLog(path) : null;
+        _sessions = _devices.Select((d, i) => new DeviceSession(d, options, Stats, _wheel, random.NextDouble(), DeviceLog,
             SourceAddresses.Count == 0 ? null : SourceAddresses[i % SourceAddresses.Count])).ToArray();
     }
 
     public SimulatorStats Stats { get; } = new();
+    /// <summary>The device-side log (--device-log), null when not asked for; complete once <see cref="RunAsync"/> has returned.</summary>
+    public DeviceLog? DeviceLog { get; }
     /// <summary>Raised when the measured window starts (after ramp and warm-up).</summary>
     public event Action? MeasurementStarted;
     /// <summary>Raised when the run ends, before connections are closed.</summary>
@@ -72,6 +75,7 @@ public sealed class SimulatorRunner : IDisposable
         var sessions = new Task[_devices.Length];
         var progress = _options.StatsSeconds > 0 && _log is not null ? ProgressAsync(token) : Task.CompletedTask;
         var beating = Task.Run(() => _wheel.RunAsync(token), CancellationToken.None);
+        var stalls = DeviceLog is { } log ? Task.Run(() => WatchStallsAsync(log, token), CancellationToken.None) : Task.CompletedTask;
         var started = Stopwatch.GetTimestamp();
         var launched = 0;
         try
@@ -99,6 +103,28 @@ public sealed class SimulatorRunner : IDisposable
         await Task.WhenAll(sessions.Take(launched)).ConfigureAwait(false);
         await beating.ConfigureAwait(false);
         await progress.ConfigureAwait(false);
+        await stalls.ConfigureAwait(false);
+        DeviceLog?.Flush();
+    }
+
+    /// <summary>
+    /// Notes in the device log every time this process ran a 20 ms timer 100 ms or more late: its routers read
+    /// nothing meanwhile (a loss then is the simulator's stall, not the controller's pacing; the checker tells them apart).
+    /// </summary>
+    private static async Task WatchStallsAsync(DeviceLog log, CancellationToken ct)
+    {
+        var tick = TimeSpan.FromMilliseconds(20);
+        try
+        {
+            while (true)
+            {
+                var before = Stopwatch.GetTimestamp();
+                await Task.Delay(tick, ct).ConfigureAwait(false);
+                var late = Stopwatch.GetElapsedTime(before) - tick;
+                if (late >= TimeSpan.FromMilliseconds(100)) log.Stall((long)late.TotalMilliseconds);
+            }
+        }
+        catch (OperationCanceledException) { }
     }
 
     /// <summary>Waits until <paramref name="count"/> devices are connected at once, or throws at the deadline.</summary>
@@ -127,10 +153,8 @@ public sealed class SimulatorRunner : IDisposable
         catch (OperationCanceledException) { }
     }
 
-    /// <summary>Nothing left to free once <see cref="RunAsync"/> has returned (kept for the callers' <c>using</c>).</summary>
-    public void Dispose()
-    {
-    }
+    /// <summary>Closes the device-side log, if any (nothing else is left to free once <see cref="RunAsync"/> has returned).</summary>
+    public void Dispose() => DeviceLog?.Dispose();
 }
 
 /// <summary>This process's CPU use (all cores: 200% = both of two cores busy).</summary>

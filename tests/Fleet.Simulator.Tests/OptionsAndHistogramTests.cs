@@ -20,7 +20,7 @@ public sealed class OptionsAndHistogramTests
     {
         var (o, error) = SimulatorOptions.Parse(["--url", "ws://127.0.0.1:9/x", "--devices=250", "--heartbeat-seconds", "0.5",
             "--ramp", "100", "--duration", "3", "--seed-era", "--device-prefix", "r", "--gateways", "2", "--source-addresses", "4",
-            "--first-index", "1000", "--no-reconnect", "--stats-seconds", "0", "--stats-json", "/tmp/x.json", "--warmup", "1"]);
+            "--first-index", "1000", "--no-reconnect", "--stats-seconds", "0", "--stats-json", "/tmp/x.json", "--warmup", "1", "--device-log", "/tmp/d.jsonl"]);
         Assert.Null(error);
         Assert.Equal(250, o!.Devices);
         Assert.Equal(0.5, o.HeartbeatSeconds);
@@ -31,6 +31,7 @@ public sealed class OptionsAndHistogramTests
         Assert.Equal(4, o.SourceAddresses);
         Assert.False(o.Reconnect);
         Assert.Equal("/tmp/x.json", o.StatsJson);
+        Assert.Equal("/tmp/d.jsonl", o.DeviceLog);
         Assert.Equal(1, o.WarmupSeconds);
     }
 
@@ -82,7 +83,7 @@ public sealed class OptionsAndHistogramTests
         var names = SimulatorOptions.Command.Options.Select(o => o.Name).ToList();
         foreach (var name in new[] { "--url", "--devices", "--heartbeat-seconds", "--ramp", "--duration", "--firmware", "--seed-era", "--echo-req-id", "--device-work-ms",
                      "--device-prefix", "--first-index", "--gateways", "--source-addresses", "--source-base", "--no-reconnect",
-                     "--no-spread", "--stats-seconds", "--stats-json", "--warmup", "--seed" })
+                     "--no-spread", "--stats-seconds", "--stats-json", "--device-log", "--warmup", "--seed" })
             Assert.Contains(name, names);
     }
 

@@ -114,6 +114,55 @@ public sealed class SimulatorSmokeTests
         Assert.All(byFirmware.Values, c => Assert.Equal(c.Devices * Script("x").Length, c.CommandsReceived));
     }
 
+    [Fact]
+    public async Task The_device_log_has_a_line_per_request_each_router_executed_with_its_req_id_and_content_and_none_lost()
+    {
+        var scripted = new ConcurrentDictionary<string, byte>();
+        SimulatorRunner? runnerRef = null;
+        await using var controller = await Controller(scripted, () => runnerRef!);
+        var path = Path.Combine(Path.GetTempPath(), $"fleet-device-log-{Guid.NewGuid():N}.jsonl");
+        try
+        {
+            var options = SimulatorOptions.Parse(["--firmware", "mix", "--device-log", path]).Options! with
+            {
+                Url = controller.Url, Devices = 3, HeartbeatSeconds = 30, Ramp = 1000, DevicePrefix = "log", StatsSeconds = 0, Reconnect = false,
+            };
+            using (var runner = runnerRef = new SimulatorRunner(options))
+            {
+                using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+                var run = runner.RunAsync(cts.Token);
+                await Eventually.True(() => runner.Stats.CommandsReceived == 3 * Script("x").Length, "every device handled the script", TimeSpan.FromSeconds(30));
+                await cts.CancelAsync();
+                await run.WaitAsync(TimeSpan.FromSeconds(15), TestContext.Current.CancellationToken);
+            }
+            var lines = File.ReadAllLines(path).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement).ToList();
+            foreach (var device in runnerRef!.Devices)
+            {
+                // Stall lines (the simulator's own, "ev":"stall") name no device.
+                var mine = lines.Where(l => l.TryGetProperty("device", out var d) && d.GetString() == device.DeviceId).ToList();
+                Assert.All(mine, l => Assert.Equal(DeviceLog.EraName(device.Era), l.GetProperty("era").GetString()));
+                Assert.Equal(["up", .. Enumerable.Repeat("request", Script("x").Length), "down"], mine.Select(l => l.GetProperty("ev").GetString()));
+                var requests = mine.Where(l => l.GetProperty("ev").GetString() == "request").ToList();
+                Assert.Equal(Script(device.DeviceId).Select(r => r.Type), requests.Select(l => l.GetProperty("kind").GetString()));
+                // The content is the request without req_id and device_id, whichever dialect carried it.
+                Assert.Equal(Script(device.DeviceId).Select(r => DeviceLog.ContentKey(r)), requests.Select(l => l.GetProperty("content").GetString()));
+                Assert.Equal(DeviceLog.ContentKey("""{"type":"tmp_pass","client_mac":"aa:bb:cc:dd:ee:03","timeout":60}"""), requests[3].GetProperty("content").GetString());
+                // Seed and 2025 frames carry the req_id as the controller wrote it; 9.x ones the connection's integers.
+                Assert.Equal(Script(device.DeviceId).Select(r => device.Era == FirmwareEra.V9 ? "" : r.ReqId!.Value.Value),
+                    requests.Select(l => device.Era == FirmwareEra.V9 ? "" : l.GetProperty("req_id").ToString()));
+                if (device.Era == FirmwareEra.V9)
+                    Assert.All(requests, l => Assert.Equal(System.Text.Json.JsonValueKind.Number, l.GetProperty("req_id").ValueKind));
+                // What the router answered (seed/2025 answer neither auth nor tmp_pass).
+                Assert.Equal(ExpectedAnswers(device.Era).Length, requests.Count(l => l.GetProperty("answer").ValueKind == System.Text.Json.JsonValueKind.String));
+            }
+            Assert.DoesNotContain(lines, l => l.GetProperty("ev").GetString() is "loss" or "wedged");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     [Theory]
     [InlineData("2025")]
     [InlineData("9")]

@@ -6,6 +6,9 @@ namespace Fleet.Cluster.Tests.Support;
 
 public sealed class NodeExitedException(string message) : Exception(message);
 
+/// <summary>One exit of a node process: which incarnation, its exit code, and whether the test's own signal (Kill, Terminate) caused it.</summary>
+public sealed record NodeExit(string Node, int Incarnation, int ExitCode, bool Signalled, DateTime At, string LogFile);
+
 /// <summary>
 /// One Fleet.Server node as a child process (`dotnet Fleet.Server.dll --config cluster-config/three-node.json`
 /// plus per-node ports), its stdout/stderr in a log file. As deployed (docker-compose.yml, deploy/kubernetes), it
@@ -21,6 +24,9 @@ public sealed class NodeProcess : IAsyncDisposable
     private StreamWriter? _log;
     private Process? _process;
     private int _incarnation;
+    /// <summary>Set before the test signals the current process (per process: a late Exited event of the last one reads its own).</summary>
+    private System.Runtime.CompilerServices.StrongBox<bool> _signalled = new();
+    private readonly List<NodeExit> _exits = [];
 
     public string Name { get; }
     public int HttpPort { get; }
@@ -30,6 +36,9 @@ public sealed class NodeProcess : IAsyncDisposable
     public HttpClient Http { get; }
     public bool Running => _process is { HasExited: false };
     public int? ExitCode => _process is { HasExited: true } p ? p.ExitCode : null;
+
+    /// <summary>Every exit of this node so far, oldest first (a chaos run tells its own signals from a crash by them).</summary>
+    public IReadOnlyList<NodeExit> Exits { get { lock (_exits) return _exits.ToList(); } }
 
     /// <summary>Log files of every incarnation, oldest first.</summary>
     public List<string> LogFiles { get; } = [];
@@ -76,6 +85,14 @@ public sealed class NodeProcess : IAsyncDisposable
         psi.Environment["DOTNET_gcServer"] = "0";
         psi.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         var p = new Process { StartInfo = psi, EnableRaisingEvents = true };
+        var signalled = _signalled = new System.Runtime.CompilerServices.StrongBox<bool>();
+        var incarnation = _incarnation;
+        p.Exited += (_, _) =>
+        {
+            int code;
+            try { code = p.ExitCode; } catch (InvalidOperationException) { code = -1; }
+            lock (_exits) _exits.Add(new NodeExit(Name, incarnation, code, Volatile.Read(ref signalled.Value), DateTime.UtcNow, file));
+        };
         p.OutputDataReceived += (_, e) => Write(e.Data);
         p.ErrorDataReceived += (_, e) => Write(e.Data);
         p.Start();
@@ -131,6 +148,7 @@ public sealed class NodeProcess : IAsyncDisposable
     public async Task Kill()
     {
         if (_process is null || _process.HasExited) return;
+        Volatile.Write(ref _signalled.Value, true);
         _process.Kill();
         await _process.WaitForExitAsync();
     }
@@ -140,6 +158,7 @@ public sealed class NodeProcess : IAsyncDisposable
     {
         if (_process is null || _process.HasExited) return TimeSpan.Zero;
         var sw = Stopwatch.StartNew();
+        Volatile.Write(ref _signalled.Value, true);
         Signals.Send(_process.Id, Signals.SIGTERM);
         using var cts = new CancellationTokenSource(within);
         try

@@ -31,7 +31,9 @@ public static class Paths
     /// <summary>Logs and generated files of this run; kept after a failure to read.</summary>
     public static string NewWorkDir(string name)
     {
-        var dir = Path.Combine(Path.GetTempPath(), "fleet-cluster-tests", $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{name}-{Guid.NewGuid():N}"[..60]);
+        var unique = $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{name}-{Guid.NewGuid():N}";
+        // At most 60 characters (a short test name makes fewer: "ChaosTests" did, and the cut threw).
+        var dir = Path.Combine(Path.GetTempPath(), "fleet-cluster-tests", unique[..Math.Min(60, unique.Length)]);
         Directory.CreateDirectory(dir);
         return dir;
     }
