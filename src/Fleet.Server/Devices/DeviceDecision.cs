@@ -57,6 +57,12 @@ public readonly record struct DeviceLive
     /// </summary>
     public DateTimeOffset? ReattachBy { get; init; }
 
+    /// <summary>
+    /// Frames an ended or replaced connection held unconfirmed: their commands stay sent until it says whether it wrote
+    /// them, or until its time is up (then they are queued again). Null when none is owed.
+    /// </summary>
+    public OldWrites? OldWrites { get; init; }
+
     /// <summary>Admin requests waiting for a command to end (?wait=).</summary>
     public ImmutableDictionary<string, ImmutableList<IActorRef>> Waiters
     {
@@ -64,6 +70,9 @@ public readonly record struct DeviceLive
         init => _waiters = value;
     }
 }
+
+/// <summary>What an ended or replaced connection still owes word on: the commands whose frames it held, and until when.</summary>
+public sealed record OldWrites(IActorRef Connection, ImmutableHashSet<string> Ids, DateTimeOffset Until);
 
 /// <summary>What the entity does after its events are persisted, in order.</summary>
 public abstract record DeviceEffect;
@@ -80,6 +89,8 @@ public sealed record IdleTimer(bool On) : DeviceEffect;
 public sealed record Passivate : DeviceEffect;
 /// <summary>Stop now (the shard asked, see <see cref="StopDevice"/>).</summary>
 public sealed record Stop : DeviceEffect;
+/// <summary>Queue again at this time what an ended or replaced connection has not said it wrote (<see cref="DeviceLive.OldWrites"/>).</summary>
+public sealed record ScheduleOldWrites(DateTimeOffset Until) : DeviceEffect;
 /// <summary>Give up waiting for the recovered device's socket to report at this time (<see cref="DeviceLive.ReattachBy"/>).</summary>
 public sealed record ScheduleReattach(DateTimeOffset By) : DeviceEffect;
 public sealed record Note(string Text, bool Warning = false) : DeviceEffect;
@@ -96,6 +107,10 @@ public sealed class DeadlineReached : INotInfluenceReceiveTimeout
 }
 /// <summary>Recovery ended. ReattachBy: the device was online and its socket's node is live; wait for that socket until then.</summary>
 public sealed record Recovered(bool WasOnline, DateTimeOffset? ReattachBy = null);
+public sealed class OldWritesOverdue : INotInfluenceReceiveTimeout
+{
+    public static readonly OldWritesOverdue Instance = new();
+}
 public sealed class ReattachOverdue : INotInfluenceReceiveTimeout
 {
     public static readonly ReattachOverdue Instance = new();

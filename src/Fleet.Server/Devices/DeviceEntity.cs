@@ -25,6 +25,7 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
 
     private const string DeadlineTimer = "deadline";
     private const string ReattachTimer = "reattach";
+    private const string OldWritesTimer = "old-writes";
     /// <summary>Beyond the silence limit, for the socket's node to close a silent socket and tell us.</summary>
     private const int ReattachMarginSeconds = 15;
     /// <summary>For entities made without a node's metrics (specs): counts go nowhere anyone reads.</summary>
@@ -84,7 +85,7 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
     {
         switch (message)
         {
-            case IToDeviceEntity or Recovered or DeadlineReached or ReattachOverdue or StopDevice: Handle(message); break;
+            case IToDeviceEntity or Recovered or DeadlineReached or ReattachOverdue or OldWritesOverdue or StopDevice: Handle(message); break;
             case Terminated t: Handle(new ConnectionLost(t.ActorRef)); break;
             case ReceiveTimeout: Handle(IdleTimeout.Instance); break;
             case SaveSnapshotSuccess s: DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)); break;
@@ -159,6 +160,10 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
                     Timers.StartSingleTimer(ReattachTimer, ReattachOverdue.Instance,
                         TimeSpan.FromTicks(Math.Max(0, (by - _clock.GetUtcNow()).Ticks)) + TimeSpan.FromMilliseconds(5));
                     break;
+                case ScheduleOldWrites { Until: var until }:
+                    Timers.StartSingleTimer(OldWritesTimer, OldWritesOverdue.Instance,
+                        TimeSpan.FromTicks(Math.Max(0, (until - _clock.GetUtcNow()).Ticks)) + TimeSpan.FromMilliseconds(5));
+                    break;
                 // Our own stop message, not a PoisonPill: it waits behind pending writes (see DeviceDecider.OnStop).
                 case Passivate: Context.Parent.Tell(new Akka.Cluster.Sharding.Passivate(StopDevice.Instance)); break;
                 case Stop: Context.Stop(Self); break;
@@ -201,7 +206,16 @@ public static partial class DeviceDecider
         AnswerReceived a => OnAnswer(deviceId, state, live with { LastSeen = now }, a.Answer, now),
         ConnectionClosed c => OnConnectionGone(deviceId, state, live, c.Connection, now),
         ConnectionLost c => OnConnectionGone(deviceId, state, live, c.Connection, now),
-        // Write confirmations count only from the current connection (see FrameWritten).
+        // Write confirmations count from the current connection, and from an ended or replaced one for the frames it
+        // held (AwaitOldWrites); anything else is late news about a command that has moved on (see FrameWritten).
+        FrameWritten w when FromOld(live, w.Connection, w.CommandId) => Changed(deviceId, state, HeardFromOld(live, w.CommandId), null,
+            CommandLifecycle.OnWritten(state, w.CommandId, w.AnswerExpected, now), NoEffects, null, now),
+        FrameNotWritten w when FromOld(live, w.Connection, w.CommandId) => Changed(deviceId, state, HeardFromOld(live, w.CommandId), null,
+            state.FindCommand(w.CommandId) is { Status: CommandStatus.Sent } ? [new CommandRequeued(w.CommandId)] : [], NoEffects, null, now),
+        FrameExpired x when FromOld(live, x.Connection, x.CommandId) => Changed(deviceId, state, HeardFromOld(live, x.CommandId), null,
+            CommandLifecycle.OnExpired(state, x.CommandId, now), NoEffects, null, now),
+        FrameTooLarge t when FromOld(live, t.Connection, t.CommandId) => Changed(deviceId, state, HeardFromOld(live, t.CommandId), null,
+            CommandLifecycle.OnTooLarge(state, t.CommandId, t.Bytes, now), NoEffects, null, now),
         FrameWritten w when !FromCurrent(live, w.Connection) => Ignore(live),
         FrameNotWritten w when !FromCurrent(live, w.Connection) => Ignore(live),
         FrameExpired x when !FromCurrent(live, x.Connection) => Ignore(live),
@@ -222,8 +236,9 @@ public static partial class DeviceDecider
                 [new Note($"device {deviceId}: its socket on {state.Node} did not report within the silence limit after this entity moved; offline")], null, now)
             : Ignore(live),
         IdleTimeout => new Decision(null, [],
-            live is { Connection: null, ReattachBy: null } && live.Waiters.IsEmpty && live.HandOvers.IsEmpty ? [new Passivate()] : NoEffects, live),
+            live is { Connection: null, ReattachBy: null, OldWrites: null } && live.Waiters.IsEmpty && live.HandOvers.IsEmpty ? [new Passivate()] : NoEffects, live),
         StopDevice => OnStop(deviceId, state, live),
+        OldWritesOverdue => OnOldWritesOverdue(deviceId, state, live, now),
 
         GetDevice => Reply(live, state.Exists ? new DeviceFound(DeviceView.From(state, deviceId, live, now)) : new DeviceNotFound(deviceId)),
         SetDesiredAuthMode m => OnSetAuthMode(deviceId, state, live, m, now),
@@ -300,8 +315,7 @@ public static partial class DeviceDecider
                 ]);
                 (live, effects) = OnReplaced(deviceId, live, effects, now);
             }
-            (events, effects) = Requeue(deviceId, state, live, events, effects);
-            live = live with { Unconfirmed = [] };
+            (live, events, effects) = AwaitOldWrites(deviceId, state, live, events, effects, now);
         }
         live = Seen(live with
         {
@@ -393,23 +407,58 @@ public static partial class DeviceDecider
         if (live is { Connection: null, ReattachBy: not null } && state.Online)
             return Finish(deviceId, state, live with { ReattachBy = null }, null, [new DeviceDisconnected(now)], NoEffects, null, now);
         if (!connection.Equals(live.Connection)) return new Decision(null, [], NoEffects, live);
-        var (events, effects) = Requeue(deviceId, state, live, [], [new Unwatch(connection)]);
-        live = live with { Connection = null, Told = null, Unconfirmed = [], ConnectionFailing = false };
+        var (after, events, effects) = AwaitOldWrites(deviceId, state, live, [], [new Unwatch(connection)], now);
+        live = after with { Connection = null, Told = null, ConnectionFailing = false };
         return Finish(deviceId, state, live, null, events.Add(new DeviceDisconnected(now)), effects, null, now);
     }
 
+    /// <summary>How long an ended or replaced connection has to say whether it wrote the frames it held.</summary>
+    public static readonly TimeSpan OldWritesGrace = TimeSpan.FromSeconds(5);
+
     /// <summary>
-    /// Sent commands whose frame the outgoing connection never confirmed writing go back to the queue, for the
-    /// next connection (its node may have died: no FrameNotWritten will ever come).
+    /// The current connection ended or was replaced while frames it held were unconfirmed. It may have written them
+    /// (the router ran the command) and its word is on its way: the notice that it stopped can overtake it (a watch's
+    /// Terminated is a system message; its confirmations come through the shard region). Those commands stay sent and
+    /// wait for that word: written, they are done as any write; not written, they go to the next connection. Without a
+    /// word within <see cref="OldWritesGrace"/> (its node died with it), they are queued again: at least once, since a
+    /// frame may have left with the node.
     /// </summary>
-    private static (ImmutableList<IDeviceEvent>, ImmutableList<DeviceEffect>) Requeue(string deviceId, DeviceState state, DeviceLive live,
-        ImmutableList<IDeviceEvent> events, ImmutableList<DeviceEffect> effects)
+    private static (DeviceLive, ImmutableList<IDeviceEvent>, ImmutableList<DeviceEffect>) AwaitOldWrites(string deviceId, DeviceState state,
+        DeviceLive live, ImmutableList<IDeviceEvent> events, ImmutableList<DeviceEffect> effects, DateTimeOffset now)
     {
-        var requeued = live.Unconfirmed.Where(id => state.FindCommand(id) is { Status: CommandStatus.Sent })
+        // An older connection still owing its word is superseded: what it held goes back to the queue now.
+        if (live.OldWrites is { } older) (events, effects) = Requeue(deviceId, state, older.Ids, events, effects);
+        var ids = live.Unconfirmed.Where(id => state.FindCommand(id) is { Status: CommandStatus.Sent }).ToImmutableHashSet();
+        live = live with { Unconfirmed = [], OldWrites = null };
+        if (ids.IsEmpty || live.Connection is not { } old) return (live, events, effects);
+        var until = now + OldWritesGrace;
+        return (live with { OldWrites = new OldWrites(old, ids, until) }, events, effects.Add(new ScheduleOldWrites(until)));
+    }
+
+    private static (ImmutableList<IDeviceEvent>, ImmutableList<DeviceEffect>) Requeue(string deviceId, DeviceState state,
+        IEnumerable<string> ids, ImmutableList<IDeviceEvent> events, ImmutableList<DeviceEffect> effects)
+    {
+        var requeued = ids.Where(id => state.FindCommand(id) is { Status: CommandStatus.Sent })
             .Select(id => (IDeviceEvent)new CommandRequeued(id)).ToList();
         if (requeued.Count == 0) return (events, effects);
         return (events.AddRange(requeued), effects.Add(new Note(
-            $"device {deviceId}: {requeued.Count} command(s) never confirmed written by the old connection, queued again")));
+            $"device {deviceId}: {requeued.Count} command(s) never confirmed written by an old connection, queued again")));
+    }
+
+    /// <summary>A word from the ended or replaced connection on a frame it held: taken like the current connection's.</summary>
+    private static bool FromOld(DeviceLive live, IActorRef? connection, string commandId) =>
+        live.OldWrites is { } o && connection is not null && connection.Equals(o.Connection) && o.Ids.Contains(commandId);
+
+    private static DeviceLive HeardFromOld(DeviceLive live, string commandId) =>
+        live.OldWrites is { } o && o.Ids.Remove(commandId) is var rest
+            ? live with { OldWrites = rest.IsEmpty ? null : o with { Ids = rest } }
+            : live;
+
+    private static Decision OnOldWritesOverdue(string deviceId, DeviceState state, DeviceLive live, DateTimeOffset now)
+    {
+        if (live.OldWrites is not { } o || o.Until > now) return Ignore(live);
+        var (events, effects) = Requeue(deviceId, state, o.Ids, [], NoEffects);
+        return Changed(deviceId, state, live with { OldWrites = null }, null, events, effects, null, now);
     }
 
     // ------------------------------------------------------------------ admin side
@@ -522,7 +571,7 @@ public static partial class DeviceDecider
 
         // An entity holding a key hand-over stays in memory: the key is nowhere else.
         effects = effects.AddRange([new ScheduleDeadline(CommandLifecycle.NextDeadline(after)),
-            new IdleTimer(live is { Connection: null, ReattachBy: null } && live.HandOvers.IsEmpty)]);
+            new IdleTimer(live is { Connection: null, ReattachBy: null, OldWrites: null } && live.HandOvers.IsEmpty)]);
         return new Decision(reply, events, effects, live);
     }
 

@@ -215,20 +215,63 @@ public class DeviceDeciderTests
     }
 
     [Fact]
-    public void A_newer_connection_closes_the_older_one_and_gets_its_unconfirmed_commands()
+    public void A_newer_connection_closes_the_older_one_and_gets_its_unconfirmed_commands_once_the_old_one_had_its_say()
     {
         var (s, live) = Online();
         (s, var sent) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
         var (after, d) = Run(s, sent.Live, new DeviceConnect("r1", ConnectReport, Newer, "node-b"));
         Assert.Contains(new Unwatch(Conn), d.Effects);
         Assert.Contains("newer connection", Told<CloseConnection>(d, Conn).Reason);
+        // The old connection may have written c1 (its word can be overtaken): c1 stays sent, waiting for that word.
+        Assert.DoesNotContain(d.Events, e => e is CommandRequeued);
+        Assert.DoesNotContain(d.Effects.OfType<Tell>(), t => t.Message is DeliverRequest);
+        Assert.Equal(Conn, d.Live.OldWrites!.Connection);
+        Assert.Equal(["c1"], d.Live.OldWrites.Ids);
+        Assert.Equal(T0 + DeviceDecider.OldWritesGrace, d.Live.OldWrites.Until);
+        Assert.Contains(new ScheduleOldWrites(T0 + DeviceDecider.OldWritesGrace), d.Effects);
+        Assert.Contains(new IdleTimer(false), d.Effects);
+
+        // No word in time (its node died with it): queued again, and sent to the newer connection.
+        var (s2, overdue) = Run(after, d.Live, OldWritesOverdue.Instance, T0 + DeviceDecider.OldWritesGrace);
+        Assert.Contains(overdue.Events, e => e is CommandRequeued { CommandId: "c1" });
+        Assert.Equal("c1", Told<DeliverRequest>(overdue, Newer).CommandId);
+        Assert.Equal(CommandStatus.Sent, s2.FindCommand("c1")!.Status);
+        Assert.Equal(["c1"], overdue.Live.Unconfirmed);
+        Assert.Null(overdue.Live.OldWrites);
+    }
+
+    [Fact]
+    public void A_replaced_connection_that_wrote_the_frame_makes_it_done_and_it_is_not_sent_again()
+    {
+        var (s, live) = Online();
+        (s, var sent) = Run(s, live, new SubmitCommand("r1", "a1",
+            new AuthRequest { Token = "t", ClientIp = "1.2.3.4", ClientMac = "aa:bb:cc:dd:ee:ff", GwId = "gw-1" }, null, 60, 30));
+        var (s2, replaced) = Run(s, sent.Live, new DeviceConnect("r1", ConnectReport, Newer, "node-b"));
+        // Its word arrives after the newer connection's connect (or after the watch said it stopped).
+        var (s3, written) = Run(s2, replaced.Live, new FrameWritten("r1", "a1", AnswerExpected: false, Conn));
+        Assert.Equal(CommandStatus.Delivered, s3.FindCommand("a1")!.Status);
+        Assert.Null(written.Live.OldWrites);
+        Assert.DoesNotContain(written.Effects.OfType<Tell>(), t => t.Message is DeliverRequest);
+        Assert.Empty(Run(s3, written.Live, OldWritesOverdue.Instance, T0.AddSeconds(10)).Decision.Events);
+
+        // The same when the socket ended (no newer connection yet): nothing is queued again.
+        var (gone, g) = Run(s, sent.Live, new ConnectionClosed("r1", Conn));
+        Assert.False(gone.Online);
+        Assert.DoesNotContain(g.Events, e => e is CommandRequeued);
+        var (s4, _) = Run(gone, g.Live, new FrameWritten("r1", "a1", AnswerExpected: false, Conn));
+        Assert.Equal(CommandStatus.Delivered, s4.FindCommand("a1")!.Status);
+    }
+
+    [Fact]
+    public void A_replaced_connection_that_did_not_write_the_frame_hands_it_to_the_newer_one_at_once()
+    {
+        var (s, live) = Online();
+        (s, var sent) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        var (s2, replaced) = Run(s, sent.Live, new DeviceConnect("r1", ConnectReport, Newer, "node-b"));
+        var (_, d) = Run(s2, replaced.Live, new FrameNotWritten("r1", "c1", Conn));
         Assert.Contains(d.Events, e => e is CommandRequeued { CommandId: "c1" });
-        // The reply to the connect goes first, then the command the old connection never confirmed writing.
-        var toNewer = d.Effects.OfType<Tell>().Where(t => t.To.Equals(Newer)).Select(t => t.Message).ToList();
-        Assert.IsType<ReplyToReport>(toNewer[0]);
-        Assert.Equal("c1", Assert.IsType<DeliverRequest>(toNewer[1]).CommandId);
-        Assert.Equal(CommandStatus.Sent, after.FindCommand("c1")!.Status);
-        Assert.Equal(["c1"], d.Live.Unconfirmed);
+        Assert.Equal("c1", Told<DeliverRequest>(d, Newer).CommandId);
+        Assert.Null(d.Live.OldWrites);
     }
 
     [Fact]
@@ -346,8 +389,9 @@ public class DeviceDeciderTests
         var (s, live) = Online();
         (s, var sent) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
         var (after, replaced) = Run(s, sent.Live, new DeviceConnect("r1", ConnectReport, Newer, "node-b"));
-        Assert.Equal("c1", Told<DeliverRequest>(replaced, Newer).CommandId);
-        return (after, replaced.Live);
+        var (resent, overdue) = Run(after, replaced.Live, OldWritesOverdue.Instance, T0 + DeviceDecider.OldWritesGrace);
+        Assert.Equal("c1", Told<DeliverRequest>(overdue, Newer).CommandId);
+        return (resent, overdue.Live);
     }
 
     [Fact]

@@ -77,7 +77,8 @@ public class DeviceEntitySpecs : Akka.Hosting.TestKit.TestKit
 
         entity.Tell(new DeviceConnect("e2b", Connect("e2b"), newer.Ref, "n"));
         await newer.ExpectMsgAsync<ReplyToReport>(cancellationToken: ct);
-        Assert.Equal(id, (await newer.ExpectMsgAsync<DeliverRequest>(cancellationToken: ct)).CommandId);
+        // Once the old connection's time to say whether it wrote the frame is up.
+        Assert.Equal(id, (await newer.ExpectMsgAsync<DeliverRequest>(DeviceDecider.OldWritesGrace * 3, cancellationToken: ct)).CommandId);
         var view = Assert.IsType<CommandFound>(await entity.Ask<IAdminReply>(new GetCommand("e2b", id), ct)).View;
         Assert.Equal("sent", view.Status);
     }
