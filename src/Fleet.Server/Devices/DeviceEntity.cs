@@ -341,7 +341,8 @@ public static partial class DeviceDecider
         // Adopting the very socket the state records (online, on that node: the entity moved, the socket stayed) is
         // no new connection; its connected_at stands.
         var events = ReportEvents(state, h.Report, adopt && !(state.Online && state.Node == h.Node), now, h.Node, h.Protocol);
-        if (!events.IsEmpty) return Finish(deviceId, state, live, null, events, effects, new Answering(h.Connection, h.Report), now);
+        // Adopting also sends what waits for the device (commands queued while no socket was known) and reschedules.
+        if (!events.IsEmpty || adopt) return Finish(deviceId, state, live, null, events, effects, new Answering(h.Connection, h.Report), now);
         // Nothing changed. Adopting a connection always answers: it may hold no reply of ours yet.
         if (!h.ReplyWanted && !adopt) return new Decision(null, [], effects, live);
         var reply = ReplyFor(state);

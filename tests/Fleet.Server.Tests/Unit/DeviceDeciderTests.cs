@@ -445,6 +445,18 @@ public class DeviceDeciderTests
     }
 
     [Fact]
+    public void A_command_queued_while_the_entity_waited_for_its_socket_goes_out_when_the_socket_is_adopted()
+    {
+        var (s, _) = Online();
+        var (waiting, d) = Run(s, default, new Recovered(WasOnline: true, ReattachBy: T0.AddSeconds(195)));
+        var (queued, q) = Run(waiting, d.Live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        Assert.Equal(CommandStatus.Queued, queued.FindCommand("c1")!.Status);
+        var (after, hb) = Run(queued, q.Live, new DeviceHeartbeat("r1", Report(), Conn, "node-a", ReplyWanted: false), T0.AddSeconds(5));
+        Assert.Equal("c1", Told<DeliverRequest>(hb, Conn).CommandId);
+        Assert.Equal(CommandStatus.Sent, after.FindCommand("c1")!.Status);
+    }
+
+    [Fact]
     public void After_a_handoff_a_socket_that_ends_or_stays_silent_makes_the_device_offline()
     {
         var (s, _) = Online();
