@@ -13,7 +13,7 @@ using Xunit;
 
 namespace Fleet.Server.Tests.Unit;
 
-/// <summary>Every persisted event, the snapshot, and every cross-node message survive our serializer.</summary>
+/// <summary>What our serializer does beyond the formats StoredFormatTests pins: actor references, no CLR names, the alarm, manifests, masking.</summary>
 public class SerializerTests : Akka.Hosting.TestKit.TestKit
 {
     public SerializerTests() : base(nameof(SerializerTests)) { }
@@ -27,106 +27,13 @@ public class SerializerTests : Akka.Hosting.TestKit.TestKit
     {
         ReqId = ReqId.Of("c1"), ClientIp = "192.168.1.23", ClientMac = "aa:bb:cc:dd:ee:ff", DeviceId = "r1", GwId = "gw-1",
     };
-    private static readonly ReportReply Reply = new() { Gateway = [new GatewayAuthMode { GwId = "gw-1", AuthMode = 0 }] };
     private static readonly DeviceAnswer Answer = new()
     {
         Type = "firmware_info_response", ReqId = new ReqId("7", true), RequestType = "get_firmware_info",
         Firmware = new Dictionary<string, string> { ["DISTRIB_RELEASE"] = "24.10" }, Body = Json,
     };
 
-    private IEnumerable<object> Samples()
-    {
-        var gw = new GatewayState("gw-1", "apfree", "192.168.1.1", null, "br-lan", 1);
-        var client = new ClientState("aa:bb:cc:dd:ee:ff", "1.2.3.4", "phone", "gw-1", T, T.AddMinutes(5), T.AddMinutes(5));
-        var cmd = new CommandView("c1", "r1", "get_status", "queued", Json, Json, null, T, T, null, T.AddDays(1));
-        var gwView = new GatewayView("gw-1", "apfree", "192.168.1.1", null, "br-lan", 1, 0);
-        yield return new DeviceConnected(T, "node#1");
-        yield return new DeviceDisconnected(T);
-        yield return new DeviceInfoReported(new DeviceInfoState("r1", "8c:de:f9:5e:f7:06", "116.39", "39.90", "lobby"));
-        yield return new GatewaysReported([gw]);
-        yield return new DesiredAuthModeSet("gw-1", 0);
-        yield return new ClientAuthorized(client);
-        yield return new ClientRemoved("aa:bb:cc:dd:ee:ff", "kicked off");
-        yield return new ClientsCleared("reboot", true, T);
-        yield return new ProtocolReported("2025");
-        yield return new FirmwareReported(ImmutableSortedDictionary<string, string>.Empty.Add("DISTRIB_RELEASE", "24.10"));
-        yield return new CommandQueued("c1", Kickoff, T, T.AddDays(1), 30);
-        yield return new CommandSent("c1", T);
-        yield return new CommandRequeued("c1");
-        yield return new CommandCompleted("c1", CommandStatus.TimedOut, Json, "no answer", T);
-        yield return new AdmissionChanged("pending", "fleet key", T);
-        yield return DeviceState.Empty with
-        {
-            Exists = true, Online = true, Node = "n", Info = new DeviceInfoState("r1", null, null, null, null), Gateways = [gw],
-            DesiredAuthModes = ImmutableSortedDictionary<string, int>.Empty.Add("gw-1", 0),
-            Clients = ImmutableSortedDictionary<string, ClientState>.Empty.Add(client.ClientMac, client),
-            Commands = [new CommandRecord("c1", Kickoff, CommandStatus.Sent, T, T.AddDays(1), 30, T, Response: Json)],
-        };
-        var connect = new ConnectMessage { DeviceId = "r1", Mode = 0, Gateway = [new GatewayReport { GwId = "gw-1", AuthMode = 1 }] };
-        yield return new DeviceConnect("r1", connect, TestActor, "node#1", "9", new AdmissionGrant("fleet-key", AdmissionEffect.Enrol, "fleet key", "/ws/wifidogx"));
-        yield return new DeviceHeartbeat("r1", new HeartbeatMessage { DeviceId = "r1", SysInfo = new SystemFigures { SysLoad = 0.5 }, ReqId = new ReqId("0123456789abcdef", false) }, TestActor, "node#1");
-        yield return new AnswerReceived("r1", Answer, TestActor);
-        yield return new ConnectionClosed("r1", TestActor);
-        yield return new FrameWritten("r1", "c1", AnswerExpected: true, TestActor);
-        yield return new FrameNotWritten("r1", "c1", TestActor);
-        yield return new FrameTooLarge("r1", "c1", 1400, TestActor);
-        yield return new FrameExpired("r1", "c1", TestActor);
-        yield return new ReplyToReport("r1", Reply, "heartbeat", ReqId.Of("0123456789abcdef"));
-        yield return new AuthModesChanged("r1", Reply);
-        yield return new DeliverRequest("r1", Kickoff, T.AddSeconds(30));
-        yield return new CloseConnection("replaced");
-        yield return new GetDevice("r1");
-        yield return new SetDesiredAuthMode("r1", "gw-1", 0);
-        yield return new SubmitCommand("r1", "c1", Kickoff, null, 10, 20);
-        yield return new GetCommands("r1");
-        yield return new GetCommand("r1", "c1");
-        yield return new CancelCommand("r1", "c1");
-        yield return new AwaitCommand("r1", "c1");
-        var handOver = new HandOverKey("r1", "fdk_k", "a1", "test-admin", 3600, 30, "/ws/wifidogx");
-        yield return handOver;
-        yield return new ApproveDevice("r1", "test-admin", handOver);
-        yield return new RevokeDeviceKeys("r1");
-        yield return new DevicePending("r1");
-        yield return new KeyHandedOver("approved", "9", new HandOverView("a1", "sent"), null);
-        yield return new KeysRevoked(true);
-        yield return new DeviceNotFound("r1");
-        yield return new DeviceFound(new DeviceView("r1", true, T, T, "n", new DeviceInfoView("r1", null, null, null, "l"), [gwView],
-            [new ClientView("aa:bb:cc:dd:ee:ff", null, null, null, T, null)], new Dictionary<string, string> { ["A"] = "b" }, 1,
-            new SystemFigures { SysUptime = 5 }, "9"));
-        yield return new GatewayNotFound("r1", "gw-9");
-        yield return new GatewayUpdated(gwView);
-        yield return new CommandInvalid("bad");
-        yield return new CommandNotFound("c1");
-        yield return new CommandConflict("no", cmd);
-        yield return new CommandFound(cmd, Replayed: true);
-        yield return new CommandRefused(429, "Too many queued commands", "the device already has 100 unfinished commands");
-        yield return new CommandList([cmd]);
-        yield return GetProjectionStatus.Instance;
-        yield return new ProjectionStatus(42);
-    }
-
-    [Fact]
-    public void Every_manifest_has_a_sample_and_every_sample_round_trips()
-    {
-        var serialization = Sys.Serialization;
-        var samples = Samples().ToList();
-        Assert.Equal(FleetSerializer.Manifests.Values.OrderBy(t => t.Name), samples.Select(s => s.GetType()).OrderBy(t => t.Name));
-        foreach (var sample in samples)
-        {
-            var serializer = serialization.FindSerializerFor(sample);
-            Assert.IsType<FleetSerializer>(serializer);
-            var manifest = ((FleetSerializer)serializer).Manifest(sample);
-            var bytes = serializer.ToBinary(sample);
-            var back = ((FleetSerializer)serializer).FromBinary(bytes, manifest);
-            // Collections and JSON elements have no value equality: compare what the serializer writes.
-            Assert.Equal(sample.GetType(), back.GetType());
-            Assert.Equal(bytes, serializer.ToBinary(back));
-            if (sample is not (DeviceState or GatewaysReported or FirmwareReported or DeviceFound or CommandList or CommandFound
-                or CommandConflict or DeviceConnect or DeviceHeartbeat or CommandCompleted or AnswerReceived or ReplyToReport
-                or AuthModesChanged))
-                Assert.Equal(sample, back);
-        }
-    }
+    // Every type with a canonical instance, written exactly as its checked-in sample and read back: StoredFormatTests.
 
     [Fact]
     public void Actor_references_travel_as_paths_and_resolve_back()
