@@ -108,15 +108,16 @@ public sealed class ChaosTests(ITestOutputHelper output) : ClusterTestBase(outpu
 
             // The directory is fed from the journal (about 1 s behind): wait for it to agree, then judge what it shows.
             ChaosInput? input = null;
-            var directoryWait = Stopwatch.StartNew();
-            while (true)
+            try
             {
-                input = await Collect(runner, deviceLog);
-                var routerViolations = ChaosChecker.Check(input).Violations
-                    .Count(v => v.Kind is ViolationKind.DirectoryDrift or ViolationKind.RouterOffline or ViolationKind.EntityDisagreesWithRouter);
-                if (routerViolations == 0 || directoryWait.Elapsed > TimeSpan.FromSeconds(30)) break;
-                await Task.Delay(TimeSpan.FromSeconds(2), test); // a poll interval of a convergence wait with a deadline, not a synchronisation
+                await Eventually.True(async () =>
+                {
+                    input = await Collect(runner, deviceLog);
+                    return !ChaosChecker.Check(input).Violations.Any(v =>
+                        v.Kind is ViolationKind.DirectoryDrift or ViolationKind.RouterOffline or ViolationKind.EntityDisagreesWithRouter);
+                }, "the directory agrees with the entities and the routers", TimeSpan.FromSeconds(30), every: TimeSpan.FromSeconds(2));
             }
+            catch (TimeoutException) { } // what still disagrees is judged below, with the rest
 
             // ---------------------------------------------------------------- the check
             await stopRouters.CancelAsync();
@@ -333,38 +334,45 @@ public sealed class ChaosTests(ITestOutputHelper output) : ClusterTestBase(outpu
     private async Task<List<string>> RoutersNotOnline(SimulatorRunner runner, TimeSpan within)
     {
         var pending = runner.Devices.Select(d => d.DeviceId).ToList();
-        var sw = Stopwatch.StartNew();
-        while (true)
+        try
         {
-            var still = new List<string>();
-            foreach (var id in pending)
+            await Eventually.True(async () =>
             {
-                var e = await Entity(Cluster.Nodes[Random.Shared.Next(Cluster.Nodes.Count)], id);
-                if (e is null || !e.Online || !LivePrefixes.Any(p => e.Node?.StartsWith(p, StringComparison.Ordinal) == true)) still.Add(id);
-            }
-            pending = still;
-            if (pending.Count == 0 || sw.Elapsed > within) return pending;
-            await Task.Delay(TimeSpan.FromSeconds(1), TestContext.Current.CancellationToken); // poll interval of a deadline-bound wait
+                var still = new List<string>();
+                foreach (var id in pending)
+                {
+                    var e = await Entity(Cluster.Nodes[Random.Shared.Next(Cluster.Nodes.Count)], id);
+                    if (e is null || !e.Online || !LivePrefixes.Any(p => e.Node?.StartsWith(p, StringComparison.Ordinal) == true)) still.Add(id);
+                }
+                pending = still;
+                return pending.Count == 0;
+            }, "every router online on a live node", within, every: TimeSpan.FromSeconds(1));
         }
+        catch (TimeoutException) { } // the ones left are reported
+        return pending;
     }
 
     /// <summary>Waits for every accepted command to be final (as one node lists it); returns how many are not.</summary>
     private async Task<int> WaitCommandsFinal(TimeSpan within)
     {
-        var sw = Stopwatch.StartNew();
         var byDevice = _accepted.GroupBy(a => a.DeviceId).ToList();
-        while (true)
+        var notFinal = 0;
+        try
         {
-            var notFinal = 0;
-            foreach (var g in byDevice)
+            await Eventually.True(async () =>
             {
-                var listed = await ListCommands(Cluster.Nodes[Random.Shared.Next(Cluster.Nodes.Count)], g.Key);
-                var status = listed.ToDictionary(c => c.CommandId, c => c.Status);
-                notFinal += g.Count(a => !status.TryGetValue(a.CommandId, out var s) || !ChaosChecker.FinalStatuses.Contains(s));
-            }
-            if (notFinal == 0 || sw.Elapsed > within) return notFinal;
-            await Task.Delay(TimeSpan.FromSeconds(1), TestContext.Current.CancellationToken); // poll interval of a deadline-bound wait
+                notFinal = 0;
+                foreach (var g in byDevice)
+                {
+                    var listed = await ListCommands(Cluster.Nodes[Random.Shared.Next(Cluster.Nodes.Count)], g.Key);
+                    var status = listed.ToDictionary(c => c.CommandId, c => c.Status);
+                    notFinal += g.Count(a => !status.TryGetValue(a.CommandId, out var s) || !ChaosChecker.FinalStatuses.Contains(s));
+                }
+                return notFinal == 0;
+            }, "every accepted command final", within, every: TimeSpan.FromSeconds(1));
         }
+        catch (TimeoutException) { } // the count left is reported
+        return notFinal;
     }
 
     private async Task<ChaosInput> Collect(SimulatorRunner runner, string deviceLog)

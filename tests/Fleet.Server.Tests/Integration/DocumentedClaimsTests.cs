@@ -244,7 +244,7 @@ public sealed class DocumentedSettingsTests
         while (clock.Elapsed < TimeSpan.FromSeconds(3))
         {
             Assert.Contains("passivating", await Resident(node));
-            await Task.Delay(200, Ct);
+            await Task.Delay(200, Ct); // the sampling interval of a 3 s "stays resident" window: the behaviour under test
         }
         await router.DisposeAsync();
         await Eventually.True(async () => (bool?)(await node.GetJson("/api/v1/devices/passivating"))["online"] == false, "offline");
