@@ -42,4 +42,57 @@ public sealed class HandoffTests(ITestOutputHelper output) : ClusterTestBase(out
         await Scenario.DirectoryAgrees(others, Routers.Select(r => r.DeviceId).ToList(), online: true, TimeSpan.FromSeconds(30));
         NoSerializationWarnings();
     }
+
+    /// <summary>
+    /// A SIGTERMed node closes its device sockets before its shard region stops: a router answering the request it
+    /// was running gets its answer through, and what the node had queued but not written is handed back and sent once
+    /// from the router's next socket. Before, the sockets outlived the region by a second or two: their answers and
+    /// "written" words went to dead letters, and five seconds later the entity sent the request again — a router ran
+    /// it twice (the chaos run's ExecutedTwice).
+    /// </summary>
+    [Fact(Timeout = 240_000)]
+    public async Task A_stopping_node_lets_its_routers_answer_and_hands_back_what_it_did_not_write()
+    {
+        const int count = 6;
+        var nodes = Cluster.Nodes;
+        var leaver = nodes[1];
+        var others = nodes.Where(n => n != leaver).ToList();
+        Routers.AddRange(Enumerable.Range(0, count).Select(i => new ReconnectingRouter(
+            new Uri($"ws://127.0.0.1:{leaver.HttpPort}/ws/wifidogx"), Scenario.DeviceId(i))
+        {
+            ReconnectTo = new Uri($"ws://127.0.0.1:{others[i % others.Count].HttpPort}/ws/wifidogx"),
+            Hold = true,
+        }.Start()));
+        await Eventually.True(() => Routers.All(r => r.Replies > 0), "routers connected", TimeSpan.FromSeconds(60));
+
+        // Per router: one request written and held unanswered, one queued behind it (a router runs one at a time).
+        var accepted = new Dictionary<string, List<string>>();
+        foreach (var r in Routers)
+            accepted[r.DeviceId] =
+            [
+                await Scenario.Submit(others, r.DeviceId, """{"type":"get_firmware_info"}""", "?timeout=120", TimeSpan.FromSeconds(30)),
+                await Scenario.Submit(others, r.DeviceId, """{"type":"get_sys_info"}""", "?timeout=120", TimeSpan.FromSeconds(30)),
+            ];
+        await Eventually.True(() => Routers.All(r => r.Received.ContainsKey(accepted[r.DeviceId][0])),
+            "every router received its first request", TimeSpan.FromSeconds(30));
+
+        var stopping = leaver.Terminate(TimeSpan.FromSeconds(45));
+        // The node has begun its stop (a positive signal, not a guess at timing): then the routers answer.
+        await Eventually.True(async () =>
+        {
+            try { using var ready = await leaver.Http.GetAsync("/readyz"); return !ready.IsSuccessStatusCode; }
+            catch (HttpRequestException) { return true; } // already gone: the answers below then meet a closed socket
+        }, $"{leaver.Name} not ready", TimeSpan.FromSeconds(20), every: TimeSpan.FromMilliseconds(20));
+        // The routers take a moment to run the request they hold (well within the node's wait for answers): the
+        // behaviour under test, not a synchronisation. Before, the node's shard region was gone by now.
+        await Task.Delay(TimeSpan.FromSeconds(1.5), TestContext.Current.CancellationToken);
+        foreach (var r in Routers) r.Release();
+        Measure($"{leaver.Name} exited {(await stopping).TotalSeconds:0.0} s after SIGTERM with {count} routers answering");
+
+        await Scenario.AllCommandsSucceeded(others, Routers, accepted, TimeSpan.FromSeconds(60));
+        foreach (var r in Routers)
+        foreach (var id in accepted[r.DeviceId])
+            Assert.True(r.Received[id] == 1, $"{r.DeviceId} received {r.ReceivedTypes[id]} {id} {r.Received[id]} times");
+        Assert.All(Routers, r => Assert.Equal(2, r.Connections));
+    }
 }

@@ -240,6 +240,8 @@ public sealed class ReconnectingRouter : IAsyncDisposable
     public TimeSpan HeartbeatEvery { get; init; } = TimeSpan.FromSeconds(1);
     public TimeSpan ReconnectDelay { get; init; } = TimeSpan.FromSeconds(2);
     public string Gateways { get; init; } = PretendRouter.DefaultGateways;
+    /// <summary>Where it connects after its first socket ends (the first node is going away); null: the same address.</summary>
+    public Uri? ReconnectTo { get; init; }
 
     /// <summary>Every request frame received, by req_id, with how many times it came.</summary>
     public ConcurrentDictionary<string, int> Received { get; } = new();
@@ -282,7 +284,8 @@ public sealed class ReconnectingRouter : IAsyncDisposable
                 using (var connect = CancellationTokenSource.CreateLinkedTokenSource(stop))
                 {
                     connect.CancelAfter(TimeSpan.FromSeconds(5));
-                    router = await PretendRouter.OpenAsync(_uri, DeviceId, Gateways, connect.Token);
+                    router = await PretendRouter.OpenAsync(Volatile.Read(ref _connections) > 0 ? ReconnectTo ?? _uri : _uri,
+                        DeviceId, Gateways, connect.Token);
                 }
                 Interlocked.Increment(ref _connections);
                 _current = router;

@@ -39,6 +39,10 @@ public sealed class DeviceConnection : UntypedActor
     public sealed record ConnectOverdue(TimeSpan After);
     /// <summary>The device's frames went over its rate for longer than allowed.</summary>
     private sealed record FrameFlood(TimeSpan For);
+    /// <summary>The node is stopping (SIGTERM): write no more requests, let the one in flight be answered, then close.</summary>
+    private sealed record NodeStopping(TimeSpan AnswerWithin);
+    /// <summary>The request in flight was answered (or its wait ran out) after <see cref="NodeStopping"/>.</summary>
+    private sealed record StoppingDrained;
 
     /// <summary>A frame waiting to be written; CommandId set when the entity wants to hear it was written.</summary>
     /// <summary>
@@ -85,6 +89,8 @@ public sealed class DeviceConnection : UntypedActor
     private bool _drainRunning;
     private Task _draining = Task.CompletedTask;
     private bool _writeFailed;
+    // The node is stopping: requests are no longer written (the entity hears "not written" and sends them to the next socket).
+    private bool _stopping;
     private AwaitedAnswer? _awaiting;
     private long _quietUntil;
     private IActorRef _self = ActorRefs.Nobody;
@@ -169,6 +175,13 @@ public sealed class DeviceConnection : UntypedActor
                 _shared.Metrics.ClosedForFrameRate();
                 Log.Info("closing {0} ({1}): frames over {2}/s for {3:0} s", _deviceId ?? "unbound socket", _remote,
                     _shared.Watch.Rate.PerSecond, f.For.TotalSeconds);
+                Context.Stop(Self);
+                break;
+            case NodeStopping n:
+                BeginStopping(n.AnswerWithin);
+                break;
+            case StoppingDrained:
+                Log.Debug("closing {0} ({1}): the node is stopping", _deviceId ?? "unbound socket", _remote);
                 Context.Stop(Self);
                 break;
             case SocketEnded e:
@@ -542,7 +555,7 @@ public sealed class DeviceConnection : UntypedActor
     {
         lock (_writeLock)
         {
-            if (!_writeFailed)
+            if (!_writeFailed && !(_stopping && f.CommandId is not null))
             {
                 if (f.Routine && _routineReplyQueued)
                 {
@@ -634,13 +647,22 @@ public sealed class DeviceConnection : UntypedActor
                     Region.Tell(new FrameExpired(_deviceId!, f.CommandId!, _self));
                     continue;
                 }
-                // Awaited before it is written: on loopback the answer can beat the end of SendAsync.
-                if (f.AnswerExpected)
+                bool handBack;
+                lock (_writeLock)
                 {
-                    lock (_writeLock)
+                    // The node began stopping while this request waited its turn: the next socket gets it.
+                    handBack = f.CommandId is not null && _stopping;
+                    // Awaited before it is written: on loopback the answer can beat the end of SendAsync.
+                    if (!handBack && f.AnswerExpected)
                         _awaiting = new AwaitedAnswer(f.CommandId!, f.RequestType!, Math.Max(f.Deadline, Environment.TickCount64 + 1000));
-                    if (Volatile.Read(ref _answerCredit) < MaxAnswerCredit) Interlocked.Increment(ref _answerCredit); // its answer is not the device's to pay for
                 }
+                if (handBack)
+                {
+                    Region.Tell(new FrameNotWritten(_deviceId!, f.CommandId!, _self));
+                    continue;
+                }
+                if (f.AnswerExpected && Volatile.Read(ref _answerCredit) < MaxAnswerCredit)
+                    Interlocked.Increment(ref _answerCredit); // its answer is not the device's to pay for
                 await _socket.SendAsync(f.Frame, WebSocketMessageType.Text, true, _cts.Token);
                 _shared.Metrics.FrameOut();
                 if (!f.AnswerExpected)
@@ -667,6 +689,54 @@ public sealed class DeviceConnection : UntypedActor
                 return;
             }
         }
+    }
+
+    /// <summary>
+    /// The node is stopping: the requests still queued are handed back (not written), the one being written finishes,
+    /// the one written last gets up to <paramref name="answerWithin"/> for its answer, then the socket closes — while
+    /// the shard region still carries what this connection tells its entity (written, answered, closed). The device
+    /// reconnects to another node and gets what was handed back there.
+    /// </summary>
+    private void BeginStopping(TimeSpan answerWithin)
+    {
+        List<string> handedBack = [];
+        Task draining;
+        lock (_writeLock)
+        {
+            if (_stopping) return;
+            _stopping = true;
+            if (_pending is not null)
+            {
+                var kept = new Queue<Outgoing>(_pending.Count);
+                foreach (var f in _pending)
+                    if (f.CommandId is null) kept.Enqueue(f);
+                    else handedBack.Add(f.CommandId);
+                _pending = kept;
+            }
+            draining = _draining;
+        }
+        // First, so the entity sends nothing more here (not even after the answer this socket still waits for).
+        if (_deviceId is { } deviceId) Region.Tell(new ConnectionDraining(deviceId, _self), _self);
+        foreach (var id in handedBack) Region.Tell(new FrameNotWritten(_deviceId!, id, _self));
+        var self = _self;
+        Task.WhenAny(Drained(draining), Task.Delay(answerWithin))
+            .ContinueWith(_ => self.Tell(new StoppingDrained()), TaskScheduler.Default);
+    }
+
+    /// <summary>The frame being written is out, and the request written last (if any) answered.</summary>
+    private async Task Drained(Task draining)
+    {
+        await draining;
+        Task answered;
+        lock (_writeLock) answered = _awaiting?.Answered.Task ?? Task.CompletedTask;
+        await answered;
+    }
+
+    /// <summary>Called when the node begins to stop (<see cref="NodeStopping"/>); completes when the socket has closed.</summary>
+    internal Task TellNodeStopping(TimeSpan answerWithin)
+    {
+        _self.Tell(new NodeStopping(answerWithin));
+        return _done.Task;
     }
 
     /// <summary>Called by the silence watch.</summary>

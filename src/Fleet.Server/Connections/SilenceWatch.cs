@@ -53,6 +53,17 @@ public sealed class SilenceWatch(IOptions<FleetSettings> options, ILogger<Silenc
         _unbound.TryRemove(c, out _);
     }
 
+    /// <summary>
+    /// The node is stopping: every socket hands back its queued requests, lets the one in flight be answered (up to
+    /// <paramref name="answerWithin"/>) and closes. Completes when all have closed.
+    /// </summary>
+    public Task CloseAllForStop(TimeSpan answerWithin)
+    {
+        var closed = new List<Task>(_connections.Count);
+        foreach (var (c, _) in _connections) closed.Add(c.TellNodeStopping(answerWithin));
+        return Task.WhenAll(closed);
+    }
+
     /// <summary>Sockets still waiting for their first valid connect.</summary>
     public int Unbound => _unbound.Count;
 

@@ -63,6 +63,13 @@ public readonly record struct DeviceLive
     /// </summary>
     public OldWrites? OldWrites { get; init; }
 
+    /// <summary>
+    /// The shard asked this entity to stop (a handoff or passivation) while <see cref="OldWrites"/> was owed: it stops
+    /// once that word has come or its time is up — stopped before, the commands would stay sent in the journal with no
+    /// one left to queue them again.
+    /// </summary>
+    public bool StopWanted { get; init; }
+
     /// <summary>Admin requests waiting for a command to end (?wait=).</summary>
     public ImmutableDictionary<string, ImmutableList<IActorRef>> Waiters
     {

@@ -191,6 +191,15 @@ public static partial class DeviceDecider
     /// </summary>
     public static Decision Decide(string deviceId, DeviceState state, DeviceLive live, object input, DateTimeOffset now)
     {
+        var d = DecideWithDeadlines(deviceId, state, live, input, now);
+        // A stop put off until an old connection's word came (see OnStop): now that none is owed, it happens.
+        if (d.Live is not { StopWanted: true, OldWrites: null } || input is StopDevice) return d;
+        var stop = OnStop(deviceId, state.ApplyAll(d.Events), d.Live with { StopWanted = false });
+        return new Decision(d.Reply, d.Events, d.Effects.AddRange(stop.Effects), stop.Live);
+    }
+
+    private static Decision DecideWithDeadlines(string deviceId, DeviceState state, DeviceLive live, object input, DateTimeOffset now)
+    {
         if (input is not (GetDevice or GetCommands or GetCommand or AwaitCommand or SubmitCommand or CancelCommand or SetDesiredAuthMode)
             || CommandLifecycle.NextDeadline(state) is not { } due || due > now)
             return DecideOne(deviceId, state, live, input, now);
@@ -216,6 +225,7 @@ public static partial class DeviceDecider
             CommandLifecycle.OnExpired(state, x.CommandId, now), NoEffects, null, now),
         FrameTooLarge t when FromOld(live, t.Connection, t.CommandId) => Changed(deviceId, state, HeardFromOld(live, t.CommandId), null,
             CommandLifecycle.OnTooLarge(state, t.CommandId, t.Bytes, now), NoEffects, null, now),
+        ConnectionDraining d => FromCurrent(live, d.Connection) ? Ignore(live with { ConnectionFailing = true }) : Ignore(live),
         FrameWritten w when !FromCurrent(live, w.Connection) => Ignore(live),
         FrameNotWritten w when !FromCurrent(live, w.Connection) => Ignore(live),
         FrameExpired x when !FromCurrent(live, x.Connection) => Ignore(live),
@@ -392,6 +402,9 @@ public static partial class DeviceDecider
     /// </summary>
     private static Decision OnStop(string deviceId, DeviceState state, DeviceLive live)
     {
+        if (live.OldWrites is { } owed)
+            return new Decision(null, [], [new Note($"device {deviceId}: stopping once its old connection says whether it wrote {owed.Ids.Count} frame(s), " +
+                $"by {owed.Until:HH:mm:ss.fff}")], live with { StopWanted = true });
         var effects = NoEffects;
         foreach (var (id, list) in live.Waiters)
         {

@@ -39,6 +39,11 @@ public sealed record ConnectionClosed(string DeviceId, IActorRef Connection) : I
 public sealed record FrameWritten(string DeviceId, string CommandId, bool AnswerExpected, IActorRef? Connection) : IToDeviceEntity;
 /// <summary>A command's frame could not be written: its socket is failing (Connection says which).</summary>
 public sealed record FrameNotWritten(string DeviceId, string CommandId, IActorRef Connection) : IToDeviceEntity;
+/// <summary>
+/// The connection is closing (its node is stopping): it writes nothing more; what it had queued comes back as
+/// <see cref="FrameNotWritten"/>. Sent before the answer it still waits for, so the entity sends nothing more to it.
+/// </summary>
+public sealed record ConnectionDraining(string DeviceId, IActorRef Connection) : IToDeviceEntity;
 /// <summary>The connection held a command's frame until its deadline without the device being ready for it: not written.</summary>
 public sealed record FrameExpired(string DeviceId, string CommandId, IActorRef? Connection) : IToDeviceEntity;
 /// <summary>A command's frame would be more than the device's reader can take: it was not written.</summary>

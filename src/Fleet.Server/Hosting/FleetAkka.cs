@@ -1,3 +1,4 @@
+using Akka;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Cluster;
@@ -29,6 +30,7 @@ public static class FleetAkka
                 .WithFleetPersistence(settings, connectionString)
                 .WithDeviceSharding(settings, clock, sp.GetRequiredService<Security.AdmissionMetrics>())
                 .WithDirectoryProjection(sp.GetRequiredService<DirectoryStore>(), settings.Directory)
+                .AddStartup((system, _) => CloseDeviceSocketsOnStop(system, sp.GetService<Connections.SilenceWatch>()))
                 .AddStartup((system, _) =>
                 {
                     var config = system.Settings.Config;
@@ -42,6 +44,28 @@ public static class FleetAkka
                         $"acceptable-heartbeat-pause {cluster.GetTimeSpan("failure-detector.acceptable-heartbeat-pause").TotalSeconds} s, " +
                         $"sharding retry-interval {cluster.GetTimeSpan("sharding.retry-interval").TotalSeconds} s");
                 });
+        });
+    }
+
+    /// <summary>How long a stopping node's sockets wait for the answer to the request each wrote last.</summary>
+    public static readonly TimeSpan StopAnswerWithin = TimeSpan.FromSeconds(3);
+
+    /// <summary>
+    /// On a graceful stop (SIGTERM), the device sockets close first — before the shard region hands its shards off and
+    /// stops (a later phase). What a socket tells its entity on the way out (written, answered, closed, and the requests
+    /// it hands back unwritten) then still reaches it. Closed last, as before, those words went to dead letters, and a
+    /// request the router had run was sent to it again from its next socket.
+    /// </summary>
+    private static void CloseDeviceSocketsOnStop(ActorSystem system, Connections.SilenceWatch? sockets)
+    {
+        if (sockets is null) return;
+        CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseServiceRequestsDone, "close-device-sockets", async () =>
+        {
+            var closing = sockets.CloseAllForStop(StopAnswerWithin);
+            // Within the phase's own timeout (5 s): a socket that has not closed by then is closed by the actor system's end.
+            await Task.WhenAny(closing, Task.Delay(StopAnswerWithin + TimeSpan.FromSeconds(1)));
+            system.Log.Info("Node stopping: device sockets closed{0}", closing.IsCompleted ? "" : " (some still closing)");
+            return Done.Instance;
         });
     }
 

@@ -50,6 +50,7 @@ public sealed class FleetSerializer : SerializerWithStringManifest
         ["m.closed"] = typeof(ConnectionClosed),
         ["m.written2"] = typeof(FrameWritten),
         ["m.notwritten"] = typeof(FrameNotWritten),
+        ["m.draining"] = typeof(ConnectionDraining),
         ["m.toolarge"] = typeof(FrameTooLarge),
         ["m.expired"] = typeof(FrameExpired),
         ["m.reply"] = typeof(ReplyToReport),

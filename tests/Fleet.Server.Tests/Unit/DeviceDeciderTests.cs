@@ -486,6 +486,51 @@ public class DeviceDeciderTests
     }
 
     [Fact]
+    public void A_stop_while_an_ended_connection_owes_its_word_waits_for_it_then_queues_the_command_again_and_stops()
+    {
+        var (s, live) = Online();
+        (s, var sent) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        var (s1, closed) = Run(s, sent.Live, new ConnectionClosed("r1", Conn));
+        Assert.NotNull(closed.Live.OldWrites);
+
+        // The shard hands the entity off now: stopped at once, c1 would stay "sent" in the journal with no one to requeue it.
+        var (s2, stop) = Run(s1, closed.Live, StopDevice.Instance);
+        Assert.DoesNotContain(stop.Effects, e => e is Stop);
+        Assert.True(stop.Live.StopWanted);
+
+        var (s3, overdue) = Run(s2, stop.Live, OldWritesOverdue.Instance, T0 + DeviceDecider.OldWritesGrace);
+        Assert.Contains(overdue.Events, e => e is CommandRequeued { CommandId: "c1" });
+        Assert.Equal(CommandStatus.Queued, s3.FindCommand("c1")!.Status);
+        Assert.IsType<Stop>(overdue.Effects.Last());
+        Assert.False(overdue.Live.StopWanted);
+    }
+
+    [Fact]
+    public void A_stop_while_an_ended_connection_owes_its_word_stops_as_soon_as_the_word_comes()
+    {
+        var (s, live) = Online();
+        (s, var sent) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        var (s1, closed) = Run(s, sent.Live, new ConnectionClosed("r1", Conn));
+        var (s2, stop) = Run(s1, closed.Live, StopDevice.Instance);
+        var (s3, written) = Run(s2, stop.Live, new FrameWritten("r1", "c1", AnswerExpected: false, Conn));
+        Assert.Equal(CommandStatus.Delivered, s3.FindCommand("c1")!.Status);
+        Assert.DoesNotContain(written.Events, e => e is CommandRequeued);
+        Assert.IsType<Stop>(written.Effects.Last());
+    }
+
+    [Fact]
+    public void A_draining_connection_is_sent_nothing_more()
+    {
+        var (s, live) = Online();
+        var (s1, draining) = Run(s, live, new ConnectionDraining("r1", Conn));
+        Assert.True(draining.Live.ConnectionFailing);
+        var (_, d) = Run(s1, draining.Live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
+        Assert.DoesNotContain(d.Effects.OfType<Tell>(), t => t.Message is DeliverRequest);
+        // A draining connection that is no longer the device's changes nothing.
+        Assert.False(Run(s, live, new ConnectionDraining("r1", Newer)).Decision.Live.ConnectionFailing);
+    }
+
+    [Fact]
     public void Only_a_queued_command_can_be_cancelled()
     {
         var (s, _) = Online();

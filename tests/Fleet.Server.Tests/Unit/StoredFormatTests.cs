@@ -112,6 +112,7 @@ public class StoredFormatTests : Akka.Hosting.TestKit.TestKit
         yield return new ConnectionClosed("r1", connection);
         yield return new FrameWritten("r1", "c1", AnswerExpected: true, connection);
         yield return new FrameNotWritten("r1", "c1", connection);
+        yield return new ConnectionDraining("r1", connection);
         yield return new FrameTooLarge("r1", "c1", 1400, connection);
         yield return new FrameExpired("r1", "c1", connection);
         yield return new ReplyToReport("r1", Reply, "heartbeat", new ReqId("42", true), Routine: true);
