@@ -76,6 +76,24 @@ public sealed class HandoffTests(ITestOutputHelper output) : ClusterTestBase(out
         await Eventually.True(() => Routers.All(r => r.Received.ContainsKey(accepted[r.DeviceId][0])),
             "every router received its first request", TimeSpan.FromSeconds(30));
 
+        // Operators wait (?wait=30) through the stopping node for commands to offline devices (their entities on any
+        // node: several, so that some are not on the stopping one).
+        var parked = Enumerable.Range(0, 4).Select(i => $"parked-{i}").ToList();
+        foreach (var id in parked)
+            await (await PretendRouter.ConnectAsync(new Uri($"ws://127.0.0.1:{others[0].HttpPort}/ws/wifidogx"), id)).DisposeAsync();
+        foreach (var id in parked)
+            await Eventually.True(async () => (bool?)(await others[0].GetJson($"/api/v1/devices/{id}"))["online"] == false,
+                $"{id} known and offline", TimeSpan.FromSeconds(30));
+        var waiters = parked.Select(id => (Device: id, Call: Task.Run(async () =>
+        {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            var (status, body) = await leaver.Send(HttpMethod.Post, $"/api/v1/devices/{id}/commands?wait=30", """{"type":"get_sys_info"}""");
+            return (Status: status, Body: body, Took: sw.Elapsed);
+        }))).ToList();
+        foreach (var id in parked)
+            await Eventually.True(async () => (await Scenario.Commands(others[0], id)).Count == 1,
+                $"the waiting call's command for {id} accepted", TimeSpan.FromSeconds(30));
+
         var stopping = leaver.Terminate(TimeSpan.FromSeconds(45));
         // The node has begun its stop (a positive signal, not a guess at timing): then the routers answer.
         await Eventually.True(async () =>
@@ -88,6 +106,15 @@ public sealed class HandoffTests(ITestOutputHelper output) : ClusterTestBase(out
         await Task.Delay(TimeSpan.FromSeconds(1.5), TestContext.Current.CancellationToken);
         foreach (var r in Routers) r.Release();
         Measure($"{leaver.Name} exited {(await stopping).TotalSeconds:0.0} s after SIGTERM with {count} routers answering");
+        foreach (var (id, call) in waiters)
+        {
+            // Ended by the stop, not by its wait: accepted (202, where to look). Before, a call whose device's entity was
+            // on another node waited out its 30 s on a region that was gone (and held the node's exit as long).
+            var (status, body, took) = await call;
+            Assert.True(status == 202, $"{id}: the waiting call → {status} {body?.ToJsonString()}");
+            Assert.True(took < TimeSpan.FromSeconds(25), $"{id}: the waiting call took {took.TotalSeconds:0.0} s");
+            Assert.Equal("queued", (string?)body!["status"]);
+        }
 
         await Scenario.AllCommandsSucceeded(others, Routers, accepted, TimeSpan.FromSeconds(60));
         foreach (var r in Routers)

@@ -13,6 +13,9 @@ public static class EntityAsk
     /// <summary>The entity did not answer in time (never sent anywhere; only the HTTP layer makes it).</summary>
     public sealed record NoAnswer(string DeviceId) : IAdminReply;
 
+    /// <summary>The wait ended before an answer: this node is stopping (see NodeStopping), or the caller went away.</summary>
+    public sealed record Interrupted(string DeviceId) : IAdminReply;
+
     public static async Task<IAdminReply> Ask(this IRequiredActor<DeviceEntity> region, IToDeviceEntity message, CancellationToken ct,
         TimeSpan? timeout = null)
     {
@@ -23,6 +26,10 @@ public static class EntityAsk
         catch (AskTimeoutException)
         {
             return new NoAnswer(message.DeviceId);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            return new Interrupted(message.DeviceId);
         }
     }
 
@@ -36,6 +43,7 @@ public static class EntityAsk
     public static ProblemHttpResult Unexpected(IAdminReply reply) => reply switch
     {
         NoAnswer n => Problems.Timeout($"device '{n.DeviceId}' did not answer within {Timeout.TotalSeconds:0} s"),
+        Interrupted i => Problems.Unavailable($"this node is shutting down; ask again (another node answers for device '{i.DeviceId}')"),
         DevicePending p => Problems.Conflict(
             $"device '{p.DeviceId}' is pending approval (it enrolled with a fleet key): an admin approves it with POST /api/v1/devices/{p.DeviceId}/approve; until then it takes reads only"),
         _ => Problems.Result(500, "Unexpected reply", $"the device entity answered {reply.GetType().Name}"),

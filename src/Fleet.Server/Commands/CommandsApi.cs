@@ -123,6 +123,9 @@ public static class CommandsApi
         // The entity answers 404 before 400: a command for a device never seen is "not found", whatever it says.
         var reply = await region.Ask(new SubmitCommand(deviceId, commandId!, body.Request, problem ?? body.Problem, ttl, timeout), ct);
         if (reply is DeviceNotFound) return EntityAsk.NeverSeen(deviceId);
+        if (reply is EntityAsk.Interrupted)
+            return Problems.Unavailable($"this node is shutting down; the command may have been accepted: retry with the same " +
+                                        $"Idempotency-Key (another node answers), which returns it if it was");
         if (reply is EntityAsk.NoAnswer)
             return Problems.Timeout($"device '{deviceId}' did not answer within {EntityAsk.Timeout.TotalSeconds:0} s; the command " +
                                     $"may still have been accepted (a busy journal can take longer): look for {commandId} in GET " +
@@ -143,6 +146,11 @@ public static class CommandsApi
         }
         catch (AskTimeoutException)
         {
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // This node is stopping: the command is accepted; where it stands, another node answers.
+            return TypedResults.Accepted(location, accepted.View);
         }
         var now = await region.Ask(new GetCommand(deviceId, commandId!), ct);
         return now is CommandFound c

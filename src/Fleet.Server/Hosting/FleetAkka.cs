@@ -31,6 +31,7 @@ public static class FleetAkka
                 .WithDeviceSharding(settings, clock, sp.GetRequiredService<Security.AdmissionMetrics>())
                 .WithDirectoryProjection(sp.GetRequiredService<DirectoryStore>(), settings.Directory)
                 .AddStartup((system, _) => CloseDeviceSocketsOnStop(system, sp.GetService<Connections.SilenceWatch>()))
+                .AddStartup((system, _) => EndAdminWaitsOnStop(system, sp.GetService<NodeStopping>()))
                 .AddStartup((system, _) =>
                 {
                     var config = system.Settings.Config;
@@ -66,6 +67,17 @@ public static class FleetAkka
             await Task.WhenAny(closing, Task.Delay(StopAnswerWithin + TimeSpan.FromSeconds(1)));
             system.Log.Info("Node stopping: device sockets closed{0}", closing.IsCompleted ? "" : " (some still closing)");
             return Done.Instance;
+        });
+    }
+
+    /// <summary>Just before the actor system ends, admin requests still waiting on it end (see <see cref="NodeStopping"/>).</summary>
+    private static void EndAdminWaitsOnStop(ActorSystem system, NodeStopping? stopping)
+    {
+        if (stopping is null) return;
+        CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeActorSystemTerminate, "end-admin-waits", () =>
+        {
+            stopping.Begin();
+            return Task.FromResult(Done.Instance);
         });
     }
 

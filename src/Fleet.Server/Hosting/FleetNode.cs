@@ -84,6 +84,7 @@ public static class FleetNode
             sp.GetRequiredService<IOptions<Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportOptions>>(),
             sp.GetRequiredService<ILoggerFactory>(), budget, isAdmin));
         builder.Services.AddSingleton<NodeIdentity>();
+        builder.Services.AddSingleton<NodeStopping>();
         builder.Services.AddDeviceSockets();
         // No Kestrel MaxConcurrentConnections: it does not count upgraded connections (every device's WebSocket),
         // and the listeners above already stop accepting at the budget.
@@ -154,6 +155,7 @@ public static class FleetNode
         app.UseWebSockets();
         app.UseAuthentication();
         app.UseAuthorization();
+        app.UseNodeStopping();
         app.MapOpenApi("/openapi/{documentName}.json").AllowAnonymous();
         app.MapDeviceSockets();
         app.MapDevicesApi();

@@ -256,7 +256,9 @@ public sealed class ChaosTests(ITestOutputHelper output) : ClusterTestBase(outpu
                 }
                 if (status < 500)
                 {
-                    var detail = (string?)(JsonNode.Parse(text) as JsonObject)?["detail"] ?? text;
+                    var detail = text;
+                    try { detail = (string?)(JsonNode.Parse(text) as JsonObject)?["detail"] ?? text; }
+                    catch (System.Text.Json.JsonException) { } // not problem+json: the text as it came
                     _refused.AddOrUpdate($"{kind} {status}", 1, (_, v) => v + 1);
                     Log($"refused: {kind} for {deviceId} → {status} {detail}");
                     return;
