@@ -40,16 +40,7 @@ public sealed class ChaosTests(ITestOutputHelper output) : ClusterTestBase(outpu
     private readonly ConcurrentDictionary<string, ConcurrentQueue<(string Ip, string Mac)>> _clients = new();
     private int _submitted, _abandoned;
 
-    /// <summary>
-    /// Quarantined from the test command while the defect it finds is open: the 10-minute run still sees two live
-    /// incarnations of a device entity after SIGTERM restarts (journal replays "There was already a newer writer",
-    /// accepted commands lost, requests executed twice; docs/CLUSTER.md "Chaos run"). It runs when FLEET_CHAOS_SECONDS
-    /// is set (bench/scripts/chaos.sh sets it).
-    /// </summary>
-    public static bool Requested => Environment.GetEnvironmentVariable("FLEET_CHAOS_SECONDS") is { Length: > 0 };
-
-    [Fact(Skip = "quarantined until the two-writers defect is fixed; set FLEET_CHAOS_SECONDS (bench/scripts/chaos.sh) to run it",
-        SkipUnless = nameof(Requested))]
+    [Fact]
     public async Task Every_command_ends_once_and_no_router_executes_one_twice_through_kills_restarts_and_reconnect_waves()
     {
         var test = TestContext.Current.CancellationToken;
