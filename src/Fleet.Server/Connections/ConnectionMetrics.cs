@@ -12,7 +12,7 @@ public sealed class ConnectionMetrics : IDisposable
     public const string MeterName = "Fleet.Server";
     private readonly Meter _meter = new(MeterName);
     private readonly ConcurrentDictionary<string, long> _refused = new();
-    private long _active, _accepted, _rejectedAtCap, _framesIn, _framesOut, _heartbeats, _framesHeld, _framesTooLarge, _complaints, _silent, _expired, _superseded, _noConnect, _frameRate;
+    private long _active, _accepted, _rejectedAtCap, _framesIn, _framesOut, _heartbeats, _framesHeld, _framesTooLarge, _complaints, _silent, _expired, _superseded, _echoed, _noConnect, _frameRate;
 
     public ConnectionMetrics()
     {
@@ -30,6 +30,7 @@ public sealed class ConnectionMetrics : IDisposable
         _meter.CreateObservableCounter("fleet.connections.closed_for_frame_rate", () => Interlocked.Read(ref _frameRate));
         _meter.CreateObservableCounter("fleet.frames.expired", () => Interlocked.Read(ref _expired));
         _meter.CreateObservableCounter("fleet.replies.skipped", () => Interlocked.Read(ref _superseded));
+        _meter.CreateObservableCounter("fleet.replies.echoed", () => Interlocked.Read(ref _echoed));
         _meter.CreateObservableCounter("fleet.frames.refused",
             () => _refused.Select(kv => new Measurement<long>(kv.Value, new KeyValuePair<string, object?>("reason", kv.Key))));
     }
@@ -52,6 +53,8 @@ public sealed class ConnectionMetrics : IDisposable
     public void FrameExpired() => Interlocked.Increment(ref _expired);
     /// <summary>A reply to an unchanged heartbeat was not queued: the same reply was still waiting for the device's reader.</summary>
     public void ReplySuperseded() => Interlocked.Increment(ref _superseded);
+    /// <summary>A report answered with the device's own modes because its entity had not replied yet (it was recovering).</summary>
+    public void ReplyEchoed() => Interlocked.Increment(ref _echoed);
     public void ClosedForSilence() => Interlocked.Increment(ref _silent);
     /// <summary>A socket sent no valid connect within Fleet:WebSocket:ConnectWithinSeconds of its upgrade.</summary>
     public void ClosedWithoutConnect() => Interlocked.Increment(ref _noConnect);
@@ -75,6 +78,7 @@ public sealed class ConnectionMetrics : IDisposable
         ClosedForFrameRate = Interlocked.Read(ref _frameRate),
         FramesExpired = Interlocked.Read(ref _expired),
         RepliesSkipped = Interlocked.Read(ref _superseded),
+        RepliesEchoed = Interlocked.Read(ref _echoed),
         Refused = _refused.ToDictionary(kv => kv.Key, kv => kv.Value),
     };
 

@@ -39,6 +39,8 @@ public sealed class DeviceConnection : UntypedActor
     public sealed record ConnectOverdue(TimeSpan After);
     /// <summary>The device's frames went over its rate for longer than allowed.</summary>
     private sealed record FrameFlood(TimeSpan For);
+    /// <summary>A report's entity reply did not come within <see cref="EchoAfter"/>: answer it with its own modes.</summary>
+    private sealed record EchoDue(DeviceReport Report);
     /// <summary>The node is stopping (SIGTERM): write no more requests, let the one in flight be answered, then close.</summary>
     private sealed record NodeStopping(TimeSpan AnswerWithin);
     /// <summary>The request in flight was answered (or its wait ran out) after <see cref="NodeStopping"/>.</summary>
@@ -105,6 +107,8 @@ public sealed class DeviceConnection : UntypedActor
     private IReadOnlyList<GatewayReport>? _lastGateways;
     // The entity's latest reply to reports; set by the actor, read by the read loop.
     private volatile CachedReply? _reply;
+    // The echo written for a report before the entity ever replied on this socket (see Echo); read by the actor.
+    private volatile ReportReply? _echo;
     private Task _reading = Task.CompletedTask;
     // What the device may send (read loop only), and the frames it has earned by being sent requests it answers.
     private FrameBudget _budget;
@@ -137,8 +141,12 @@ public sealed class DeviceConnection : UntypedActor
         switch (message)
         {
             case ReplyToReport r when _dialect is { } dialect:
+                var echoed = _echo;
+                _echo = null;
                 _reply = new CachedReply(r.Reply);
-                WriteChecked(dialect.EncodeReply(r.ReportType, r.ReportReqId, r.Reply), "report reply", r.Routine);
+                // The device already has this answer (the echo of its own modes, sent while its entity recovered).
+                if (echoed is null || !SameModes(echoed, r.Reply))
+                    WriteChecked(dialect.EncodeReply(r.ReportType, r.ReportReqId, r.Reply), "report reply", r.Routine);
                 PushModesIfIgnored(dialect, r.ReportType, _lastGateways, r.Reply);
                 break;
             case AuthModesChanged m when _dialect is { } dialect:
@@ -176,6 +184,9 @@ public sealed class DeviceConnection : UntypedActor
                 Log.Info("closing {0} ({1}): frames over {2}/s for {3:0} s", _deviceId ?? "unbound socket", _remote,
                     _shared.Watch.Rate.PerSecond, f.For.TotalSeconds);
                 Context.Stop(Self);
+                break;
+            case EchoDue e when _dialect is { } dialect:
+                Echo(dialect, e.Report);
                 break;
             case NodeStopping n:
                 BeginStopping(n.AnswerWithin);
@@ -291,6 +302,7 @@ public sealed class DeviceConnection : UntypedActor
                 }
                 Remember(c);
                 Region.Tell(new DeviceConnect(_deviceId, c, self, _shared.Node, ProtocolOf(dialect, c), _grant), self);
+                EchoIfUnanswered(dialect, c);
                 return;
             case HeartbeatMessage h:
                 if (_deviceId is null) { Refused("before_connect", "heartbeat before connect"); return; }
@@ -312,6 +324,7 @@ public sealed class DeviceConnection : UntypedActor
                 // every heartbeat out of gen 0, and gen 2 collections are what stall all sockets at once.
                 if (!same) Remember(h);
                 Region.Tell(new DeviceHeartbeat(_deviceId, h, self, _shared.Node, ReplyWanted: cached is null, protocol), self);
+                if (cached is null) EchoIfUnanswered(dialect, h);
                 return;
         }
         if (frame.Answer is { } answer)
@@ -337,6 +350,46 @@ public sealed class DeviceConnection : UntypedActor
         Region.Tell(new DeviceConnect(_deviceId, c, self, _shared.Node, ProtocolOf(dialect, c), grant), self);
         // Same sender, so the entity gets it after the connect that makes the device known.
         if (verdict.HandOver is { } handOver) Region.Tell(handOver, self);
+        EchoIfUnanswered(dialect, c);
+        return true;
+    }
+
+    /// <summary>
+    /// A report on a socket whose entity has not replied yet and does not within <see cref="EchoAfter"/> (it is
+    /// recovering: a restarted node under thousands of reconnecting routers recovers them one after another) is
+    /// answered with the device's own auth modes — "no change", what the entity answers unless an operator set other
+    /// modes. The entity's reply follows when it comes, and is written only if it differs. The router is served in
+    /// half a second instead of waiting for its entity's turn; a live entity answers first and no echo is sent.
+    /// </summary>
+    private void EchoIfUnanswered(IDeviceDialect dialect, DeviceReport report)
+    {
+        if (_reply is not null) return;
+        var self = _self;
+        _ = Task.Delay(EchoAfter).ContinueWith(_ => self.Tell(new EchoDue(report)), TaskScheduler.Default);
+    }
+
+    /// <summary>How long a report waits for its entity's reply before the connection answers it with an echo.</summary>
+    public static readonly TimeSpan EchoAfter = TimeSpan.FromMilliseconds(500);
+
+    private void Echo(IDeviceDialect dialect, DeviceReport report)
+    {
+        if (_reply is not null) return; // the entity answered in time
+        var modes = new List<GatewayAuthMode>(report.Gateway?.Count ?? 0);
+        if (report.Gateway is { } gateways)
+            foreach (var g in gateways)
+                if (g.AuthMode is { } m) modes.Add(new GatewayAuthMode { GwId = g.GwId, AuthMode = m });
+        var echo = new ReportReply { Gateway = modes };
+        _echo = echo;
+        _shared.Metrics.ReplyEchoed();
+        WriteChecked(dialect.EncodeReply(report.Type, report.ReqId, echo), "report reply (echo)", routine: true);
+    }
+
+    private static bool SameModes(ReportReply a, ReportReply b)
+    {
+        var n = a.Gateway?.Count ?? 0;
+        if (n != (b.Gateway?.Count ?? 0)) return false;
+        for (var i = 0; i < n; i++)
+            if (!Equals(a.Gateway![i], b.Gateway![i])) return false;
         return true;
     }
 
