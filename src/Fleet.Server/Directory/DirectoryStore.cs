@@ -49,6 +49,9 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
     {
         var c = Create();
         await c.OpenAsync(ct);
+        // SQLite has one writer. Without a busy timeout a write that meets the journal's is handed back SQLITE_BUSY
+        // and Microsoft.Data.Sqlite retries it after 150 ms sleeps; with one, SQLite waits in its own short steps.
+        if (provider == PersistenceProvider.Sqlite) await Exec(c, null, "PRAGMA busy_timeout = 30000;");
         return c;
     }
 
