@@ -23,8 +23,7 @@ public static class OperationsApi
     private static async Task<Results<Ok<object>, ProblemHttpResult>> Ready(ActorSystem system, DirectoryStore store,
         IHostApplicationLifetime lifetime, CancellationToken ct)
     {
-        // A SIGTERM starts the actor system's coordinated shutdown before the host's own stop.
-        if (lifetime.ApplicationStopping.IsCancellationRequested || CoordinatedShutdown.Get(system).ShutdownReason is not null)
+        if (NodeStopping.Begun(system, lifetime))
             return Problems.Unavailable("this node is shutting down");
         var status = Cluster.Get(system).SelfMember.Status;
         if (status != MemberStatus.Up)

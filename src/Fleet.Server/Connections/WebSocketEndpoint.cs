@@ -48,10 +48,10 @@ public static class WebSocketEndpoint
                 "this endpoint only takes WebSocket upgrades (GET with Upgrade: websocket)");
             return;
         }
-        if (lifetime.ApplicationStopping.IsCancellationRequested || CoordinatedShutdown.Get(system).ShutdownReason is not null)
+        if (NodeStopping.Begun(system, lifetime))
         {
-            // Kestrel still accepts while the actor system closes the sockets and hands its shards off (a SIGTERM starts
-            // that before the host's own stop): a router that reconnects now would be closed again in a moment. 503 lets the load balancer try another node at once.
+            // Kestrel still accepts while the actor system closes the sockets and hands its shards off: a router that
+            // reconnects now would be closed again in a moment. 503 lets the load balancer try another node at once.
             ctx.Response.Headers.RetryAfter = "2";
             ctx.Response.Headers.Connection = "close";
             await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status503ServiceUnavailable, "Node shutting down",

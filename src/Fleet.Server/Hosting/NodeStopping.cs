@@ -14,6 +14,13 @@ public sealed class NodeStopping : IDisposable
 
     public void Begin() => _cts.Cancel();
 
+    /// <summary>
+    /// The node has begun to stop: the host is stopping, or the actor system's coordinated shutdown has started (a
+    /// SIGTERM starts that before the host's own stop). New work should go to another node from here on.
+    /// </summary>
+    public static bool Begun(Akka.Actor.ActorSystem system, IHostApplicationLifetime lifetime) =>
+        lifetime.ApplicationStopping.IsCancellationRequested || Akka.Actor.CoordinatedShutdown.Get(system).ShutdownReason is not null;
+
     public void Dispose() => _cts.Dispose();
 }
 

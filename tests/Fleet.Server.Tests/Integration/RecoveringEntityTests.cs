@@ -53,9 +53,11 @@ public sealed class RecoveringEntityTests
     {
         await using var node = await Node.StartAsync();
         await using var router = await PretendRouter.ConnectAsync(node.WebSocketUri(), "live-1");
-        // A positive signal that the connection's echo timer has passed: a heartbeat sent after it is answered.
         await Eventually.True(async () => (await node.GetJson("/api/v1/devices/live-1"))["online"]?.GetValue<bool>() == true, "online");
-        await Task.Delay(DeviceConnection_EchoAfter * 2, Ct); // past the echo's moment: the behaviour under test
+        // "No echo" is a check that nothing happens, so it must look past the moment it would happen: the connect's echo
+        // timer fires EchoAfter after the connect (a fixed delay of the node, the behaviour under test). An echo would
+        // then be the next frame, ahead of the reply to the heartbeat sent after that moment.
+        await Task.Delay(DeviceConnection_EchoAfter * 2, Ct);
         await router.Send(router.HeartbeatJson());
         var next = await router.Receive(TimeSpan.FromSeconds(10));
         Assert.Equal("heartbeat", (string?)next["type"]);

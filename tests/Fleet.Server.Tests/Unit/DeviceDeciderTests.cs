@@ -485,16 +485,21 @@ public class DeviceDeciderTests
         Assert.Empty(d.Live.Waiters);
     }
 
-    [Fact]
-    public void A_stop_while_an_ended_connection_owes_its_word_waits_for_it_then_queues_the_command_again_and_stops()
+    /// <summary>c1 sent, its connection ended before saying whether it wrote it, and the shard asks the entity to stop.</summary>
+    private static (DeviceState, Decision) StoppedWhileOldWritesOwed()
     {
         var (s, live) = Online();
         (s, var sent) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
         var (s1, closed) = Run(s, sent.Live, new ConnectionClosed("r1", Conn));
         Assert.NotNull(closed.Live.OldWrites);
+        return Run(s1, closed.Live, StopDevice.Instance);
+    }
 
+    [Fact]
+    public void A_stop_while_an_ended_connection_owes_its_word_waits_for_it_then_queues_the_command_again_and_stops()
+    {
         // The shard hands the entity off now: stopped at once, c1 would stay "sent" in the journal with no one to requeue it.
-        var (s2, stop) = Run(s1, closed.Live, StopDevice.Instance);
+        var (s2, stop) = StoppedWhileOldWritesOwed();
         Assert.DoesNotContain(stop.Effects, e => e is Stop);
         Assert.True(stop.Live.StopWanted);
 
@@ -508,10 +513,7 @@ public class DeviceDeciderTests
     [Fact]
     public void A_stop_while_an_ended_connection_owes_its_word_stops_as_soon_as_the_word_comes()
     {
-        var (s, live) = Online();
-        (s, var sent) = Run(s, live, new SubmitCommand("r1", "c1", new SimpleRequest { Type = "get_firmware_info" }, null, 60, 30));
-        var (s1, closed) = Run(s, sent.Live, new ConnectionClosed("r1", Conn));
-        var (s2, stop) = Run(s1, closed.Live, StopDevice.Instance);
+        var (s2, stop) = StoppedWhileOldWritesOwed();
         var (s3, written) = Run(s2, stop.Live, new FrameWritten("r1", "c1", AnswerExpected: false, Conn));
         Assert.Equal(CommandStatus.Delivered, s3.FindCommand("c1")!.Status);
         Assert.DoesNotContain(written.Events, e => e is CommandRequeued);
