@@ -21,6 +21,7 @@ public sealed class HandoffTests(ITestOutputHelper output) : ClusterTestBase(out
         Routers.AddRange(Enumerable.Range(0, RouterCount)
             .Select(i => new ReconnectingRouter(direct, Scenario.DeviceId(i)) { HeartbeatEvery = TimeSpan.FromSeconds(5) }.Start()));
         await Eventually.True(() => Routers.All(r => r.Replies > 0), "routers connected", TimeSpan.FromSeconds(60));
+        await Scenario.WaitRecorded(holder, Routers, TimeSpan.FromSeconds(60));
         var connectedAt = new Dictionary<string, string?>();
         foreach (var r in Routers)
             connectedAt[r.DeviceId] = (string?)(await holder.GetJson($"/api/v1/devices/{r.DeviceId}"))["connected_at"];
@@ -64,6 +65,7 @@ public sealed class HandoffTests(ITestOutputHelper output) : ClusterTestBase(out
             Hold = true,
         }.Start()));
         await Eventually.True(() => Routers.All(r => r.Replies > 0), "routers connected", TimeSpan.FromSeconds(60));
+        await Scenario.WaitRecorded(others[0], Routers, TimeSpan.FromSeconds(60));
 
         // Per router: one request written and held unanswered, one queued behind it (a router runs one at a time).
         var accepted = new Dictionary<string, List<string>>();

@@ -13,7 +13,20 @@ public static class Scenario
         var routers = Enumerable.Range(0, count)
             .Select(i => new ReconnectingRouter(cluster.Nginx.WebSocketUri, DeviceId(i)).Start()).ToList();
         await Eventually.True(() => routers.All(r => r.Replies > 0), $"{count} routers connected and answered", within);
+        await WaitRecorded(cluster.Nodes[0], routers, within);
         return routers;
+    }
+
+    /// <summary>
+    /// Waits until every router's device is recorded online (asked through <paramref name="node"/>). A reply is no
+    /// proof of that: a connection whose entity is slow answers with an echo of the router's own modes
+    /// (DeviceConnection.EchoAfter), and the tests go on to use the devices through the admin API.
+    /// </summary>
+    public static async Task WaitRecorded(NodeProcess node, IEnumerable<ReconnectingRouter> routers, TimeSpan within)
+    {
+        foreach (var r in routers)
+            await Eventually.True(async () => (bool?)(await node.GetJson($"/api/v1/devices/{r.DeviceId}"))["online"] == true,
+                $"{r.DeviceId} recorded online", within);
     }
 
     /// <summary>
