@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Devices held by one server process and memory per device (ΔRSS/N after a full GC).
+# Devices held by one server process and memory per device: ΔRSS/N as an operator sees it (no forced collection)
+# and after a full GC; heartbeat reply p50/p99 in the steady state (from 15 s after the ramp, over HOLD).
 #   bench/scripts/capacity.sh echo|node      env: DEVICES (19000) RAMP (1000/s) HB (60 s) HOLD (10 s)
 source "$(dirname "$0")/lib.sh"
 TARGET="${1:-echo}"; DEVICES="${DEVICES:-19000}"; RAMP="${RAMP:-1000}"; HB="${HB:-60}"; HOLD="${HOLD:-10}"
@@ -7,7 +8,7 @@ TARGET="${1:-echo}"; DEVICES="${DEVICES:-19000}"; RAMP="${RAMP:-1000}"; HB="${HB
 start_server "$TARGET"
 rss0=$(settled_rss "cap-$TARGET-idle")
 ramp_s=$(awk -v d="$DEVICES" -v r="$RAMP" 'BEGIN{print int(d/r)+1}')
-start_sims "$DEVICES" "$HB" "$RAMP" $(( ramp_s + HOLD + 120 )) 0 "cap-$TARGET" --stats-seconds 1 --no-reconnect
+start_sims "$DEVICES" "$HB" "$RAMP" $(( ramp_s + HOLD + 120 )) $(( ramp_s + 15 )) "cap-$TARGET" --stats-seconds 1 --no-reconnect
 best=0; still=0; t0=$(date +%s)
 while :; do
   sleep 2
@@ -21,8 +22,10 @@ done
 log "holding $HOLD s"; sleep "$HOLD"
 held=$(sims_connected "cap-$TARGET")
 alive=1; kill -0 "$SERVER_PID" 2>/dev/null || alive=0
+rss_seen=0; (( alive )) && rss_seen=$(rss_kb "$SERVER_PID")
 rss1=0; (( alive )) && rss1=$(settled_rss "cap-$TARGET-full")
 for p in "${SIM_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait_sims
 per=$(awk -v a="$rss0" -v b="$rss1" -v n="$held" 'BEGIN{ if (n>0 && b>0) printf "%.2f", (b-a)/n; else print "null" }')
+per_seen=$(awk -v a="$rss0" -v b="$rss_seen" -v n="$held" 'BEGIN{ if (n>0 && b>0) printf "%.2f", (b-a)/n; else print "null" }')
 fail=$(sim_sum connect_failures)
-result "{\"bench\":\"capacity\",\"target\":\"$TARGET\",\"offered\":$DEVICES,\"held\":$held,\"server_alive\":$alive,\"rss_idle_kb\":$rss0,\"rss_full_kb\":$rss1,\"kb_per_device\":$per,\"connect_failures\":$fail,\"heartbeat_s\":$HB,\"ramp_per_s\":$RAMP}"
+result "{\"bench\":\"capacity\",\"target\":\"$TARGET\",\"offered\":$DEVICES,\"held\":$held,\"server_alive\":$alive,\"rss_idle_kb\":$rss0,\"rss_full_kb\":$rss1,\"kb_per_device\":$per,\"rss_seen_kb\":$rss_seen,\"kb_per_device_seen\":$per_seen,\"reply_p50_ms\":$(sim_max reply_p50_ms),\"reply_p99_ms\":$(sim_max reply_p99_ms),\"connect_failures\":$fail,\"heartbeat_s\":$HB,\"ramp_per_s\":$RAMP}"

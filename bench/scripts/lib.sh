@@ -8,7 +8,11 @@ CLK_TCK="$(getconf CLK_TCK)"
 SIM_DLL="$ROOT/src/Fleet.Simulator/bin/Release/net10.0/Fleet.Simulator.dll"
 ECHO_DLL="$ROOT/bench/EchoServer/bin/Release/net10.0/EchoServer.dll"
 # NODE_DLL may name another build of the node (e.g. a worktree of an earlier commit) measured with these same load tools.
-NODE_DLL="${NODE_DLL:-$ROOT/src/Fleet.Server/bin/Release/net10.0/Fleet.Server.dll}"
+# By default the node is measured as it is deployed: published with ReadyToRun images (deploy/Dockerfile, README
+# "Deploying"); R2R=0 measures the plain build (every method JIT-compiled on first use).
+R2R="${R2R:-1}"
+if [[ "$R2R" == 1 ]]; then NODE_DLL="${NODE_DLL:-$ROOT/src/Fleet.Server/bin/publish-r2r/Fleet.Server.dll}"
+else NODE_DLL="${NODE_DLL:-$ROOT/src/Fleet.Server/bin/Release/net10.0/Fleet.Server.dll}"; fi
 LOAD_DLL="$ROOT/bench/CommandLoad/bin/Release/net10.0/CommandLoad.dll"
 JOURNAL_DLL="$ROOT/bench/JournalBench/bin/Release/net10.0/JournalBench.dll"
 PORT="${PORT:-8080}"
@@ -31,7 +35,13 @@ build_all() {
   dotnet build -c Release "$ROOT/bench/EchoServer" -v q -nologo >/dev/null
   dotnet build -c Release "$ROOT/bench/CommandLoad" -v q -nologo >/dev/null
   dotnet build -c Release "$ROOT/bench/JournalBench" -v q -nologo >/dev/null
-  if [[ "${1:-}" == node ]]; then dotnet build -c Release "$ROOT/src/Fleet.Server" -v q -nologo >/dev/null; fi
+  if [[ "${1:-}" == node ]]; then
+    dotnet build -c Release "$ROOT/src/Fleet.Server" -v q -nologo >/dev/null
+    if [[ "$R2R" == 1 ]]; then
+      dotnet publish -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
+        -o "$ROOT/src/Fleet.Server/bin/publish-r2r" "$ROOT/src/Fleet.Server" -v q -nologo >/dev/null
+    fi
+  fi
 }
 
 cleanup() {

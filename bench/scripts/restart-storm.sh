@@ -5,7 +5,7 @@
 #   bench/scripts/restart-storm.sh node|echo
 #   env: DEVICES (19000) RAMP (2000/s) HB (30 s) MEASURE (60 s after the ramp) RATE (50 commands/s during the storm; 0: none)
 #        FIRMWARE (2025; seed, 9) PG (a PostgreSQL connection string: the node on PostgreSQL instead of a SQLite file)
-#        KNOWN_RAMP (1000/s: how fast the fleet first becomes known) TRACE (0; 1: CPU profile of the storm's first 20 s) BUILD (1)
+#        KNOWN_RAMP (1000/s: how fast the fleet first becomes known) FRESH (0; 1: a fresh node, the fleet new to it: no phase 1) TRACE (0; 1: dotnet-trace of the storm's first 20 s; perf: perf record of them) BUILD (1)
 # Phase 1 (node only): a fresh node, the fleet connects once (every device and its journal exist), the node is
 # stopped with SIGTERM and started again — every entity must now recover. Phase 2: the fleet reconnects at RAMP/s
 # with statistics from its first connect.
@@ -22,6 +22,8 @@ if [[ "$TARGET" == node ]]; then
     CS="Data Source=/tmp/fleet-storm-$$.db"; rm -f "/tmp/fleet-storm-$$.db"*
   fi
   start_server node "$CS"
+fi
+if [[ "$TARGET" == node && "${FRESH:-0}" != 1 ]]; then
   known_s=$(awk -v d="$DEVICES" -v r="$KNOWN_RAMP" 'BEGIN{print int(d/r)+1}')
   start_sims "$DEVICES" "$HB" "$KNOWN_RAMP" $(( known_s + 300 )) 0 "storm-known" --stats-seconds 1 --no-reconnect
   for _ in $(seq 1 $(( known_s * 4 + 120 ))); do (( $(sims_connected storm-known) >= DEVICES )) && break; sleep 1; done
@@ -30,8 +32,10 @@ if [[ "$TARGET" == node ]]; then
   for p in "${SIM_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait_sims
   t0=$(date +%s.%N); kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
   log "node stopped (SIGTERM) in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s; starting it again"
+  # W^X off: with it the JIT's code is double-mapped and perf cannot name the managed frames.
+  [[ "${TRACE:-0}" == perf ]] && export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
   start_server node "$CS"
-else
+elif [[ "$TARGET" != node ]]; then
   start_server echo
 fi
 ramp_s=$(awk -v d="$DEVICES" -v r="$RAMP" 'BEGIN{print int(d/r)+1}')
@@ -41,6 +45,9 @@ if [[ "${TRACE:-0}" == 1 ]]; then
   # A CPU profile of the first 20 s of the storm (read it with: dotnet-trace report <file> topN --inclusive).
   "$HOME/.dotnet/tools/dotnet-trace" collect -p "$SERVER_PID" --duration 00:00:00:20 \
     -o "$OUT/storm-$TARGET.nettrace" >"$OUT/storm-trace.log" 2>&1 &
+elif [[ "${TRACE:-0}" == perf ]]; then
+  # On-CPU samples only (dotnet-trace also samples waiting threads): read with perf report -i <file> --no-children.
+  perf record -F 499 -g -p "$SERVER_PID" -o "$OUT/storm-$TARGET.perf" -- sleep 20 >"$OUT/storm-trace.log" 2>&1 &
 fi
 load=""
 if [[ "$TARGET" == node && "$RATE" != 0 ]]; then
@@ -62,4 +69,4 @@ wait_sims
 s1=$(cpu_s "$SERVER_PID")
 cmd='null'
 [[ -s "$OUT/storm-cmd.json" && -n "$load" ]] && cmd="{\"p50_ms\":$(jq .p50_ms "$OUT/storm-cmd.json"),\"p99_ms\":$(jq .p99_ms "$OUT/storm-cmd.json"),\"http\":$(jq -c .http "$OUT/storm-cmd.json"),\"command_status\":$(jq -c .command_status "$OUT/storm-cmd.json")}"
-result "{\"bench\":\"restart-storm\",\"target\":\"$TARGET\",\"store\":\"$([[ -n "${PG:-}" ]] && echo postgresql || echo sqlite)\",\"firmware\":\"$FIRMWARE\",\"devices\":$DEVICES,\"ramp_per_s\":$RAMP,\"heartbeat_s\":$HB,\"connects\":$(sim_sum connects),\"connect_failures\":$(sim_sum connect_failures),\"replies\":$(sim_sum replies_received),\"reply_p50_ms\":$(sim_max reply_p50_ms),\"reply_p99_ms\":$(sim_max reply_p99_ms),\"reply_max_ms\":$(sim_max reply_max_ms),\"server_cpu_s\":$(awk -v a="$s0" -v b="$s1" 'BEGIN{print b-a}'),\"peak_rss_kb\":$peak_rss,\"commands\":$cmd}"
+result "{\"bench\":\"$([[ "${FRESH:-0}" == 1 ]] && echo fresh-storm || echo restart-storm)\",\"target\":\"$TARGET\",\"store\":\"$([[ -n "${PG:-}" ]] && echo postgresql || echo sqlite)\",\"firmware\":\"$FIRMWARE\",\"devices\":$DEVICES,\"ramp_per_s\":$RAMP,\"heartbeat_s\":$HB,\"connects\":$(sim_sum connects),\"connect_failures\":$(sim_sum connect_failures),\"replies\":$(sim_sum replies_received),\"reply_p50_ms\":$(sim_max reply_p50_ms),\"reply_p99_ms\":$(sim_max reply_p99_ms),\"reply_max_ms\":$(sim_max reply_max_ms),\"server_cpu_s\":$(awk -v a="$s0" -v b="$s1" 'BEGIN{print b-a}'),\"peak_rss_kb\":$peak_rss,\"commands\":$cmd}"
