@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Devices held by one server process and memory per device: ΔRSS/N as an operator sees it (no forced collection)
-# and after a full GC; heartbeat reply p50/p99 in the steady state (from 15 s after the ramp, over HOLD).
+# and after a full GC; heartbeat reply p50/p99 in the steady state (from STEADY_AFTER s after the ramp, 15 by default).
 #   bench/scripts/capacity.sh echo|node      env: DEVICES (19000) RAMP (1000/s) HB (60 s) HOLD (10 s)
 source "$(dirname "$0")/lib.sh"
 TARGET="${1:-echo}"; DEVICES="${DEVICES:-19000}"; RAMP="${RAMP:-1000}"; HB="${HB:-60}"; HOLD="${HOLD:-10}"
@@ -8,7 +8,7 @@ TARGET="${1:-echo}"; DEVICES="${DEVICES:-19000}"; RAMP="${RAMP:-1000}"; HB="${HB
 start_server "$TARGET"
 rss0=$(settled_rss "cap-$TARGET-idle")
 ramp_s=$(awk -v d="$DEVICES" -v r="$RAMP" 'BEGIN{print int(d/r)+1}')
-start_sims "$DEVICES" "$HB" "$RAMP" $(( ramp_s + HOLD + 120 )) $(( ramp_s + 15 )) "cap-$TARGET" --stats-seconds 1 --no-reconnect
+start_sims "$DEVICES" "$HB" "$RAMP" $(( ramp_s + HOLD + 120 )) $(( ramp_s + ${STEADY_AFTER:-15} )) "cap-$TARGET" --stats-seconds 1 --no-reconnect
 best=0; still=0; t0=$(date +%s)
 while :; do
   sleep 2

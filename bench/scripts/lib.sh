@@ -8,9 +8,10 @@ CLK_TCK="$(getconf CLK_TCK)"
 SIM_DLL="$ROOT/src/Fleet.Simulator/bin/Release/net10.0/Fleet.Simulator.dll"
 ECHO_DLL="$ROOT/bench/EchoServer/bin/Release/net10.0/EchoServer.dll"
 # NODE_DLL may name another build of the node (e.g. a worktree of an earlier commit) measured with these same load tools.
-# By default the node is measured as it is deployed: published with ReadyToRun images (deploy/Dockerfile, README
-# "Deploying"); R2R=0 measures the plain build (every method JIT-compiled on first use).
-R2R="${R2R:-1}"
+# By default the node is measured as it is deployed (deploy/Dockerfile): the plain Release build. R2R=1 measures it
+# published with ReadyToRun images instead (docs/PERFORMANCE.md, "ReadyToRun": faster through a connect storm on a
+# fresh node, slower in the steady state).
+R2R="${R2R:-0}"
 if [[ "$R2R" == 1 ]]; then NODE_DLL="${NODE_DLL:-$ROOT/src/Fleet.Server/bin/publish-r2r/Fleet.Server.dll}"
 else NODE_DLL="${NODE_DLL:-$ROOT/src/Fleet.Server/bin/Release/net10.0/Fleet.Server.dll}"; fi
 LOAD_DLL="$ROOT/bench/CommandLoad/bin/Release/net10.0/CommandLoad.dll"
