@@ -25,7 +25,7 @@ alive=1; kill -0 "$SERVER_PID" 2>/dev/null || alive=0
 rss_seen=0; (( alive )) && rss_seen=$(rss_kb "$SERVER_PID")
 rss1=0; (( alive )) && rss1=$(settled_rss "cap-$TARGET-full")
 for p in "${SIM_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait_sims
-per=$(awk -v a="$rss0" -v b="$rss1" -v n="$held" 'BEGIN{ if (n>0 && b>0) printf "%.2f", (b-a)/n; else print "null" }')
-per_seen=$(awk -v a="$rss0" -v b="$rss_seen" -v n="$held" 'BEGIN{ if (n>0 && b>0) printf "%.2f", (b-a)/n; else print "null" }')
+per_device() { awk -v a="$rss0" -v b="$1" -v n="$held" 'BEGIN{ if (n>0 && b>0) printf "%.2f", (b-a)/n; else print "null" }'; }
+per=$(per_device "$rss1"); per_seen=$(per_device "$rss_seen")
 fail=$(sim_sum connect_failures)
 result "{\"bench\":\"capacity\",\"target\":\"$TARGET\",\"offered\":$DEVICES,\"held\":$held,\"server_alive\":$alive,\"rss_idle_kb\":$rss0,\"rss_full_kb\":$rss1,\"kb_per_device\":$per,\"rss_seen_kb\":$rss_seen,\"kb_per_device_seen\":$per_seen,\"reply_p50_ms\":$(sim_max reply_p50_ms),\"reply_p99_ms\":$(sim_max reply_p99_ms),\"connect_failures\":$fail,\"heartbeat_s\":$HB,\"ramp_per_s\":$RAMP}"

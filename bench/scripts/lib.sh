@@ -9,8 +9,8 @@ SIM_DLL="$ROOT/src/Fleet.Simulator/bin/Release/net10.0/Fleet.Simulator.dll"
 ECHO_DLL="$ROOT/bench/EchoServer/bin/Release/net10.0/EchoServer.dll"
 # NODE_DLL may name another build of the node (e.g. a worktree of an earlier commit) measured with these same load tools.
 # By default the node is measured as it is deployed (deploy/Dockerfile): the plain Release build. R2R=1 measures it
-# published with ReadyToRun images instead (docs/PERFORMANCE.md, "ReadyToRun": faster through a connect storm on a
-# fresh node, slower in the steady state).
+# published with ReadyToRun images instead (docs/PERFORMANCE.md, "Where it stands now", the ReadyToRun item: no faster
+# through a connect storm, more CPU per heartbeat).
 R2R="${R2R:-0}"
 if [[ "$R2R" == 1 ]]; then NODE_DLL="${NODE_DLL:-$ROOT/src/Fleet.Server/bin/publish-r2r/Fleet.Server.dll}"
 else NODE_DLL="${NODE_DLL:-$ROOT/src/Fleet.Server/bin/Release/net10.0/Fleet.Server.dll}"; fi

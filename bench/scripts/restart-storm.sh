@@ -15,6 +15,8 @@ RATE="${RATE:-50}"; FIRMWARE="${FIRMWARE:-2025}"; KNOWN_RAMP="${KNOWN_RAMP:-1000
 export SIM_ARGS="${SIM_ARGS:-} --firmware $FIRMWARE"
 [[ "${BUILD:-1}" == 1 ]] && build_all "$([[ $TARGET == node ]] && echo node)"
 CS=""
+# W^X off: with it the JIT's code is double-mapped and perf cannot name the managed frames.
+[[ "${TRACE:-0}" == perf ]] && export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
 if [[ "$TARGET" == node ]]; then
   if [[ -n "${PG:-}" ]]; then
     CS="$PG"; export NODE_ENV="Fleet__Persistence__Provider=PostgreSql akka__persistence__max-concurrent-recoveries=50 akka__persistence__journal__sql__parallelism=3"
@@ -22,6 +24,8 @@ if [[ "$TARGET" == node ]]; then
     CS="Data Source=/tmp/fleet-storm-$$.db"; rm -f "/tmp/fleet-storm-$$.db"*
   fi
   start_server node "$CS"
+else
+  start_server echo
 fi
 if [[ "$TARGET" == node && "${FRESH:-0}" != 1 ]]; then
   known_s=$(awk -v d="$DEVICES" -v r="$KNOWN_RAMP" 'BEGIN{print int(d/r)+1}')
@@ -32,11 +36,7 @@ if [[ "$TARGET" == node && "${FRESH:-0}" != 1 ]]; then
   for p in "${SIM_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait_sims
   t0=$(date +%s.%N); kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
   log "node stopped (SIGTERM) in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s; starting it again"
-  # W^X off: with it the JIT's code is double-mapped and perf cannot name the managed frames.
-  [[ "${TRACE:-0}" == perf ]] && export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
   start_server node "$CS"
-elif [[ "$TARGET" != node ]]; then
-  start_server echo
 fi
 ramp_s=$(awk -v d="$DEVICES" -v r="$RAMP" 'BEGIN{print int(d/r)+1}')
 s0=$(cpu_s "$SERVER_PID")
