@@ -5,7 +5,7 @@
 #   bench/scripts/restart-storm.sh node|echo
 #   env: DEVICES (19000) RAMP (2000/s) HB (30 s) MEASURE (60 s after the ramp) RATE (50 commands/s during the storm; 0: none)
 #        FIRMWARE (2025; seed, 9) PG (a PostgreSQL connection string: the node on PostgreSQL instead of a SQLite file)
-#        KNOWN_RAMP (1000/s: how fast the fleet first becomes known) FRESH (0; 1: a fresh node, the fleet new to it: no phase 1) TRACE (0; 1: dotnet-trace of the storm's first 20 s; perf: perf record of them) BUILD (1)
+#        KNOWN_RAMP (1000/s: how fast the fleet first becomes known) FRESH (0; 1: a fresh node, the fleet new to it: no phase 1) TRACE (0; 1: dotnet-trace of the storm's first 20 s; perf: perf record of them; alloc: sampled allocations) BUILD (1)
 # Phase 1 (node only): a fresh node, the fleet connects once (every device and its journal exist), the node is
 # stopped with SIGTERM and started again — every entity must now recover. Phase 2: the fleet reconnects at RAMP/s
 # with statistics from its first connect.
@@ -41,7 +41,12 @@ fi
 ramp_s=$(awk -v d="$DEVICES" -v r="$RAMP" 'BEGIN{print int(d/r)+1}')
 s0=$(cpu_s "$SERVER_PID")
 start_sims "$DEVICES" "$HB" "$RAMP" $(( ramp_s + MEASURE )) 0 "storm-$TARGET" --stats-seconds 1
-if [[ "${TRACE:-0}" == 1 ]]; then
+if [[ "${TRACE:-0}" == alloc ]]; then
+  # Sampled allocations (an event per ~100 KB, with its stack) of the storm's first 20 s: what the storm allocates, by
+  # type and call stack. Read with bench/AllocReport (dotnet run --project bench/AllocReport -- <file>).
+  "$HOME/.dotnet/tools/dotnet-trace" collect -p "$SERVER_PID" --profile gc-verbose --duration 00:00:00:20 \
+    -o "$OUT/storm-$TARGET-alloc.nettrace" >"$OUT/storm-trace.log" 2>&1 &
+elif [[ "${TRACE:-0}" == 1 ]]; then
   # A CPU profile of the first 20 s of the storm (read it with: dotnet-trace report <file> topN --inclusive).
   "$HOME/.dotnet/tools/dotnet-trace" collect -p "$SERVER_PID" --duration 00:00:00:20 \
     -o "$OUT/storm-$TARGET.nettrace" >"$OUT/storm-trace.log" 2>&1 &

@@ -13,16 +13,74 @@ public static class WebSocketEndpoint
 {
     public static readonly string[] Paths = ["/ws/wifidogx", "/ws"];
 
-    public static IEndpointRouteBuilder MapDeviceSockets(this IEndpointRouteBuilder app)
+    /// <summary>
+    /// Device sockets leave the pipeline before the admin API's middleware (exception pages, authentication,
+    /// authorization, the stop guard) and endpoint routing: a WebSocket request lasts as long as its socket, and every
+    /// middleware it passes keeps its state for that long — about 2 KB per connected router, allocated again on every
+    /// reconnect of a storm (docs/PERFORMANCE.md). The socket's own admission (its key, the cap, the node stopping) is
+    /// judged here. With the admin API on listeners of its own, a device path asked on an admin listener goes on to the
+    /// main pipeline, which answers 404 (Listeners.UseFleetListeners).
+    /// </summary>
+    public static WebApplication UseDeviceSockets(this WebApplication app)
     {
-        foreach (var path in Paths) app.Map(path, Accept).ExcludeFromDescription().AllowAnonymous();
+        var apart = app.Services.GetService<Listeners.AdminApart>() is not null;
+        // Resolved on the first socket, not here: the connection context needs the started actor system.
+        var services = new Lazy<SocketServices>(() => new SocketServices(app.Services));
+        app.MapWhen(ctx => IsDevicePath(ctx.Request.Path) && !(apart && ctx.Features.Get<Listeners.AdminListener>() is not null),
+            branch =>
+            {
+                branch.UseWebSockets();
+                branch.Run(ctx => AcceptGuarded(ctx, services.Value));
+            });
         return app;
+    }
+
+    /// <summary>One of <see cref="Paths"/>, in any case, with or without a trailing slash (as endpoint routing matched them).</summary>
+    public static bool IsDevicePath(PathString path)
+    {
+        var value = path.Value;
+        if (string.IsNullOrEmpty(value)) return false;
+        if (value.Length > 1 && value[^1] == '/') value = value[..^1];
+        foreach (var p in Paths)
+            if (string.Equals(value, p, StringComparison.OrdinalIgnoreCase)) return true;
+        return false;
+    }
+
+    /// <summary>The node's singletons a socket needs, taken from the container once instead of per request.</summary>
+    private sealed class SocketServices(IServiceProvider sp)
+    {
+        public ActorSystem System { get; } = sp.GetRequiredService<ActorSystem>();
+        public ConnectionContext Shared { get; } = sp.GetRequiredService<ConnectionContext>();
+        public SocketParents Parents { get; } = sp.GetRequiredService<SocketParents>();
+        public ConnectionGate Gate { get; } = sp.GetRequiredService<ConnectionGate>();
+        public ConnectionMetrics Metrics { get; } = sp.GetRequiredService<ConnectionMetrics>();
+        public FleetSettings Settings { get; } = sp.GetRequiredService<IOptions<FleetSettings>>().Value;
+        public IHostApplicationLifetime Lifetime { get; } = sp.GetRequiredService<IHostApplicationLifetime>();
+        public DeviceAdmission Admission { get; } = sp.GetRequiredService<DeviceAdmission>();
+        public ILogger Log { get; } = sp.GetRequiredService<ILoggerFactory>().CreateLogger("Fleet.Connections");
+    }
+
+    /// <summary>What the exception handler did for these paths before they left the pipeline: a logged error and a 500 problem.</summary>
+    private static async Task AcceptGuarded(HttpContext ctx, SocketServices s)
+    {
+        try
+        {
+            await Accept(ctx, s);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ctx.RequestAborted.IsCancellationRequested)
+        {
+            s.Log.LogError(e, "Device socket {Path} from {Remote} failed", ctx.Request.Path.Value, ctx.Connection.RemoteIpAddress);
+            if (!ctx.Response.HasStarted)
+                await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status500InternalServerError, "Internal error",
+                    "the device socket could not be set up; retry");
+        }
     }
 
     /// <summary>The one <see cref="ConnectionContext"/> of the node, made on first use (after Akka started).</summary>
     public static IServiceCollection AddDeviceSockets(this IServiceCollection services) =>
         services
             .AddSingleton<SilenceWatch>()
+            .AddSingleton(sp => new SocketParents(sp.GetRequiredService<ActorSystem>()))
             .AddHostedService(sp => sp.GetRequiredService<SilenceWatch>())
             .AddSingleton(sp =>
             {
@@ -38,10 +96,9 @@ public static class WebSocketEndpoint
                     sp.GetRequiredService<DeviceAdmission>());
             });
 
-    private static async Task Accept(HttpContext ctx, ActorSystem system, ConnectionContext shared,
-        ConnectionGate gate, ConnectionMetrics metrics, IOptions<FleetSettings> settings,
-        IHostApplicationLifetime lifetime, DeviceAdmission admission)
+    private static async Task Accept(HttpContext ctx, SocketServices s)
     {
+        var (system, shared, gate, metrics, lifetime, admission) = (s.System, s.Shared, s.Gate, s.Metrics, s.Lifetime, s.Admission);
         if (!ctx.WebSockets.IsWebSocketRequest)
         {
             await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status400BadRequest, "Not a WebSocket upgrade",
@@ -89,11 +146,11 @@ public static class WebSocketEndpoint
         {
             // Zero (the default) sends no keep-alive frames at all: see WebSocketSettings.KeepAliveSeconds. No close frame
             // goes to the device unless it began the close (DeviceWebSocket).
-            using var socket = await DeviceWebSocket.AcceptAsync(ctx, TimeSpan.FromSeconds(settings.Value.WebSocket.KeepAliveSeconds));
+            using var socket = await DeviceWebSocket.AcceptAsync(ctx, TimeSpan.FromSeconds(s.Settings.WebSocket.KeepAliveSeconds));
             metrics.Opened();
             var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var remote = $"{ctx.Connection.RemoteIpAddress}:{ctx.Connection.RemotePort}";
-            system.ActorOf(DeviceConnection.Props(socket, shared, done, remote, ticket));
+            s.Parents.Start(DeviceConnection.Props(socket, shared, done, remote, ticket));
             await done.Task;
         }
         finally

@@ -149,15 +149,14 @@ public static class FleetNode
 
     public static WebApplication UseFleetNode(this WebApplication app)
     {
+        app.UseDeviceSockets(); // first: a device socket passes none of the admin API's middleware
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseFleetListeners();
-        app.UseWebSockets();
         app.UseAuthentication();
         app.UseAuthorization();
         app.UseNodeStopping();
         app.MapOpenApi("/openapi/{documentName}.json").AllowAnonymous();
-        app.MapDeviceSockets();
         app.MapDevicesApi();
         app.MapCommandsApi();
         app.MapDeviceAdmissionApi();

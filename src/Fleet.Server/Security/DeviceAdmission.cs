@@ -293,11 +293,19 @@ public sealed class AdmissionMetrics : IDisposable
 public static class DeviceAdmissionServices
 {
     /// <summary>
+    /// Off altogether, not only below Warning: while this category logs anything (even Critical) ASP.NET Core starts an
+    /// Activity and a logging scope for every request, and a router's request lasts as long as its socket (~450 B per
+    /// connected router, allocated again on every reconnect; docs/PERFORMANCE.md). Its lines are the per-request ones
+    /// (Information) and a failed start, which also ends the process with the exception on stderr.
+    /// </summary>
+    public const string HostingDiagnostics = "Microsoft.AspNetCore.Hosting.Diagnostics";
+
+    /// <summary>
     /// Loggers that print a request's URL, and so the key in a router's WebSocket path (?key=…): ASP.NET Core's
     /// "Request starting/finished" lines (Information), Kestrel's bad-request lines, the HTTP logging middleware.
     /// </summary>
     public static readonly string[] UrlLoggingCategories =
-        ["Microsoft.AspNetCore.Hosting.Diagnostics", "Microsoft.AspNetCore.Server.Kestrel", "Microsoft.AspNetCore.HttpLogging"];
+        [HostingDiagnostics, "Microsoft.AspNetCore.Server.Kestrel", "Microsoft.AspNetCore.HttpLogging"];
 
     public static IServiceCollection AddDeviceAdmission(this IServiceCollection services, SecuritySettings settings)
     {
@@ -313,9 +321,10 @@ public static class DeviceAdmissionServices
         {
             foreach (var category in UrlLoggingCategories)
             {
-                o.Rules.Add(new LoggerFilterRule(null, category, LogLevel.Warning, null));
+                var level = category == HostingDiagnostics ? LogLevel.None : LogLevel.Warning;
+                o.Rules.Add(new LoggerFilterRule(null, category, level, null));
                 foreach (var p in providers)
-                    o.Rules.Add(new LoggerFilterRule(p.GetType().FullName, category, LogLevel.Warning, null));
+                    o.Rules.Add(new LoggerFilterRule(p.GetType().FullName, category, level, null));
             }
         });
         return services;

@@ -129,6 +129,22 @@ public sealed class SocketLimitRulesTests
     public void Each_path_has_its_side(string path, Listeners.Side side) =>
         Assert.Equal(side, Listeners.SideOf(new PathString(path)));
 
+    // The paths that take a device socket, matched before the admin pipeline as endpoint routing matched them before.
+    [Theory]
+    [InlineData("/ws/wifidogx", true)]
+    [InlineData("/ws", true)]
+    [InlineData("/ws/", true)]
+    [InlineData("/ws/wifidogx/", true)]
+    [InlineData("/WS/WifiDogX", true)]
+    [InlineData("/ws/wifidogx/anything", false)]
+    [InlineData("/ws/wifidogx//", false)]
+    [InlineData("/wsx", false)]
+    [InlineData("/", false)]
+    [InlineData("", false)]
+    [InlineData("/api/v1/devices", false)]
+    public void Device_socket_paths(string path, bool device) =>
+        Assert.Equal(device, WebSocketEndpoint.IsDevicePath(new PathString(path)));
+
     [Theory]
     [InlineData("http://127.0.0.2:9090", "127.0.0.2:9090")]
     [InlineData("http://0.0.0.0:9090/", "0.0.0.0:9090")]
