@@ -24,8 +24,9 @@ public static class WebSocketEndpoint
     public static WebApplication UseDeviceSockets(this WebApplication app)
     {
         var apart = app.Services.GetService<Listeners.AdminApart>() is not null;
-        // Resolved on the first socket, not here: the connection context needs the started actor system.
-        var services = new Lazy<SocketServices>(() => new SocketServices(app.Services));
+        // Resolved on the first socket, not here: the connection context needs the started actor system. PublicationOnly:
+        // a failure then (a socket before the node was ready) is not cached; the next socket resolves them again.
+        var services = new Lazy<SocketServices>(() => new SocketServices(app.Services), LazyThreadSafetyMode.PublicationOnly);
         app.MapWhen(ctx => IsDevicePath(ctx.Request.Path) && !(apart && ctx.Features.Get<Listeners.AdminListener>() is not null),
             branch =>
             {
