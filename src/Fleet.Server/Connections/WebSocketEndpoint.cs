@@ -31,7 +31,7 @@ public static class WebSocketEndpoint
             branch =>
             {
                 branch.UseWebSockets();
-                branch.Run(ctx => AcceptGuarded(ctx, services.Value));
+                branch.Run(ctx => Accept(ctx, services.Value));
             });
         return app;
     }
@@ -39,11 +39,10 @@ public static class WebSocketEndpoint
     /// <summary>One of <see cref="Paths"/>, in any case, with or without a trailing slash (as endpoint routing matched them).</summary>
     public static bool IsDevicePath(PathString path)
     {
-        var value = path.Value;
-        if (string.IsNullOrEmpty(value)) return false;
+        var value = path.Value.AsSpan();
         if (value.Length > 1 && value[^1] == '/') value = value[..^1];
         foreach (var p in Paths)
-            if (string.Equals(value, p, StringComparison.OrdinalIgnoreCase)) return true;
+            if (value.Equals(p, StringComparison.OrdinalIgnoreCase)) return true;
         return false;
     }
 
@@ -59,22 +58,6 @@ public static class WebSocketEndpoint
         public IHostApplicationLifetime Lifetime { get; } = sp.GetRequiredService<IHostApplicationLifetime>();
         public DeviceAdmission Admission { get; } = sp.GetRequiredService<DeviceAdmission>();
         public ILogger Log { get; } = sp.GetRequiredService<ILoggerFactory>().CreateLogger("Fleet.Connections");
-    }
-
-    /// <summary>What the exception handler did for these paths before they left the pipeline: a logged error and a 500 problem.</summary>
-    private static async Task AcceptGuarded(HttpContext ctx, SocketServices s)
-    {
-        try
-        {
-            await Accept(ctx, s);
-        }
-        catch (Exception e) when (e is not OperationCanceledException || !ctx.RequestAborted.IsCancellationRequested)
-        {
-            s.Log.LogError(e, "Device socket {Path} from {Remote} failed", ctx.Request.Path.Value, ctx.Connection.RemoteIpAddress);
-            if (!ctx.Response.HasStarted)
-                await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status500InternalServerError, "Internal error",
-                    "the device socket could not be set up; retry");
-        }
     }
 
     /// <summary>The one <see cref="ConnectionContext"/> of the node, made on first use (after Akka started).</summary>
@@ -97,67 +80,82 @@ public static class WebSocketEndpoint
                     sp.GetRequiredService<DeviceAdmission>());
             });
 
+    /// <summary>
+    /// One socket, from its upgrade to its end. One async method (its state lives as long as the socket): an exception
+    /// is logged and answered with a 500 problem, what the exception handler did for these paths before they left the
+    /// pipeline. The services are read from <paramref name="s"/> where used, not copied into locals that the state
+    /// machine would keep for the socket's lifetime.
+    /// </summary>
     private static async Task Accept(HttpContext ctx, SocketServices s)
     {
-        var (system, shared, gate, metrics, lifetime, admission) = (s.System, s.Shared, s.Gate, s.Metrics, s.Lifetime, s.Admission);
-        if (!ctx.WebSockets.IsWebSocketRequest)
-        {
-            await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status400BadRequest, "Not a WebSocket upgrade",
-                "this endpoint only takes WebSocket upgrades (GET with Upgrade: websocket)");
-            return;
-        }
-        if (NodeStopping.Begun(system, lifetime))
-        {
-            // Kestrel still accepts while the actor system closes the sockets and hands its shards off: a router that
-            // reconnects now would be closed again in a moment. 503 lets the load balancer try another node at once.
-            ctx.Response.Headers.RetryAfter = "2";
-            ctx.Response.Headers.Connection = "close";
-            await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status503ServiceUnavailable, "Node shutting down",
-                "this node is leaving the cluster; connect to another node");
-            return;
-        }
-        // The key in the path (?key=…), before any WebSocket exists: no key of ours, no socket (401).
-        var (ticket, refusal) = await admission.AtUpgradeAsync(ctx.Request, ctx.RequestAborted);
-        if (ticket is null)
-        {
-            if (refusal == DeviceAdmission.Unavailable)
-            {
-                ctx.Response.Headers.RetryAfter = "5";
-                ctx.Response.Headers.Connection = "close";
-                await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status503ServiceUnavailable, "Device keys unavailable", refusal);
-            }
-            else await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status401Unauthorized, "Device not admitted", refusal!);
-            return;
-        }
-        // Counted from here until the socket is closed (the listener gives it back), not only while this handler runs:
-        // a socket being replaced or drained still holds a file descriptor. Without our listener (a test server), here.
-        var held = ctx.Features.Get<HeldSocket>();
-        if (!(held?.TryCountAsDevice(gate) ?? gate.TryEnter()))
-        {
-            metrics.RejectedAtCap();
-            ctx.Response.Headers.RetryAfter = "30";
-            // Closed after the answer: a refused router reconnects on a new socket, and a wave's refused sockets must
-            // not stay open as idle keep-alive connections.
-            ctx.Response.Headers.Connection = "close";
-            await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status503ServiceUnavailable, "Node at its connection cap",
-                $"this node holds its maximum of {gate.Capacity} device connections; retry or connect to another node");
-            return;
-        }
         try
         {
-            // Zero (the default) sends no keep-alive frames at all: see WebSocketSettings.KeepAliveSeconds. No close frame
-            // goes to the device unless it began the close (DeviceWebSocket).
-            using var socket = await DeviceWebSocket.AcceptAsync(ctx, TimeSpan.FromSeconds(s.Settings.WebSocket.KeepAliveSeconds));
-            metrics.Opened();
-            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            var remote = $"{ctx.Connection.RemoteIpAddress}:{ctx.Connection.RemotePort}";
-            s.Parents.Start(DeviceConnection.Props(socket, shared, done, remote, ticket));
-            await done.Task;
+            if (!ctx.WebSockets.IsWebSocketRequest)
+            {
+                await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status400BadRequest, "Not a WebSocket upgrade",
+                    "this endpoint only takes WebSocket upgrades (GET with Upgrade: websocket)");
+                return;
+            }
+            if (NodeStopping.Begun(s.System, s.Lifetime))
+            {
+                // Kestrel still accepts while the actor system closes the sockets and hands its shards off: a router that
+                // reconnects now would be closed again in a moment. 503 lets the load balancer try another node at once.
+                ctx.Response.Headers.RetryAfter = "2";
+                ctx.Response.Headers.Connection = "close";
+                await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status503ServiceUnavailable, "Node shutting down",
+                    "this node is leaving the cluster; connect to another node");
+                return;
+            }
+            // The key in the path (?key=…), before any WebSocket exists: no key of ours, no socket (401).
+            var (ticket, refusal) = await s.Admission.AtUpgradeAsync(ctx.Request, ctx.RequestAborted);
+            if (ticket is null)
+            {
+                if (refusal == DeviceAdmission.Unavailable)
+                {
+                    ctx.Response.Headers.RetryAfter = "5";
+                    ctx.Response.Headers.Connection = "close";
+                    await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status503ServiceUnavailable, "Device keys unavailable", refusal);
+                }
+                else await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status401Unauthorized, "Device not admitted", refusal!);
+                return;
+            }
+            // Counted from here until the socket is closed (the listener gives it back), not only while this handler runs:
+            // a socket being replaced or drained still holds a file descriptor. Without our listener (a test server), here.
+            var held = ctx.Features.Get<HeldSocket>();
+            if (!(held?.TryCountAsDevice(s.Gate) ?? s.Gate.TryEnter()))
+            {
+                s.Metrics.RejectedAtCap();
+                ctx.Response.Headers.RetryAfter = "30";
+                // Closed after the answer: a refused router reconnects on a new socket, and a wave's refused sockets must
+                // not stay open as idle keep-alive connections.
+                ctx.Response.Headers.Connection = "close";
+                await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status503ServiceUnavailable, "Node at its connection cap",
+                    $"this node holds its maximum of {s.Gate.Capacity} device connections; retry or connect to another node");
+                return;
+            }
+            try
+            {
+                // Zero (the default) sends no keep-alive frames at all: see WebSocketSettings.KeepAliveSeconds. No close frame
+                // goes to the device unless it began the close (DeviceWebSocket).
+                using var socket = await DeviceWebSocket.AcceptAsync(ctx, TimeSpan.FromSeconds(s.Settings.WebSocket.KeepAliveSeconds));
+                s.Metrics.Opened();
+                var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                var remote = $"{ctx.Connection.RemoteIpAddress}:{ctx.Connection.RemotePort}";
+                s.Parents.Start(DeviceConnection.Props(socket, s.Shared, done, remote, ticket));
+                await done.Task;
+            }
+            finally
+            {
+                if (ctx.WebSockets.IsWebSocketRequest && ctx.Response.StatusCode == StatusCodes.Status101SwitchingProtocols) s.Metrics.Closed();
+                if (held is null) s.Gate.Exit();
+            }
         }
-        finally
+        catch (Exception e) when (e is not OperationCanceledException || !ctx.RequestAborted.IsCancellationRequested)
         {
-            if (ctx.WebSockets.IsWebSocketRequest && ctx.Response.StatusCode == StatusCodes.Status101SwitchingProtocols) metrics.Closed();
-            if (held is null) gate.Exit();
+            s.Log.LogError(e, "Device socket {Path} from {Remote} failed", ctx.Request.Path.Value, ctx.Connection.RemoteIpAddress);
+            if (!ctx.Response.HasStarted)
+                await Fleet.Server.Admin.Problems.Write(ctx, StatusCodes.Status500InternalServerError, "Internal error",
+                    "the device socket could not be set up; retry");
         }
     }
 }
