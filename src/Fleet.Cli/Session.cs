@@ -34,6 +34,11 @@ public sealed class Session(IAnsiConsole stdout, TextWriter stderr, HttpMessageH
                 Err.WriteLine($"fleetctl: {e.Message}");
                 return e.ExitCode;
             }
+            catch (System.Text.Json.JsonException e)
+            {
+                Err.WriteLine($"fleetctl: the API's answer is not the JSON it documents: {e.Message}");
+                return ExitCodes.Error;
+            }
         });
 
     public bool Json(ParseResult parse) => parse.GetValue(Options.Json);
