@@ -170,6 +170,9 @@ public static class FleetNode
         app.MapEventsApi();
         app.MapAlertsApi();
         app.MapPrometheusScrapingEndpoint("/metrics").AllowAnonymous();
+        // The instruments exist from the start (a scrape before the first router still shows fleet_devices_connected 0).
+        _ = app.Services.GetRequiredService<ConnectionMetrics>();
+        _ = app.Services.GetRequiredService<FleetMetrics>();
         return app;
     }
 

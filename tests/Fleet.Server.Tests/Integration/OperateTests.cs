@@ -151,6 +151,15 @@ public sealed class OperateTests : IAsyncLifetime
         Assert.Matches("""fleet_commands_total\{[^}]*outcome="succeeded"[^}]*type="get_firmware_info"[^}]*\} [1-9]""", text);
         Assert.Matches("""fleet_frames_refused_total\{[^}]*reason="device_id_mismatch"[^}]*\} [1-9]""", text);
         Assert.Matches("""fleet_cluster_members\{[^}]*status="up"[^}]*\} 1""", text);
+
+        // deploy/grafana's dashboard plots only series this node exports.
+        var dashboard = JsonNode.Parse(File.ReadAllText(Path.Combine(Unit.Paths.Repo, "deploy", "grafana", "dashboards", "fleet.json")))!;
+        var exprs = dashboard["panels"]!.AsArray().SelectMany(p => p!["targets"]!.AsArray()).Select(t => (string)t!["expr"]!).ToList();
+        Assert.True(exprs.Count >= 10, $"{exprs.Count} queries");
+        var exported = text.Split('\n').Where(l => l.Length > 0 && l[0] != '#').Select(l => l.Split('{', ' ')[0]).ToHashSet();
+        foreach (var expr in exprs)
+        foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(expr, "(?:fleet|dotnet|kestrel|http_server)_[a-z_]+"))
+            Assert.True(exported.Contains(m.Value), $"the dashboard asks for {m.Value}, which /metrics does not have");
     }
 
     [Fact]
