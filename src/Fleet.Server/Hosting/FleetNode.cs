@@ -5,6 +5,7 @@ using Fleet.Server.Admin;
 using Fleet.Server.Commands;
 using Fleet.Server.Devices;
 using Fleet.Server.Connections;
+using Fleet.Server.Dashboard;
 using Fleet.Server.Directory;
 using Fleet.Server.Security;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -153,6 +154,7 @@ public static class FleetNode
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseFleetListeners();
+        app.UseDashboard(); // static files before authorization: the login page needs no key
         app.UseAuthentication();
         app.UseAuthorization();
         app.UseNodeStopping();
@@ -162,6 +164,7 @@ public static class FleetNode
         app.MapDeviceAdmissionApi();
         app.MapOperationsApi();
         app.MapSecurityApi();
+        app.MapDashboard();
         return app;
     }
 
