@@ -40,7 +40,7 @@ export async function devicePage(main, deviceId) {
     el('section', { 'aria-labelledby': 'h-history' },
       el('h2', { id: 'h-history' }, 'Commands'),
       table('Command history, newest first', ['Created', 'Type', 'Status', 'Command id', 'Sent', 'Completed', 'Answer', ''],
-        [history], { id: 'commands' }),
+        history, { id: 'commands' }),
       historyMessage));
 
   function showDevice(d) {

@@ -40,7 +40,7 @@ export async function listPage(main, params) {
   fill(main,
     el('h1', { tabindex: '-1' }, 'Devices'),
     counts, form, problem,
-    table('Devices', ['Device', 'Connection', 'Dialect', 'Location', 'MAC', 'Gateways', 'Firmware', 'Last seen'], [tbody],
+    table('Devices', ['Device', 'Connection', 'Dialect', 'Location', 'MAC', 'Gateways', 'Firmware', 'Last seen'], tbody,
       { id: 'devices' }),
     el('nav', { class: 'pager', 'aria-label': 'Pages' }, previous, pageNote, nextButton));
 

@@ -54,13 +54,16 @@ export function statusBadge(status) {
   return el('span', { class: `status s-${status}` }, status);
 }
 
-/** A table with a caption and column headers, inside a wrapper that scrolls sideways on a narrow screen. */
+/**
+ * A table with a caption and column headers, inside a wrapper that scrolls sideways on a narrow screen. rows: the
+ * rows, or a tbody the caller fills later.
+ */
 export function table(caption, headers, rows, attrs = {}) {
   return el('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': caption },
     el('table', attrs,
       el('caption', {}, caption),
       el('thead', {}, el('tr', {}, headers.map(h => el('th', { scope: 'col' }, h)))),
-      el('tbody', {}, rows)));
+      rows instanceof HTMLTableSectionElement ? rows : el('tbody', {}, rows)));
 }
 
 /** A definition list of label → value pairs, skipping empty values. */

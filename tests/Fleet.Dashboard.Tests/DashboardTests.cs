@@ -1,0 +1,221 @@
+using System.Text.Json.Nodes;
+using Microsoft.Playwright;
+using static Microsoft.Playwright.Assertions;
+
+namespace Fleet.Dashboard.Tests;
+
+/// <summary>
+/// The dashboard in a real browser (Debian's chromium through Playwright) against a real node with simulated routers:
+/// what an operator does, what a viewer may not, and what changes on the open pages without a reload.
+/// </summary>
+[Collection(DashboardCollection.Name)]
+public sealed class DashboardTests(DashboardFixture fleet)
+{
+    [Fact]
+    public async Task A_wrong_key_shows_the_APIs_refusal_and_the_right_key_opens_the_device_list_with_counts()
+    {
+        var page = await fleet.NewPage();
+        await DashboardFixture.Screenshot(page, "01-login.png");
+        await page.GetByLabel("API key").FillAsync("not-a-key-of-this-fleet");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        await Expect(page.Locator("#login-error")).ToHaveTextAsync("the bearer key is not one of this fleet's API keys");
+
+        await page.GetByLabel("API key").FillAsync(TestKeys.Operator);
+        await page.GetByLabel("API key").PressAsync("Enter"); // the keyboard alone logs in
+        await Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Devices", Level = 1 })).ToBeVisibleAsync();
+        await Expect(page.Locator("#who")).ToContainTextAsync("test-operator (operator)");
+        await Expect(page.Locator("#devices tbody tr")).ToHaveCountAsync(100); // the first page of 109 devices
+        await Expect(page.Locator("#count-known dd")).ToHaveTextAsync("109");
+        await Expect(page.Locator("#count-online dd")).ToHaveTextAsync("4");
+        await LabelledControls(page);
+        await DashboardFixture.Screenshot(page, "02-device-list.png");
+    }
+
+    [Fact]
+    public async Task Paging_walks_the_directory_100_devices_at_a_time()
+    {
+        var page = await fleet.LoggedIn();
+        await page.GetByLabel("Search").FillAsync("page-");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Search" }).ClickAsync();
+        await Expect(page.Locator("#page-note")).ToHaveTextAsync("Page 1: devices 1–100");
+        await Expect(page.Locator("#devices tbody tr")).ToHaveCountAsync(100);
+        await Expect(page.Locator("#devices tbody tr").First.Locator("th")).ToHaveTextAsync("page-000");
+        await Expect(page.Locator("#previous")).ToBeDisabledAsync();
+
+        await page.Locator("#next").ClickAsync();
+        await Expect(page.Locator("#page-note")).ToHaveTextAsync("Page 2: devices 101–105");
+        await Expect(page.Locator("#devices tbody tr")).ToHaveCountAsync(5);
+        await Expect(page.Locator("#next")).ToBeDisabledAsync();
+
+        await page.Locator("#previous").ClickAsync();
+        await Expect(page.Locator("#page-note")).ToHaveTextAsync("Page 1: devices 1–100");
+
+        // The filters: offline devices of the seed dialect only (the pretend routers speak it), none online.
+        await page.GetByLabel("Connection").SelectOptionAsync("true");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Search" }).ClickAsync();
+        await Expect(page.Locator("#devices tbody")).ToHaveTextAsync("No device matches.");
+        await page.GetByLabel("Connection").SelectOptionAsync("false");
+        await page.GetByLabel("Firmware dialect").SelectOptionAsync("seed");
+        await page.GetByLabel("Gateway id").FillAsync("gw-1");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Search" }).ClickAsync();
+        await Expect(page.Locator("#page-note")).ToHaveTextAsync("Page 1: devices 1–100");
+        await Expect(page.Locator("#next")).ToBeEnabledAsync();
+    }
+
+    [Fact]
+    public async Task Search_finds_a_device_whose_page_shows_its_gateways_and_changes_the_desired_auth_mode()
+    {
+        var page = await fleet.LoggedIn();
+        await page.GetByLabel("Search").FillAsync("cafe");
+        await page.GetByLabel("Search").PressAsync("Enter");
+        await Expect(page.Locator("#devices tbody tr")).ToHaveCountAsync(1);
+        await page.GetByRole(AriaRole.Link, new() { Name = "dash-cafe-2" }).ClickAsync();
+
+        await Expect(page.GetByRole(AriaRole.Heading, new() { Level = 1 })).ToContainTextAsync("dash-cafe-2");
+        await Expect(page.Locator("#device-online")).ToHaveTextAsync("online");
+        var gateway = page.Locator("#gateways tr[data-gateway='gw-1']");
+        await Expect(gateway.Locator(".auth-mode")).ToHaveTextAsync("1");
+        await Expect(gateway.Locator(".desired-auth-mode")).ToHaveTextAsync("none");
+        await Expect(page.Locator(".facts")).ToContainTextAsync("lobby-dash-cafe-2");
+
+        await page.GetByLabel("Desired auth_mode for gw-1").FillAsync("x");
+        await gateway.GetByRole(AriaRole.Button, new() { Name = "Set" }).ClickAsync();
+        await Expect(page.Locator("#gateway-message")).ToHaveTextAsync("auth_mode must be an integer, got \"x\"");
+        await page.GetByLabel("Desired auth_mode for gw-1").FillAsync("0");
+        await gateway.GetByRole(AriaRole.Button, new() { Name = "Set" }).ClickAsync();
+        await Expect(gateway.Locator(".desired-auth-mode")).ToHaveTextAsync("0");
+        await LabelledControls(page);
+    }
+
+    [Fact]
+    public async Task A_kickoff_sent_from_the_form_reaches_succeeded_on_the_page_without_a_reload()
+    {
+        var page = await fleet.LoggedIn();
+        await page.GotoAsync("/#/devices/dash-kiosk-1");
+        await Expect(page.Locator("#device-online")).ToHaveTextAsync("online");
+        await page.EvaluateAsync("() => { window.notReloaded = true; }");
+
+        await page.GetByLabel("Type").SelectOptionAsync("kickoff");
+        await page.GetByLabel("Client IP").FillAsync("192.168.1.23");
+        await page.GetByLabel("Client MAC").FillAsync("aa:bb:cc:dd:ee:01");
+        await page.GetByLabel("Gateway (required)").SelectOptionAsync("gw-1");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Send" }).ClickAsync();
+        await Expect(page.Locator("#command-message")).ToContainTextAsync("kickoff c");
+
+        var row = page.Locator("#commands tbody tr").First;
+        await Expect(row.Locator("td").Nth(1)).ToHaveTextAsync("kickoff");
+        await Expect(row.Locator(".cmd-status")).ToHaveTextAsync("succeeded");
+        await Expect(row.Locator(".answer")).ToContainTextAsync("Client kicked off successfully");
+        Assert.True(await page.EvaluateAsync<bool>("() => window.notReloaded === true"), "the page was reloaded");
+        await DashboardFixture.Screenshot(page, "03-device-page.png");
+    }
+
+    [Fact]
+    public async Task A_bad_MAC_shows_the_APIs_own_message_next_to_the_form()
+    {
+        var page = await fleet.LoggedIn();
+        await page.GotoAsync("/#/devices/dash-lobby-3");
+        await page.GetByLabel("Type").SelectOptionAsync("kickoff");
+        await page.GetByLabel("Client IP").FillAsync("192.168.1.23");
+        await page.GetByLabel("Client MAC").FillAsync("zz");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Send" }).ClickAsync();
+
+        var api = await fleet.Http.PostAsync("/api/v1/devices/dash-lobby-3/commands", new StringContent(
+            """{"type":"kickoff","client_ip":"192.168.1.23","client_mac":"zz","gw_id":"gw-1"}""", System.Text.Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken);
+        Assert.Equal(400, (int)api.StatusCode);
+        var detail = (string)JsonNode.Parse(await api.Content.ReadAsStringAsync(TestContext.Current.CancellationToken))!["detail"]!;
+        Assert.Contains("client_mac 'zz' is not a MAC address", detail);
+        await Expect(page.Locator("#command-message")).ToHaveTextAsync(detail);
+
+        // A required field left out: the API names it, the page says so.
+        await page.GetByLabel("Type").SelectOptionAsync("tmp_pass");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Send" }).ClickAsync();
+        await Expect(page.Locator("#command-message")).ToHaveTextAsync("client_mac is required for tmp_pass");
+    }
+
+    [Fact]
+    public async Task A_queued_command_of_an_offline_device_is_cancelled_from_the_history()
+    {
+        var page = await fleet.LoggedIn();
+        await page.GotoAsync($"/#/devices/{DashboardFixture.Parked}");
+        await Expect(page.Locator("#device-online")).ToHaveTextAsync("offline");
+        await page.GetByLabel("Type").SelectOptionAsync("get_firmware_info");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Send" }).ClickAsync();
+        var row = page.Locator("#commands tbody tr").First;
+        await Expect(row.Locator(".cmd-status")).ToHaveTextAsync("queued");
+
+        await row.GetByRole(AriaRole.Button, new() { NameRegex = new System.Text.RegularExpressions.Regex("^Cancel get_firmware_info") }).ClickAsync();
+        await Expect(row.Locator(".cmd-status")).ToHaveTextAsync("cancelled");
+        await Expect(page.Locator("#history-message")).ToContainTextAsync("cancelled");
+        await Expect(row.Locator("button.cancel")).ToHaveCountAsync(0);
+    }
+
+    [Fact]
+    public async Task A_router_that_goes_away_turns_offline_on_the_open_list_and_device_page()
+    {
+        var list = await fleet.LoggedIn();
+        await list.GetByLabel("Search").FillAsync(DashboardFixture.Leaving);
+        await list.GetByLabel("Search").PressAsync("Enter");
+        var cell = list.Locator($"#devices tr[data-device='{DashboardFixture.Leaving}'] .online");
+        await Expect(cell).ToHaveTextAsync("online");
+
+        var device = await list.Context.NewPageAsync();
+        await device.GotoAsync($"/#/devices/{DashboardFixture.Leaving}");
+        await Expect(device.Locator("#device-online")).ToHaveTextAsync("online");
+        await list.EvaluateAsync("() => { window.notReloaded = true; }");
+
+        await fleet.DisconnectLeavingRouter();
+        await Expect(device.Locator("#device-online")).ToHaveTextAsync("offline");
+        await Expect(cell).ToHaveTextAsync("offline");
+        Assert.True(await list.EvaluateAsync<bool>("() => window.notReloaded === true"), "the list was reloaded");
+    }
+
+    [Fact]
+    public async Task A_viewer_sees_no_send_cancel_or_auth_mode_controls_and_the_API_refuses_it_anyway()
+    {
+        var page = await fleet.LoggedIn(TestKeys.Viewer);
+        await page.GotoAsync($"/#/devices/{DashboardFixture.Parked}");
+        await Expect(page.Locator("#read-only")).ToBeVisibleAsync();
+        await Expect(page.Locator("#command-form")).ToHaveCountAsync(0);
+        await Expect(page.Locator("#gateways form")).ToHaveCountAsync(0);
+        await Expect(page.Locator("button.cancel")).ToHaveCountAsync(0);
+
+        // What a hand-made request from the viewer's session gets: the API's 403.
+        var status = await page.EvaluateAsync<int>("""
+            async () => (await fetch('/api/v1/devices/dash-parked-5/commands', { method: 'POST', credentials: 'same-origin',
+              headers: { 'Content-Type': 'application/json', 'X-Fleet-Dashboard': '1' }, body: '{"type":"get_firmware_info"}' })).status
+            """);
+        Assert.Equal(403, status);
+    }
+
+    [Fact]
+    public async Task The_pages_read_on_a_phone_375_pixels_wide()
+    {
+        var page = await fleet.LoggedIn(width: 375, height: 812);
+        await Expect(page.Locator("#devices tbody tr")).ToHaveCountAsync(100);
+        // Only the tables scroll sideways (inside their own region); the page itself does not.
+        Assert.True(await page.EvaluateAsync<int>("() => document.documentElement.scrollWidth") <= 375, "the list is wider than the phone");
+        await DashboardFixture.Screenshot(page, "04-phone-device-list.png");
+
+        await page.GotoAsync("/#/devices/dash-kiosk-1");
+        await Expect(page.Locator("#device-online")).ToHaveTextAsync("online");
+        await DashboardFixture.Screenshot(page, "05-phone-device-page.png");
+        var wide = await page.EvaluateAsync<string[]>("""
+            () => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 376
+                 && !e.closest('.table-wrap')).map(e => e.tagName + '#' + e.id + '.' + e.className)
+            """);
+        Assert.True(wide.Length == 0, "wider than the phone: " + string.Join(", ", wide));
+        await DashboardFixture.Screenshot(page, "05-phone-device-page.png");
+    }
+
+    /// <summary>Every form control on the page has a label (or an aria-label) a screen reader reads out.</summary>
+    private static async Task LabelledControls(IPage page)
+    {
+        var unlabelled = await page.EvaluateAsync<string[]>("""
+            () => [...document.querySelectorAll('input, select, textarea')]
+              .filter(c => c.labels.length === 0 && !c.getAttribute('aria-label'))
+              .map(c => c.id || c.name || c.outerHTML)
+            """);
+        Assert.Empty(unlabelled);
+    }
+}
