@@ -17,7 +17,25 @@ public static class OperationsApi
         app.MapGet("/healthz", () => TypedResults.Ok(new { status = "alive" })).WithTags("operations").AllowAnonymous();
         app.MapGet("/readyz", Ready).WithTags("operations").AllowAnonymous();
         app.MapGet("/api/v1/node", Node).WithTags("operations").RequireAuthorization(Policies.Viewer);
+        app.MapGet("/api/v1/stats", Stats).WithTags("operations").WithName("FleetStats").RequireAuthorization(Policies.Viewer);
         return app;
+    }
+
+    /// <summary>The fleet at a glance: device counts from the directory, open alerts.</summary>
+    private static async Task<Ok<object>> Stats(DirectoryStore store, Alerts.AlertStore alerts, NodeIdentity node,
+        Metrics.FleetMetrics metrics, CancellationToken ct)
+    {
+        var counts = await store.CountAsync(node.LiveNodes(), ct);
+        metrics.Known(counts.Known);
+        return TypedResults.Ok<object>(new
+        {
+            devices = new
+            {
+                known = counts.Known, online = counts.Online, offline = counts.Offline, pending = counts.Pending,
+                by_protocol = counts.ByProtocol,
+            },
+            alerts = new { open = await alerts.CountOpenAsync(ct) },
+        });
     }
 
     private static async Task<Results<Ok<object>, ProblemHttpResult>> Ready(ActorSystem system, DirectoryStore store,

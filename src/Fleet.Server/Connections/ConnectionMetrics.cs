@@ -16,13 +16,16 @@ public sealed class ConnectionMetrics : IDisposable
 
     public ConnectionMetrics()
     {
-        _meter.CreateObservableUpDownCounter("fleet.connections.active", () => Active);
+        _meter.CreateObservableUpDownCounter("fleet.devices.connected", () => Active, description: "Device WebSockets open on this node");
         _meter.CreateObservableCounter("fleet.connections.accepted", () => Interlocked.Read(ref _accepted));
-        _meter.CreateObservableCounter("fleet.connections.rejected_at_cap", () => Interlocked.Read(ref _rejectedAtCap));
+        _meter.CreateObservableCounter("fleet.connections.rejected",
+            () => new Measurement<long>(Interlocked.Read(ref _rejectedAtCap), new KeyValuePair<string, object?>("reason", "cap")),
+            description: "Device upgrades refused with 503 past the node's connection cap");
         _meter.CreateObservableCounter("fleet.frames.in", () => Interlocked.Read(ref _framesIn));
         _meter.CreateObservableCounter("fleet.frames.out", () => Interlocked.Read(ref _framesOut));
         _meter.CreateObservableCounter("fleet.heartbeats", () => Interlocked.Read(ref _heartbeats));
-        _meter.CreateObservableCounter("fleet.frames.held", () => Interlocked.Read(ref _framesHeld));
+        // Frames held back so that the real client's one-frame-per-read reader gets each alone (each was at risk of being lost).
+        _meter.CreateObservableCounter("fleet.frames.lost_risk", () => Interlocked.Read(ref _framesHeld));
         _meter.CreateObservableCounter("fleet.frames.too_large_for_device", () => Interlocked.Read(ref _framesTooLarge));
         _meter.CreateObservableCounter("fleet.device_complaints", () => Interlocked.Read(ref _complaints));
         _meter.CreateObservableCounter("fleet.connections.closed_for_silence", () => Interlocked.Read(ref _silent));

@@ -459,10 +459,20 @@ public sealed class DeviceConnection : UntypedActor
     private long _refusalLoggedAt = long.MinValue;
     private int _refusalsUnlogged;
 
+    private long _refusalPublishedAt = long.MinValue;
+
     private void Refused(string reason, string detail)
     {
         _shared.Metrics.Refused(reason);
         var now = Environment.TickCount64;
+        // To the event stream: a bound socket's refusals, at most one a second (an unbound socket names no device,
+        // and a scanner's thousands of sockets would flood the stream).
+        if (_deviceId is not null && (_refusalPublishedAt == long.MinValue || now - _refusalPublishedAt >= 1000))
+        {
+            _refusalPublishedAt = now;
+            Events.FleetEvents.Publish(_shared.System, new Events.FleetEvent(Events.FleetEvent.FrameRefused, DateTimeOffset.UtcNow,
+                _deviceId, Node: _shared.Node, Reason: reason, Detail: detail));
+        }
         if (_refusalLoggedAt != long.MinValue && now - _refusalLoggedAt < 60_000)
         {
             _refusalsUnlogged++;
@@ -809,4 +819,4 @@ public sealed class DeviceConnection : UntypedActor
 /// the silence watch, the log (one object, not one copy per socket).
 /// </summary>
 public sealed record ConnectionContext(IActorRef Region, string Node, ConnectionMetrics Metrics, int MaxMessageBytes,
-    int FramePauseMs, SilenceWatch Watch, ILoggingAdapter Log, DeviceAdmission Admission);
+    int FramePauseMs, SilenceWatch Watch, ILoggingAdapter Log, DeviceAdmission Admission, ActorSystem System);

@@ -77,7 +77,8 @@ public static class WebSocketEndpoint
                     ws.FramePauseMs,
                     sp.GetRequiredService<SilenceWatch>(),
                     Logging.GetLogger(sp.GetRequiredService<ActorSystem>(), "Fleet.Connections"),
-                    sp.GetRequiredService<DeviceAdmission>());
+                    sp.GetRequiredService<DeviceAdmission>(),
+                    sp.GetRequiredService<ActorSystem>());
             });
 
     /// <summary>

@@ -20,8 +20,10 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
 {
     // Arguments, not an expression: Props.Create(() => new …) compiles the argument expressions on
     // every call, and an entity is created per device (a reconnect storm creates thousands a second).
-    public static Props Props(string deviceId, FleetSettings settings, TimeProvider clock, AdmissionMetrics? metrics = null) =>
-        Akka.Actor.Props.Create<DeviceEntity>(deviceId, settings, clock, metrics ?? Unmeasured).WithMailbox(LightMailbox.ConfigPath);
+    public static Props Props(string deviceId, FleetSettings settings, TimeProvider clock, AdmissionMetrics? metrics = null,
+        Metrics.FleetMetrics? fleetMetrics = null) =>
+        Akka.Actor.Props.Create<DeviceEntity>(deviceId, settings, clock, metrics ?? Unmeasured, fleetMetrics ?? UnmeasuredFleet)
+            .WithMailbox(LightMailbox.ConfigPath);
 
     private const string DeadlineTimer = "deadline";
     private const string ReattachTimer = "reattach";
@@ -30,11 +32,13 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
     private const int ReattachMarginSeconds = 15;
     /// <summary>For entities made without a node's metrics (specs): counts go nowhere anyone reads.</summary>
     private static readonly AdmissionMetrics Unmeasured = new();
+    private static readonly Metrics.FleetMetrics UnmeasuredFleet = new("Fleet.Server.Unmeasured");
 
     private readonly string _deviceId;
     private readonly FleetSettings _settings;
     private readonly TimeProvider _clock;
     private readonly AdmissionMetrics _metrics;
+    private readonly Metrics.FleetMetrics _fleetMetrics;
     private DeviceState _state;
     private DeviceLive _live;
     private int _sinceSnapshot;
@@ -43,10 +47,11 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
     public override string PersistenceId { get; }
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public DeviceEntity(string deviceId, FleetSettings settings, TimeProvider clock, AdmissionMetrics metrics)
+    public DeviceEntity(string deviceId, FleetSettings settings, TimeProvider clock, AdmissionMetrics metrics, Metrics.FleetMetrics fleetMetrics)
     {
         _deviceId = deviceId;
         _metrics = metrics;
+        _fleetMetrics = fleetMetrics;
         _settings = settings;
         _clock = clock;
         _state = DeviceState.Empty with { HistoryLimit = settings.Devices.CommandHistory, QueueLimit = settings.Devices.MaxQueuedCommands };
@@ -121,11 +126,14 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
             return;
         }
         var remaining = decision.Events.Count;
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         PersistAll(decision.Events, e =>
         {
             _state = _state.Apply(e);
             _sinceSnapshot++;
+            Announce(e);
             if (--remaining > 0) return;
+            _fleetMetrics.JournalWrite(started);
             if (_sinceSnapshot >= _settings.Devices.SnapshotEvery)
             {
                 SaveSnapshot(_state);
@@ -133,6 +141,15 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
             }
             Perform(decision, sender);
         });
+    }
+
+    /// <summary>A persisted change operators may watch (online, offline, a command's status): to the cluster's event topic and the metrics.</summary>
+    private void Announce(IDeviceEvent e)
+    {
+        if (Events.FleetEvent.Of(_deviceId, e, _state, _clock.GetUtcNow()) is not { } announced) return;
+        Events.FleetEvents.Publish(Context.System, announced);
+        if (e is CommandCompleted done && _state.FindCommand(done.CommandId) is { } c)
+            _fleetMetrics.CommandEnded(c.Type, c.Status.ToApi(), done.At - c.CreatedAt);
     }
 
     private void Perform(Decision decision, IActorRef sender)
@@ -168,7 +185,11 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
                 case Passivate: Context.Parent.Tell(new Akka.Cluster.Sharding.Passivate(StopDevice.Instance)); break;
                 case Stop: Context.Stop(Self); break;
                 case Note { Warning: true } n: Log.Warning(n.Text); break;
-                case CountCloneEpisode: _metrics.CloneEpisode(); break;
+                case CountCloneEpisode:
+                    _metrics.CloneEpisode();
+                    Events.FleetEvents.Publish(Context.System, new Events.FleetEvent(Events.FleetEvent.DeviceCloned, _clock.GetUtcNow(), _deviceId,
+                        Node: _state.Node, Detail: "connections keep replacing each other: two routers claim this device_id"));
+                    break;
                 case Note n: Log.Info(n.Text); break;
             }
         }

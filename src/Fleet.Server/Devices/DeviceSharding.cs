@@ -9,9 +9,9 @@ namespace Fleet.Server.Devices;
 public static class DeviceSharding
 {
     public static AkkaConfigurationBuilder WithDeviceSharding(this AkkaConfigurationBuilder builder, FleetSettings settings,
-        TimeProvider clock, Security.AdmissionMetrics? metrics = null) =>
+        TimeProvider clock, Security.AdmissionMetrics? metrics = null, Metrics.FleetMetrics? fleetMetrics = null) =>
         builder.WithShardRegion<DeviceEntity>(FleetNames.DeviceRegion,
-            deviceId => DeviceEntity.Props(deviceId, settings, clock, metrics),
+            deviceId => DeviceEntity.Props(deviceId, settings, clock, metrics, fleetMetrics),
             new DeviceMessageExtractor(FleetNames.ShardCount),
             new ShardOptions
             {

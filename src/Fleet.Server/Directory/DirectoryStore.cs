@@ -12,6 +12,9 @@ public sealed record DeviceSummary(string DeviceId, bool Online, string? Node, D
     DateTimeOffset? LastSeen, string? LocationId, string? ApMacAddress, IReadOnlyList<string> Gateways, string? Firmware,
     string? Protocol, string? Admission = null);
 
+/// <summary>The fleet at a glance (GET /api/v1/stats).</summary>
+public sealed record FleetCounts(long Known, long Online, long Offline, long Pending, IReadOnlyDictionary<string, long> ByProtocol);
+
 public sealed record DirectoryQuery(bool? Online, string? GwId, string? Q, int Limit, string? After, string? Protocol = null,
     string? Admission = null);
 
@@ -395,6 +398,66 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
             next = items[^1].DeviceId;
         }
         return (items, next);
+    }
+
+    /// <summary>Whole-fleet counts for GET /api/v1/stats: online counts only devices whose socket's node is a live member.</summary>
+    public async Task<FleetCounts> CountAsync(IReadOnlyCollection<string> liveNodes, CancellationToken ct)
+    {
+        var (onlineSql, args) = OnlineSql(liveNodes);
+        var sql = $"SELECT protocol, admission, {onlineSql} AS live, COUNT(*) FROM device_summary GROUP BY protocol, admission, {onlineSql}";
+        await using var c = await OpenAsync(ct);
+        await using var cmd = Command(c, null, sql, args);
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        long known = 0, online = 0, pending = 0;
+        var byProtocol = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        while (await r.ReadAsync(ct))
+        {
+            var n = Convert.ToInt64(r.GetValue(3), CultureInfo.InvariantCulture);
+            known += n;
+            if (Convert.ToInt64(r.GetValue(2), CultureInfo.InvariantCulture) == 1 || r.GetValue(2) is true) online += n;
+            if (Str(r, 1) == Devices.DeviceState.Pending) pending += n;
+            if (Str(r, 0) is { } protocol) byProtocol[protocol] = byProtocol.GetValueOrDefault(protocol) + n;
+        }
+        return new FleetCounts(known, online, known - online, pending, byProtocol);
+    }
+
+    /// <summary>Devices offline (by the same rule as the list) whose last word came before <paramref name="before"/>, oldest first.</summary>
+    public async Task<IReadOnlyList<(string DeviceId, DateTimeOffset? LastSeen)>> OfflineSinceAsync(DateTimeOffset before,
+        IReadOnlyCollection<string> liveNodes, int limit, CancellationToken ct)
+    {
+        var (onlineSql, args) = OnlineSql(liveNodes);
+        var sql = $"SELECT device_id, last_seen FROM device_summary WHERE NOT {onlineSql} AND last_seen IS NOT NULL AND last_seen < @before ORDER BY last_seen LIMIT @limit";
+        await using var c = await OpenAsync(ct);
+        await using var cmd = Command(c, null, sql, [.. args, ("before", Security.AuditLog.Stamp(before)), ("limit", limit)]);
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        var list = new List<(string, DateTimeOffset?)>();
+        while (await r.ReadAsync(ct)) list.Add((r.GetString(0), Time(r, 1)));
+        return list;
+    }
+
+    /// <summary>Which of these devices are online now.</summary>
+    public async Task<IReadOnlySet<string>> OnlineAmongAsync(IReadOnlyCollection<string> deviceIds, IReadOnlyCollection<string> liveNodes,
+        CancellationToken ct)
+    {
+        var online = new HashSet<string>(StringComparer.Ordinal);
+        if (deviceIds.Count == 0) return online;
+        var (onlineSql, args) = OnlineSql(liveNodes);
+        await using var c = await OpenAsync(ct);
+        foreach (var chunk in deviceIds.Chunk(200))
+        {
+            var ids = chunk.Select((id, i) => ($"d{i}", (object?)id)).ToArray();
+            var sql = $"SELECT device_id FROM device_summary WHERE {onlineSql} AND device_id IN ({string.Join(", ", ids.Select(p => "@" + p.Item1))})";
+            await using var cmd = Command(c, null, sql, [.. args, .. ids]);
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct)) online.Add(r.GetString(0));
+        }
+        return online;
+    }
+
+    private static (string Sql, (string, object?)[] Args) OnlineSql(IReadOnlyCollection<string> liveNodes)
+    {
+        var args = liveNodes.Select((n, i) => ($"n{i}", (object?)n)).ToArray();
+        return (args.Length == 0 ? "0 = 1" : $"(online = 1 AND node IN ({string.Join(", ", args.Select(a => "@" + a.Item1))}))", args);
     }
 
     private static string Escape(string s) => s.Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_");

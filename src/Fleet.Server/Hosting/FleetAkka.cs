@@ -28,7 +28,8 @@ public static class FleetAkka
                 .WithFleetSerialization()
                 .WithFleetCluster(settings)
                 .WithFleetPersistence(settings, connectionString)
-                .WithDeviceSharding(settings, clock, sp.GetRequiredService<Security.AdmissionMetrics>())
+                .WithDeviceSharding(settings, clock, sp.GetRequiredService<Security.AdmissionMetrics>(), sp.GetRequiredService<Metrics.FleetMetrics>())
+                .WithFleetEvents(sp, settings, clock)
                 .WithDirectoryProjection(sp.GetRequiredService<DirectoryStore>(), settings.Directory)
                 .AddStartup((system, _) => CloseDeviceSocketsOnStop(system, sp.GetService<Connections.SilenceWatch>()))
                 .AddStartup((system, _) => EndAdminWaitsOnStop(system, sp.GetService<NodeStopping>()))
@@ -47,6 +48,28 @@ public static class FleetAkka
                 });
         });
     }
+
+    /// <summary>
+    /// The event topic (Akka distributed pub-sub): a relay per node to its SSE subscribers, and the alert manager as a
+    /// cluster singleton (with a proxy on every node for the API).
+    /// </summary>
+    public static AkkaConfigurationBuilder WithFleetEvents(this AkkaConfigurationBuilder builder, IServiceProvider sp,
+        FleetSettings settings, TimeProvider clock) =>
+        builder
+            .WithDistributedPubSub(null!)
+            .WithActors((system, registry) => registry.Register<Events.EventRelay>(
+                system.ActorOf(Events.EventRelay.Props(sp.GetRequiredService<Events.EventHub>()), "event-relay")))
+            .WithSingleton<Alerts.AlertManager>("alert-manager",
+                Alerts.AlertManager.Props(settings.Alerts, sp.GetRequiredService<Alerts.AlertStore>(), sp.GetRequiredService<DirectoryStore>(),
+                    sp.GetRequiredService<Alerts.WebhookSender>(), clock),
+                new ClusterSingletonOptions(), createProxyToo: true)
+            .AddStartup((system, _) =>
+            {
+                var cluster = Cluster.Get(system);
+                sp.GetRequiredService<Metrics.FleetMetrics>().MembersFrom(() => cluster.State.Members
+                    .GroupBy(m => cluster.State.Unreachable.Contains(m) ? "unreachable" : m.Status.ToString().ToLowerInvariant())
+                    .Select(g => new System.Diagnostics.Metrics.Measurement<int>(g.Count(), new KeyValuePair<string, object?>("status", g.Key))));
+            });
 
     /// <summary>How long a stopping node's sockets wait for the answer to the request each wrote last.</summary>
     public static readonly TimeSpan StopAnswerWithin = TimeSpan.FromSeconds(3);

@@ -2,6 +2,9 @@ using System.Data.Common;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Fleet.Server.Admin;
+using Fleet.Server.Alerts;
+using Fleet.Server.Events;
+using Fleet.Server.Metrics;
 using Fleet.Server.Commands;
 using Fleet.Server.Devices;
 using Fleet.Server.Connections;
@@ -66,11 +69,13 @@ public static class FleetNode
                     $"Fleet:Cluster:SeedNodes: '{seed}' is not an Akka address such as akka.tcp://fleet@10.0.0.1:4053");
         settings.Security.Validate();
         settings.Directory.Validate();
+        settings.Alerts.Validate();
         var connectionString = ResolveConnectionString(settings.Persistence);
         builder.Services.AddSingleton(Options.Create(settings));
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(new DirectoryStore(settings.Persistence.Provider, connectionString));
         builder.Services.AddSingleton<ConnectionMetrics>();
+        builder.Services.AddFleetOperations();
         // Every socket the listeners hold counts against the open-file limit, from accept until it is closed
         // (SocketBudget); device WebSockets have their own cap below that (ConnectionGate, 503 past it).
         var openFiles = SocketBudget.ReadOpenFileLimit();
@@ -164,6 +169,9 @@ public static class FleetNode
         app.MapDeviceAdmissionApi();
         app.MapOperationsApi();
         app.MapSecurityApi();
+        app.MapEventsApi();
+        app.MapAlertsApi();
+        app.MapPrometheusScrapingEndpoint("/metrics").AllowAnonymous();
         app.MapDashboard();
         return app;
     }

@@ -14,6 +14,7 @@ public sealed class FleetSettings
     public Security.SecuritySettings Security { get; set; } = new();
     public AdminSettings Admin { get; set; } = new();
     public DirectorySettings Directory { get; set; } = new();
+    public Alerts.AlertSettings Alerts { get; set; } = new();
 }
 
 public enum PersistenceProvider { Sqlite, PostgreSql }

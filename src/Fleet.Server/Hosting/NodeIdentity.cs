@@ -16,7 +16,10 @@ public sealed class NodeIdentity(ActorSystem system)
     public static string Of(UniqueAddress a) => $"{a.Address}#{a.Uid}";
 
     /// <summary>Members that can hold sockets right now.</summary>
-    public IReadOnlyCollection<string> LiveNodes() =>
+    public IReadOnlyCollection<string> LiveNodes() => LiveNodes(system);
+
+    /// <summary>The members whose sockets may be up (Up, WeaklyUp, Leaving, Joining, and reachable), as address#uid.</summary>
+    public static IReadOnlyCollection<string> LiveNodes(ActorSystem system) =>
         Cluster.Get(system).State.Members
             .Where(m => m.Status is MemberStatus.Up or MemberStatus.WeaklyUp or MemberStatus.Leaving or MemberStatus.Joining)
             .Where(m => !Cluster.Get(system).State.Unreachable.Contains(m))

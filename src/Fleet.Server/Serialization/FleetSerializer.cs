@@ -82,6 +82,12 @@ public sealed class FleetSerializer : SerializerWithStringManifest
         ["r.revoked"] = typeof(KeysRevoked),
         ["p.status"] = typeof(GetProjectionStatus),
         ["p.statusr"] = typeof(ProjectionStatus),
+        // the event topic and the alert manager (issue 13)
+        ["e.fleet"] = typeof(Events.FleetEvent),
+        ["a.view"] = typeof(Alerts.AlertView),
+        ["a.resolve"] = typeof(Alerts.ResolveAlert),
+        ["a.resolved"] = typeof(Alerts.AlertResolvedByHand),
+        ["a.notopen"] = typeof(Alerts.AlertNotOpen),
     };
 
     /// <summary>
