@@ -31,6 +31,8 @@ public sealed class DashboardFixture : IAsyncLifetime
     public const string Leaving = "dash-leaving-4";
     /// <summary>A device that connected once and is offline: its commands stay queued.</summary>
     public const string Parked = "dash-parked-5";
+    /// <summary>A router of 2025-era firmware whose heartbeat carries system figures.</summary>
+    public const string Reporting = "dash-figures-6";
     /// <summary>More devices than a page holds (100): page-000 … page-104, offline.</summary>
     public const int PagingDevices = 105;
 
@@ -41,6 +43,7 @@ public sealed class DashboardFixture : IAsyncLifetime
     private IPlaywright _playwright = null!;
     private readonly List<ReconnectingRouter> _routers = [];
     private ReconnectingRouter _leaving = null!;
+    private PretendRouter? _reporting;
 
     public async ValueTask InitializeAsync()
     {
@@ -64,13 +67,22 @@ public sealed class DashboardFixture : IAsyncLifetime
         _leaving = new ReconnectingRouter(ws, Leaving) { HeartbeatEvery = TimeSpan.FromSeconds(5) }.Start();
         _routers.Add(_leaving);
         await using (await PretendRouter.ConnectAsync(ws, Parked)) { }
+        _reporting = await PretendRouter.ConnectAsync(ws, Reporting);
+        var heartbeat = JsonNode.Parse(_reporting.HeartbeatJson())!.AsObject();
+        heartbeat["sys_info"] = new JsonObject
+        {
+            ["sys_uptime"] = 93784, ["sys_memfree"] = 61440, ["sys_load"] = 0.42, ["cpu_usage"] = 7.5, ["cpu_temp"] = 48,
+            ["nf_conntrack_count"] = 312, ["wifidog_uptime"] = 7200, ["online_clients"] = 12, ["offline_clients"] = 3,
+        };
+        await _reporting.Send(heartbeat.ToJsonString());
+        await _reporting.ReceiveType("heartbeat");
         for (var batch = 0; batch < PagingDevices; batch += 15)
             await Task.WhenAll(Enumerable.Range(batch, Math.Min(15, PagingDevices - batch)).Select(async i =>
             {
                 await using var r = await PretendRouter.ConnectAsync(ws, $"page-{i:000}");
             }));
         // The directory follows the journal about a second behind.
-        await Eventually.True(async () => await Count("dash-", online: true) == Answering.Length + 1
+        await Eventually.True(async () => await Count("dash-", online: true) == Answering.Length + 2
                                           && await Count("dash-parked", online: false) == 1
                                           && await Count("page-", online: false) == PagingDevices,
             "the routers in the directory", TimeSpan.FromSeconds(60));
@@ -134,14 +146,16 @@ public sealed class DashboardFixture : IAsyncLifetime
         return Path.Combine(dir, name);
     }
 
-    public static Task Screenshot(IPage page, string name) =>
-        page.ScreenshotAsync(new PageScreenshotOptions { Path = ScreenshotPath(name), FullPage = true });
+    /// <param name="fullPage">The whole page; else what the window shows (a list of 100 rows is too long to read).</param>
+    public static Task Screenshot(IPage page, string name, bool fullPage = true) =>
+        page.ScreenshotAsync(new PageScreenshotOptions { Path = ScreenshotPath(name), FullPage = fullPage });
 
     public async ValueTask DisposeAsync()
     {
         if (Browser is not null) await Browser.CloseAsync();
         _playwright?.Dispose();
         foreach (var r in _routers) await r.DisposeAsync();
+        if (_reporting is not null) await _reporting.DisposeAsync();
         Http?.Dispose();
         if (App is not null)
         {

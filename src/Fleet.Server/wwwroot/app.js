@@ -1,14 +1,13 @@
 // The dashboard: hash routes (#/ the device list, #/devices/{id} a device), a login form that turns an API key into
 // a session cookie, and an alert banner. Every figure comes from the admin API (docs/ADMIN_API.md).
-import { api, logIn, logOut, currentSession, whenUnauthorized, ApiError, session } from './api.js';
+import { logIn, logOut, currentSession, whenUnauthorized, ApiError, session } from './api.js';
 import { el, fill, message, say } from './ui.js';
-import { subscribe } from './live.js';
+import { showAlerts } from './alerts.js';
 import { listPage } from './list.js';
 import { devicePage } from './device.js';
 
 const main = document.getElementById('main');
 let leavePage = () => {};
-let stopAlerts = () => {};
 
 function loginPage(problem) {
   leavePage();
@@ -46,33 +45,7 @@ async function started(s) {
   session.role = s.role;
   document.getElementById('who-name').textContent = `${s.key_name} (${s.role})`;
   document.getElementById('who').hidden = false;
-  watchAlerts();
   await route();
-}
-
-/** The open alerts, in a banner above every page; kept current by alert.opened / alert.resolved events. */
-async function showAlerts() {
-  const box = document.getElementById('alerts');
-  let items;
-  try {
-    items = (await api('GET', '/api/v1/alerts?state=open&limit=20')).items ?? [];
-  } catch {
-    box.hidden = true; // a node without alerts (an older version) shows none
-    return;
-  }
-  box.hidden = items.length === 0;
-  fill(box, el('h2', {}, `Open alerts (${items.length})`),
-    el('ul', {}, items.map(a => el('li', { dataset: { alert: a.alert_id } },
-      el('strong', {}, a.rule), ' ',
-      a.device_id ? el('a', { href: `#/devices/${encodeURIComponent(a.device_id)}` }, a.device_id) : (a.node ?? ''),
-      ': ', a.summary ?? ''))));
-}
-
-function watchAlerts() {
-  stopAlerts();
-  showAlerts();
-  stopAlerts = subscribe({ types: ['alert.opened', 'alert.resolved'], onReconnect: showAlerts },
-    { 'alert.opened': showAlerts, 'alert.resolved': showAlerts });
 }
 
 async function route() {
@@ -81,6 +54,7 @@ async function route() {
   leavePage = () => {};
   const hash = location.hash || '#/';
   const device = /^#\/devices\/([^?]+)/.exec(hash);
+  showAlerts();
   try {
     leavePage = device
       ? await devicePage(main, decodeURIComponent(device[1]))
@@ -94,14 +68,12 @@ async function route() {
 
 whenUnauthorized(() => {
   session.role = null;
-  stopAlerts();
   loginPage('Your session ended (the key was removed, or you logged out elsewhere): log in again.');
 });
 
 document.getElementById('logout').addEventListener('click', async () => {
   try { await logOut(); } catch { /* the cookie is cleared by the answer; a failed call leaves it to expire with the browser */ }
   session.role = null;
-  stopAlerts();
   loginPage();
 });
 

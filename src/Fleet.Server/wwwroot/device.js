@@ -4,6 +4,7 @@
 import { api, enc, may, ApiError } from './api.js';
 import { el, fill, facts, message, onlineBadge, say, setOnline, statusBadge, table, time, when } from './ui.js';
 import { subscribe } from './live.js';
+import { alertHandlers, showAlerts } from './alerts.js';
 import { commandTypes, body } from './commands.js';
 
 const Final = new Set(['delivered', 'succeeded', 'failed', 'timed_out', 'expired', 'cancelled']);
@@ -23,6 +24,7 @@ export async function devicePage(main, deviceId) {
 
   const badge = onlineBadge(device.online);
   const info = el('section', { 'aria-labelledby': 'h-info' });
+  const figures = el('section', { 'aria-labelledby': 'h-system' });
   const gateways = el('section', { 'aria-labelledby': 'h-gateways' });
   const clients = el('section', { 'aria-labelledby': 'h-clients' });
   const history = el('tbody');
@@ -34,7 +36,8 @@ export async function devicePage(main, deviceId) {
   fill(main,
     el('p', { class: 'crumbs' }, el('a', { href: '#/' }, '← Devices')),
     el('h1', { tabindex: '-1' }, deviceId, ' ', el('span', { id: 'device-online', 'aria-live': 'polite' }, badge)),
-    el('div', { class: 'columns' }, info, el('div', {}, gateways, gatewayMessage, clients)),
+    el('div', { class: 'columns' }, info, figures),
+    gateways, gatewayMessage, clients,
     may.operate() ? commandForm() : el('p', { class: 'help', id: 'read-only' },
       'Your key has the viewer role: it may read, not send commands or change auth modes.'),
     el('section', { 'aria-labelledby': 'h-history' },
@@ -57,8 +60,9 @@ export async function devicePage(main, deviceId) {
         ['AP device id', i.ap_device_id], ['AP MAC', i.ap_mac_address], ['Location', i.location_id],
         ['Coordinates', i.ap_latitude || i.ap_longitude ? `${i.ap_latitude ?? '?'}, ${i.ap_longitude ?? '?'}` : null],
         ['Mode', d.mode === null || d.mode === undefined ? null : ['cloud', 'bypass', 'local'][d.mode] ?? d.mode],
-      ]),
-      el('h3', {}, 'System (latest heartbeat)'),
+      ]));
+    fill(figures,
+      el('h2', { id: 'h-system' }, 'System (latest heartbeat)'),
       Object.keys(s).length ? facts([
         ['Uptime', s.sys_uptime != null ? duration(s.sys_uptime) : null], ['Free memory', s.sys_memfree != null ? `${s.sys_memfree} kB` : null],
         ['Load', s.sys_load], ['CPU', s.cpu_usage != null ? `${s.cpu_usage} %` : null],
@@ -66,7 +70,7 @@ export async function devicePage(main, deviceId) {
         ['WiFiDog uptime', s.wifidog_uptime != null ? duration(s.wifidog_uptime) : null],
         ['Clients online', s.online_clients], ['Clients offline', s.offline_clients],
       ]) : el('p', { class: 'help' }, 'This firmware sends no system figures in its heartbeat.'),
-      el('h3', {}, 'Firmware'),
+      el('h2', {}, 'Firmware'),
       Object.keys(d.firmware ?? {}).length ? facts(Object.entries(d.firmware)) : el('p', { class: 'help' },
         'Not known yet: send get_firmware_info.'));
 
@@ -205,7 +209,9 @@ export async function devicePage(main, deviceId) {
     // The answer, the completion time and what it changed (clients, firmware) come from the API.
     if (Final.has(e.status)) { reloadCommands().catch(() => {}); deviceSoon(); }
   };
-  const stop = subscribe({ deviceId, onReconnect: () => { reloadDevice(); reloadCommands(); } }, {
+  // This device's events only (its own alerts among them): one stream a tab.
+  const stop = subscribe({ deviceId, onReconnect: () => { reloadDevice(); reloadCommands(); showAlerts(); } }, {
+    ...alertHandlers,
     'device.online': () => { setOnline(badge, true); deviceSoon(); },
     'device.offline': () => { setOnline(badge, false); deviceSoon(); },
     'command.status': status,

@@ -3,6 +3,7 @@
 import { api, query, ApiError } from './api.js';
 import { el, fill, onlineBadge, setOnline, table, time } from './ui.js';
 import { subscribe } from './live.js';
+import { alertHandlers, showAlerts } from './alerts.js';
 
 const PageSize = 100;
 
@@ -86,8 +87,8 @@ export async function listPage(main, params) {
     const item = (id, label, value) => el('div', { class: 'count', id: `count-${id}` }, el('dt', {}, label), el('dd', {}, value ?? '—'));
     fill(counts, el('dl', {},
       item('known', 'Devices', d.known), item('online', 'Online', d.online), item('offline', 'Offline', d.offline),
-      item('pending', 'Pending approval', d.pending), item('seed', 'Seed', p.seed), item('2025', '2025', p['2025']),
-      item('9', '9.x', p['9']), item('alerts', 'Open alerts', stats.alerts?.open)));
+      item('pending', 'Pending approval', d.pending), item('seed', 'Seed', p.seed ?? 0), item('2025', '2025', p['2025'] ?? 0),
+      item('9', '9.x', p['9'] ?? 0), item('alerts', 'Open alerts', stats.alerts?.open)));
   }
 
   function reload() { cursors.splice(1); load(); }
@@ -101,8 +102,9 @@ export async function listPage(main, params) {
     if (badge) setOnline(badge, online);
     countsSoon();
   };
-  const stop = subscribe({ types: ['device.online', 'device.offline'], onReconnect: () => { load(); showCounts(); } },
-    { 'device.online': mark(true), 'device.offline': mark(false) });
+  const stop = subscribe({ types: ['device.online', 'device.offline', 'alert.opened', 'alert.resolved'],
+    onReconnect: () => { load(); showCounts(); showAlerts(); } },
+  { 'device.online': mark(true), 'device.offline': mark(false), ...alertHandlers });
 
   await Promise.all([load(), showCounts()]);
   return () => { stop(); clearTimeout(countsTimer); };
