@@ -15,10 +15,11 @@ public sealed class DashboardTests(DashboardFixture fleet)
     public async Task A_wrong_key_shows_the_APIs_refusal_and_the_right_key_opens_the_device_list_with_counts()
     {
         var page = await fleet.NewPage();
-        await DashboardFixture.Screenshot(page, "01-login.png");
+        await Expect(page.Locator("#who")).ToBeHiddenAsync();
         await page.GetByLabel("API key").FillAsync("not-a-key-of-this-fleet");
         await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
         await Expect(page.Locator("#login-error")).ToHaveTextAsync("the bearer key is not one of this fleet's API keys");
+        await DashboardFixture.Screenshot(page, "01-login-refused.png");
 
         await page.GetByLabel("API key").FillAsync(TestKeys.Operator);
         await page.GetByLabel("API key").PressAsync("Enter"); // the keyboard alone logs in

@@ -131,7 +131,7 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
         {
             _state = _state.Apply(e);
             _sinceSnapshot++;
-            Announce(e);
+            Announce(e, decision.Events);
             if (--remaining > 0) return;
             _fleetMetrics.JournalWrite(started);
             if (_sinceSnapshot >= _settings.Devices.SnapshotEvery)
@@ -144,9 +144,11 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
     }
 
     /// <summary>A persisted change operators may watch (online, offline, a command's status): to the cluster's event topic and the metrics.</summary>
-    private void Announce(IDeviceEvent e)
+    private void Announce(IDeviceEvent e, ImmutableList<IDeviceEvent> batch)
     {
         if (Events.FleetEvent.Of(_deviceId, e, _state, _clock.GetUtcNow()) is not { } announced) return;
+        // A connect's dialect is persisted after it, in the same batch.
+        if (e is DeviceConnected && batch.FindLast(b => b is ProtocolReported) is ProtocolReported p) announced = announced with { Protocol = p.Protocol };
         Events.FleetEvents.Publish(Context.System, announced);
         if (e is CommandCompleted done && _state.FindCommand(done.CommandId) is { } c)
             _fleetMetrics.CommandEnded(c.Type, c.Status.ToApi(), done.At - c.CreatedAt);

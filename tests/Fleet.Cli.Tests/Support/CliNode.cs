@@ -1,0 +1,64 @@
+using System.Text.Json.Nodes;
+using Fleet.Server.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Xunit;
+
+namespace Fleet.Cli.Tests.Support;
+
+/// <summary>
+/// A real Fleet node in the test's process (Kestrel on a loopback port, SQLite in a temp file, the test keys), shared
+/// by the tests of a class; <see cref="Run"/> runs fleetctl in-process against it and returns what it printed.
+/// </summary>
+public sealed class CliNode : IAsyncLifetime
+{
+    private WebApplication _app = null!;
+    public Uri BaseAddress { get; private set; } = null!;
+    public HttpClient Http { get; private set; } = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        var db = Path.Combine(Path.GetTempPath(), "fleet-tests", Guid.NewGuid().ToString("N"), "fleet.db");
+        string[] args =
+        [
+            "--urls", "http://127.0.0.1:0", "--Fleet:Persistence:ConnectionString", $"Data Source={db}",
+            "--Fleet:Cluster:Port", "0", "--Logging:LogLevel:Default", "Warning", .. TestKeys.Arguments(),
+        ];
+        _app = await FleetNode.CreateAsync(args);
+        await _app.StartAsync();
+        BaseAddress = new Uri(_app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        Http = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) }.Authorize();
+        await Eventually.True(async () => (await Http.GetAsync("/readyz")).IsSuccessStatusCode, "node ready");
+    }
+
+    public Uri WebSocketUri => new($"ws://{BaseAddress.Authority}/ws/wifidogx");
+
+    public static string NewDeviceId() => "r-" + Guid.NewGuid().ToString("N")[..10];
+
+    /// <summary>fleetctl with --url of this node and <paramref name="key"/> (FLEET_KEY, the admin key unless given).</summary>
+    public Task<CliRun> Run(params string[] args) => RunWithKey(TestKeys.Admin, args);
+
+    public Task<CliRun> RunWithKey(string? key, params string[] args) =>
+        CliRun.InProcess([.. args, "--url", BaseAddress.ToString()],
+            new Dictionary<string, string?> { ["FLEET_KEY"] = key });
+
+    /// <summary>A device the directory lists (it is fed from the journal, about a second behind).</summary>
+    public Task Listed(string deviceId) => Eventually.True(async () =>
+        (await Http.GetStringAsync($"/api/v1/devices?q={deviceId}")).Contains(deviceId), $"{deviceId} in the directory");
+
+    public async Task<JsonNode> Problem(string path)
+    {
+        var response = await Http.GetAsync(path);
+        Assert.False(response.IsSuccessStatusCode);
+        return JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
