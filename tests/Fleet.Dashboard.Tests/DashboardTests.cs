@@ -222,6 +222,40 @@ public sealed class DashboardTests(DashboardFixture fleet)
         await DashboardFixture.Screenshot(page, "05-phone-device-page.png");
     }
 
+    [Fact]
+    public async Task The_keyboard_alone_finds_a_device_opens_it_and_sends_a_command_with_a_visible_focus()
+    {
+        var page = await fleet.LoggedIn();
+        await page.Keyboard.PressAsync("Tab"); // from the page's heading into the filters
+        await TabTo(page, "document.activeElement.id === 'q'");
+        await page.Keyboard.TypeAsync("lobby-3");
+        await page.Keyboard.PressAsync("Enter");
+        await Expect(page.Locator("#devices tbody tr")).ToHaveCountAsync(1);
+        await TabTo(page, "document.activeElement.textContent === 'dash-lobby-3'");
+        Assert.NotEqual("none", await page.EvaluateAsync<string>("() => getComputedStyle(document.activeElement).outlineStyle"));
+        await page.Keyboard.PressAsync("Enter");
+        await Expect(page.GetByRole(AriaRole.Heading, new() { Level = 1 })).ToContainTextAsync("dash-lobby-3");
+
+        await TabTo(page, "document.activeElement.id === 'cmd-client_ip'"); // kickoff is the first type
+        await page.Keyboard.TypeAsync("192.168.1.30");
+        await page.Keyboard.PressAsync("Tab");
+        await page.Keyboard.TypeAsync("aa:bb:cc:dd:ee:30");
+        await TabTo(page, "document.activeElement.id === 'send'");
+        await page.Keyboard.PressAsync("Enter");
+        await Expect(page.Locator("#commands tbody tr").First.Locator(".cmd-status")).ToHaveTextAsync("succeeded");
+    }
+
+    /// <summary>Presses Tab until the condition holds (at most 40 times: the page's whole tab order).</summary>
+    private static async Task TabTo(IPage page, string condition)
+    {
+        for (var i = 0; i < 40; i++)
+        {
+            if (await page.EvaluateAsync<bool>($"() => {condition}")) return;
+            await page.Keyboard.PressAsync("Tab");
+        }
+        Assert.Fail($"Tab never reached: {condition}");
+    }
+
     /// <summary>Every form control on the page has a label (or an aria-label) a screen reader reads out.</summary>
     private static async Task LabelledControls(IPage page)
     {
