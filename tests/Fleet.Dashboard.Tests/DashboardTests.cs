@@ -189,6 +189,27 @@ public sealed class DashboardTests(DashboardFixture fleet)
     }
 
     [Fact]
+    public async Task A_command_that_times_out_shows_on_the_open_page_and_opens_an_alert_in_its_banner()
+    {
+        var page = await fleet.LoggedIn();
+        await page.GotoAsync($"/#/devices/{DashboardFixture.Reporting}");
+        await Expect(page.Locator("#device-online")).ToHaveTextAsync("online");
+
+        // Sent by another client (a script, fleetctl): the page learns of it from the event stream. This router
+        // never answers get_status, so it times out after 1 s, and the command_failed rule opens an alert.
+        var sent = await fleet.Http.PostAsync($"/api/v1/devices/{DashboardFixture.Reporting}/commands?timeout=1",
+            new StringContent("""{"type":"get_status"}""", System.Text.Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken);
+        Assert.Equal(System.Net.HttpStatusCode.Accepted, sent.StatusCode);
+        var row = page.Locator("#commands tbody tr").First;
+        await Expect(row.Locator("td").Nth(1)).ToHaveTextAsync("get_status");
+        await Expect(row.Locator(".cmd-status")).ToHaveTextAsync("timed_out");
+        var banner = page.GetByRole(AriaRole.Region, new() { Name = "Open alerts" });
+        await Expect(banner).ToContainTextAsync("command_failed");
+        await Expect(banner.GetByRole(AriaRole.Link, new() { Name = DashboardFixture.Reporting })).ToBeVisibleAsync();
+        await DashboardFixture.Screenshot(page, "06-alert-banner.png", fullPage: false);
+    }
+
+    [Fact]
     public async Task A_viewer_sees_no_send_cancel_or_auth_mode_controls_and_the_API_refuses_it_anyway()
     {
         var page = await fleet.LoggedIn(TestKeys.Viewer);

@@ -33,7 +33,7 @@ function loginPage(problem) {
   } },
   el('h1', { tabindex: '-1' }, 'Log in to Fleet'),
   el('label', { for: 'key' }, 'API key'), input,
-  el('p', { id: 'key-help', class: 'help' }, 'An admin API key: a node writes its first one to data/admin.key beside its database.'),
+  el('p', { id: 'key-help', class: 'help' }, 'A key of the admin API, of any role: a node writes its first admin key to data/admin.key beside its database.'),
   el('button', { type: 'submit' }, 'Log in'), out);
   fill(main, form);
   if (problem) say(out, problem, 'error');
