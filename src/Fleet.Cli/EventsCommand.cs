@@ -37,7 +37,11 @@ public static class EventsCommand
             try
             {
                 await foreach (var item in SseParser.Create(stream).EnumerateAsync(ct))
+                {
+                    // The node's keep-alives (the first one says the subscription is live) are not events to show.
+                    if (item.EventType == "keep-alive") continue;
                     session.Line(json ? item.Data : Line(item.EventType, item.Data));
+                }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -63,7 +67,10 @@ public static class EventsCommand
             .Append(Tables.Text(e["at"])).Append(' ')
             .Append(e["type"] is null ? eventType : Tables.Text(e["type"])).Append(' ')
             .Append(Tables.Text(e["device_id"]));
-        foreach (var (name, value) in e)
+        // An alert event carries the alert as an object: its fields are shown as the event's own.
+        var fields = e.Where(f => f.Key != "alert")
+            .Concat(e["alert"] is JsonObject alert ? alert.Where(f => f.Key is not ("device_id" or "node" or "opened_at" or "resolved_at") && !e.ContainsKey(f.Key)) : []);
+        foreach (var (name, value) in fields)
         {
             if (name is "at" or "type" or "device_id") continue;
             var text = Tables.Text(value);

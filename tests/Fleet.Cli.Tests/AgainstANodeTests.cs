@@ -271,4 +271,29 @@ public sealed class AgainstANodeTests(CliNode node) : IClassFixture<CliNode>
         ExitsWith(ExitCodes.Ok, await node.RunWithKey(null, "keys", "list", "--key-file", file));
         ExitsWith(ExitCodes.Usage, await node.RunWithKey(null, "keys", "list", "--key-file", file + ".missing"));
     }
+
+    [Fact]
+    public async Task Events_follows_the_real_stream_of_a_device_until_stopped()
+    {
+        var id = CliNode.NewDeviceId();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        var stdout = new StringWriter();
+        var before = node.EventSubscribers;
+        var following = CliRun.InProcess(["events", "--device-id", id, "--url", node.BaseAddress.ToString()],
+            new Dictionary<string, string?> { ["FLEET_KEY"] = TestKeys.Viewer }, stdout, stop.Token);
+        await Eventually.True(() => Task.FromResult(node.EventSubscribers > before), "fleetctl subscribed");
+
+        var router = await PretendRouter.ConnectAsync(node.WebSocketUri, id);
+        await router.DisposeAsync();
+        string Seen() { lock (stdout) return stdout.ToString(); }
+        await Eventually.True(() => Task.FromResult(Seen().Contains(" device.offline " + id)), "online and offline printed",
+            detail: () => Seen());
+        await stop.CancelAsync();
+        var run = await following;
+        ExitsWith(ExitCodes.Ok, run);
+        var lines = run.Lines;
+        Assert.Contains(lines, l => l.Contains($" device.online {id} node=", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains("keep-alive", StringComparison.Ordinal));
+        Assert.All(lines, l => Assert.Contains($" {id} ", l));
+    }
 }

@@ -8,12 +8,13 @@ namespace Fleet.Cli.Tests;
 
 /// <summary>
 /// fleetctl events against a stream written in the test, as docs/ADMIN_API.md ("Event stream") describes it
-/// (the endpoint is built on another branch): the URL it asks for, how it reads the stream, what it prints.
+/// (and, in AgainstANodeTests, against a real node): the URL it asks for, how it reads the stream, what it prints.
 /// </summary>
 public sealed class EventsTests
 {
     private const string Stream = """
-        : keep-alive
+        event: keep-alive
+        data: {}
 
         id: 7
         event: device.online
@@ -23,11 +24,12 @@ public sealed class EventsTests
         event: command.status
         data: {"type":"command.status","at":"2026-03-01T10:00:01Z","device_id":"r1","command_id":"c1","command_type":"kickoff","status":"failed","error":"Client not found"}
 
-        : keep-alive
+        event: keep-alive
+        data: {}
 
         id: 9
         event: alert.opened
-        data: {"type":"alert.opened","at":"2026-03-01T10:00:02Z","device_id":null,"alert_id":"a1","rule":"node_left","node":"n2","state":"open"}
+        data: {"type":"alert.opened","at":"2026-03-01T10:00:02Z","node":"n2","alert":{"alert_id":"a1","rule":"node_left","node":"n2","state":"open","summary":"node n2 unreachable","opened_at":"2026-03-01T10:00:02Z"}}
 
 
         """;
@@ -58,7 +60,7 @@ public sealed class EventsTests
         [
             "2026-03-01T10:00:00Z device.online r1 node=n1 protocol=9 remote=10.0.0.5:40112",
             "2026-03-01T10:00:01Z command.status r1 command_id=c1 command_type=kickoff status=failed error=\"Client not found\"",
-            "2026-03-01T10:00:02Z alert.opened - alert_id=a1 rule=node_left node=n2 state=open",
+            "2026-03-01T10:00:02Z alert.opened - node=n2 alert_id=a1 rule=node_left state=open summary=\"node n2 unreachable\"",
         ], run.Lines);
         Assert.Equal("/api/v1/events", handler.Request!.RequestUri!.AbsolutePath);
         Assert.Equal("", handler.Request.RequestUri.Query);
@@ -74,7 +76,7 @@ public sealed class EventsTests
         Assert.True(run.Exit == 0, run.ToString());
         Assert.Equal(3, run.Lines.Count);
         Assert.StartsWith("""{"type":"device.online","at":"2026-03-01T10:00:00Z","device_id":"r1",""", run.Lines[0]);
-        Assert.Equal("""{"type":"alert.opened","at":"2026-03-01T10:00:02Z","device_id":null,"alert_id":"a1","rule":"node_left","node":"n2","state":"open"}""",
+        Assert.Equal("""{"type":"alert.opened","at":"2026-03-01T10:00:02Z","node":"n2","alert":{"alert_id":"a1","rule":"node_left","node":"n2","state":"open","summary":"node n2 unreachable","opened_at":"2026-03-01T10:00:02Z"}}""",
             run.Lines[2]);
         var query = HttpUtility.ParseQueryString(handler.Request!.RequestUri!.Query);
         Assert.Equal("r1", query["device_id"]);

@@ -8,7 +8,20 @@ public sealed class CrossNodeTests(ITestOutputHelper output) : ClusterTestBase(o
     [Fact(Timeout = 180_000)]
     public async Task Command_posted_to_another_node_reaches_the_router_and_the_answer_comes_back()
     {
+        // The event stream, read through nginx's admin listener: it is served by one node, and hears every node's events.
+        using var viaNginx = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{Cluster.Nginx.AdminPort}"), Timeout = Timeout.InfiniteTimeSpan }.Authorize();
+        await using var events = await SseStream.OpenAsync(viaNginx, "/api/v1/events?types=device.online,command.status");
         Routers.AddRange(await Scenario.ConnectRouters(Cluster, 6, TimeSpan.FromSeconds(60)));
+        var onlineFrom = new HashSet<string>();
+        var notYet = Routers.Select(r => r.DeviceId).ToHashSet();
+        while (notYet.Count > 0)
+        {
+            var e = await events.Next((type, d) => type == "device.online" && notYet.Contains((string?)d["device_id"] ?? ""));
+            notYet.Remove((string)e["device_id"]!);
+            onlineFrom.Add((string)e["node"]!);
+        }
+        Log($"device.online events through nginx from {onlineFrom.Count} nodes");
+        Assert.True(onlineFrom.Count >= 2, $"every online event came from {string.Join(",", onlineFrom)}");
 
         var socketNodes = new HashSet<string>();
         foreach (var r in Routers)
@@ -26,6 +39,7 @@ public sealed class CrossNodeTests(ITestOutputHelper output) : ClusterTestBase(o
             Assert.True(r.Received.ContainsKey(id), $"{r.DeviceId} did not receive {id}");
             Assert.Equal("r-" + id, (string?)body["response"]!["data"]!["DISTRIB_RELEASE"]);
             Log($"{r.DeviceId}: socket on {socketNode.Name}, command posted to {admin.Name}: succeeded");
+            await events.Next("command.status", r.DeviceId, d => (string?)d["command_id"] == id && (string?)d["status"] == "succeeded");
 
             // Every node gives the same view of the device (it asks the one entity).
             foreach (var n in Cluster.Nodes)

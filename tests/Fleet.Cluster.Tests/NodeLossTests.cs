@@ -46,9 +46,14 @@ public sealed class NodeLossTests(ITestOutputHelper output) : ClusterTestBase(ou
                 onVictim.Add(r.DeviceId);
         Log($"{onVictim.Count} of {RouterCount} sockets on {victim.Name}; killing it (SIGKILL)");
         Assert.NotEmpty(onVictim);
+        // The alert manager (a cluster singleton) lives on the oldest node, the victim: its next incarnation on a survivor
+        // still opens the node_left alert (it remembers the members it saw). Read on a survivor's event stream.
+        await using var alerts = await SseStream.OpenAsync(survivors[0].Http, "/api/v1/events?types=alert.opened");
 
         await victim.Kill();
         var killedAt = DateTime.UtcNow;
+        var nodeLeft = alerts.Next("alert.opened", also: d => (string?)d["alert"]!["rule"] == "node_left"
+            && (string?)d["alert"]!["node"] == $"127.0.0.1:{victim.AkkaPort}", within: TimeSpan.FromSeconds(120));
             var clock = Stopwatch.StartNew();
 
         // More commands while the node is gone: each goes to a survivor, retried while the device's shard
@@ -86,6 +91,10 @@ public sealed class NodeLossTests(ITestOutputHelper output) : ClusterTestBase(ou
         }
         await Scenario.DirectoryAgrees(survivors, Routers.Select(r => r.DeviceId).ToList(), online: true, TimeSpan.FromSeconds(30));
         Log($"reconnections: {Routers.Sum(r => r.Connections) - RouterCount}");
+        var opened = (await nodeLeft)["alert"]!;
+        Log($"node_left alert: {opened.ToJsonString()}");
+        var listed = await survivors[1].GetJson("/api/v1/alerts?state=open");
+        Assert.Contains(listed["items"]!.AsArray(), a => (string?)a!["alert_id"] == (string?)opened["alert_id"]);
         NoSerializationWarnings();
     }
 }

@@ -86,8 +86,8 @@ public sealed class SseStream : IAsyncDisposable
     }
 
     /// <summary>The next event of a type for a device.</summary>
-    public Task<JsonNode> Next(string type, string? deviceId = null, Func<JsonNode, bool>? also = null) =>
-        Next((t, d) => t == type && (deviceId is null || (string?)d["device_id"] == deviceId) && (also?.Invoke(d) ?? true));
+    public Task<JsonNode> Next(string type, string? deviceId = null, Func<JsonNode, bool>? also = null, TimeSpan? within = null) =>
+        Next((t, d) => t == type && (deviceId is null || (string?)d["device_id"] == deviceId) && (also?.Invoke(d) ?? true), within);
 
     /// <summary>Everything received so far that has not been read.</summary>
     public List<(string Type, JsonNode Data)> Drain()

@@ -54,6 +54,8 @@ public sealed class AlertManager : ReceiveActor, IWithUnboundedStash, IWithTimer
     private sealed record LoadFailed(Exception Cause);
     private sealed record Scan;
     private sealed record Reload;
+    private sealed record CheckMembers(IReadOnlyList<string> Remembered);
+    private static readonly TimeSpan RememberedCheckAfter = TimeSpan.FromSeconds(20);
     private sealed record Scanned(IReadOnlyList<(string DeviceId, DateTimeOffset? LastSeen)> Offline, IReadOnlySet<string> BackOnline, IReadOnlyList<string> Checked);
     private sealed record ScanFailed(Exception Cause);
     private sealed record ClonedQuiet(string DeviceId, DateTimeOffset Since);
@@ -76,6 +78,7 @@ public sealed class AlertManager : ReceiveActor, IWithUnboundedStash, IWithTimer
         {
             foreach (var a in l.Open) _open[Key(a.Rule, a.DeviceId ?? a.Node)] = a;
             foreach (var m in l.Members) _members.Add(m);
+            Timers.StartSingleTimer("remembered", new CheckMembers(l.Members), RememberedCheckAfter);
             _log.Info("Alert manager: {0} open alerts, {1} members remembered", _open.Count, _members.Count);
             Become(Running);
             Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot,
@@ -105,6 +108,7 @@ public sealed class AlertManager : ReceiveActor, IWithUnboundedStash, IWithTimer
         Receive<ClusterEvent.IMemberEvent>(_ => { });
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
         Receive<Scan>(_ => StartScan());
+        Receive<CheckMembers>(c => CheckRemembered(c.Remembered));
         Receive<Scanned>(OnScanned);
         Receive<ScanFailed>(f =>
         {
@@ -147,12 +151,21 @@ public sealed class AlertManager : ReceiveActor, IWithUnboundedStash, IWithTimer
 
     private void OnClusterState(ClusterEvent.CurrentClusterState state)
     {
-        var up = state.Members.Where(m => m.Status == MemberStatus.Up && !state.Unreachable.Contains(m)).Select(m => Address(m.Address)).ToHashSet();
-        // Members the previous incarnation saw that are not here now left while no alert manager ran (it may have
-        // been on the node that went away).
-        foreach (var gone in _members.Where(m => !up.Contains(m)).ToList()) NodeGone(gone, "gone while the alert manager moved");
         foreach (var m in state.Unreachable) NodeGone(Address(m.Address), "unreachable");
-        foreach (var m in up) NodeBack(m);
+        foreach (var m in state.Members.Where(m => m.Status == MemberStatus.Up && !state.Unreachable.Contains(m))) NodeBack(m.Address);
+    }
+
+    /// <summary>
+    /// Members the previous incarnation saw that are not in the cluster a while after this one started: they left while no
+    /// alert manager ran (it may have been on the node that went away). Checked late, so that nodes of a cluster that is
+    /// starting again have had time to join.
+    /// </summary>
+    private void CheckRemembered(IReadOnlyList<string> remembered)
+    {
+        var state = Cluster.Get(Context.System).State;
+        var present = state.Members.Where(m => m.Status is not (MemberStatus.Down or MemberStatus.Removed or MemberStatus.Exiting)
+                                               && !state.Unreachable.Contains(m)).Select(m => Address(m.Address)).ToHashSet();
+        foreach (var gone in remembered.Where(m => !present.Contains(m))) NodeGone(gone, "left the cluster (seen when the alert manager moved)");
     }
 
     private void NodeGone(Akka.Actor.Address address, string why) => NodeGone(Address(address), why);

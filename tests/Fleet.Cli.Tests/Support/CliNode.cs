@@ -35,6 +35,9 @@ public sealed class CliNode : IAsyncLifetime
 
     public Uri WebSocketUri => new($"ws://{BaseAddress.Authority}/ws/wifidogx");
 
+    /// <summary>How many event streams this node is serving now.</summary>
+    public int EventSubscribers => _app.Services.GetRequiredService<Fleet.Server.Events.EventHub>().Subscribers;
+
     public static string NewDeviceId() => "r-" + Guid.NewGuid().ToString("N")[..10];
 
     /// <summary>fleetctl with --url of this node and <paramref name="key"/> (FLEET_KEY, the admin key unless given).</summary>

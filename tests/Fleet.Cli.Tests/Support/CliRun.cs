@@ -8,9 +8,13 @@ namespace Fleet.Cli.Tests.Support;
 public sealed record CliRun(int Exit, string Out, string Err)
 {
     /// <summary>Runs <see cref="Fleetctl.RunAsync"/> with consoles that record (no colours, wide enough for any row).</summary>
-    public static async Task<CliRun> InProcess(string[] args, IDictionary<string, string?> env, HttpMessageHandler? handler = null)
+    public static Task<CliRun> InProcess(string[] args, IDictionary<string, string?> env, HttpMessageHandler? handler = null) =>
+        InProcess(args, env, new StringWriter(), TestContext.Current.CancellationToken, handler);
+
+    /// <summary>As above, writing stdout to <paramref name="stdout"/> as it goes (a test can watch a command that runs until stopped).</summary>
+    public static async Task<CliRun> InProcess(string[] args, IDictionary<string, string?> env, StringWriter stdout, CancellationToken ct,
+        HttpMessageHandler? handler = null)
     {
-        var stdout = new StringWriter();
         var stderr = new StringWriter();
         var console = AnsiConsole.Create(new AnsiConsoleSettings
         {
@@ -18,7 +22,7 @@ public sealed record CliRun(int Exit, string Out, string Err)
             Interactive = InteractionSupport.No,
         });
         console.Profile.Width = 400;
-        var exit = await Fleetctl.RunAsync(args, console, stderr, handler, env, ct: TestContext.Current.CancellationToken);
+        var exit = await Fleetctl.RunAsync(args, console, stderr, handler, env, ct: ct);
         return new CliRun(exit, stdout.ToString(), stderr.ToString());
     }
 
