@@ -18,6 +18,7 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 command -v nginx >/dev/null 2>&1 || need+=(nginx)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need+=(chromium) # the dashboard's browser tests (Playwright drives it)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     say "installing: ${need[*]}"
@@ -72,6 +73,8 @@ if ! dotnet build Fleet.sln -c Release -nologo -v q > "$results/build.log" 2>&1;
   exit 1
 fi
 
+# The dashboard tests save screenshots of its pages under $FLEET_TEST_RESULTS/screenshots.
+export FLEET_TEST_RESULTS="$results"
 status=0
 for proj in tests/*/*.Tests.csproj; do
   name=$(basename "$proj" .csproj)

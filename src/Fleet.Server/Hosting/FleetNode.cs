@@ -8,6 +8,7 @@ using Fleet.Server.Metrics;
 using Fleet.Server.Commands;
 using Fleet.Server.Devices;
 using Fleet.Server.Connections;
+using Fleet.Server.Dashboard;
 using Fleet.Server.Directory;
 using Fleet.Server.Security;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -158,6 +159,7 @@ public static class FleetNode
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseFleetListeners();
+        app.UseDashboard(); // static files before authorization: the login page needs no key
         app.UseAuthentication();
         app.UseAuthorization();
         app.UseNodeStopping();
@@ -170,6 +172,7 @@ public static class FleetNode
         app.MapEventsApi();
         app.MapAlertsApi();
         app.MapPrometheusScrapingEndpoint("/metrics").AllowAnonymous();
+        app.MapDashboard();
         // The instruments exist from the start (a scrape before the first router still shows fleet_devices_connected 0).
         _ = app.Services.GetRequiredService<ConnectionMetrics>();
         _ = app.Services.GetRequiredService<FleetMetrics>();

@@ -10,24 +10,50 @@ namespace Fleet.Server.Security;
 
 /// <summary>
 /// Authorization: Bearer &lt;key&gt; on /api/v1. No or unknown key → 401, a known key whose role is too low
-/// → 403 (audited: the key's name, role and address are known), both problem+json.
+/// → 403 (audited: the key's name, role and address are known), both problem+json. Without an Authorization
+/// header, the dashboard's session cookie (<see cref="Dashboard.DashboardEndpoints.SessionCookie"/>, holding a
+/// key) is read the same way; a cookie-authenticated request other than GET/HEAD must carry
+/// <c>X-Fleet-Dashboard: 1</c>, which a cross-site form cannot send, else 403.
 /// </summary>
 public sealed class ApiKeyAuthentication(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger,
     UrlEncoder encoder, ApiKeyStore keys, AuditLog audit) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ApiKey";
     private const string Failure = "fleet.auth_failure";
+    private const string CrossSite = "fleet.auth_cross_site";
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         string? header = Request.Headers.Authorization;
-        if (string.IsNullOrEmpty(header)) return AuthenticateResult.NoResult();
+        if (string.IsNullOrEmpty(header)) return await FromSessionCookie();
         if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
             return Fail("the Authorization header must be 'Bearer <key>'");
         var presented = header["Bearer ".Length..].Trim();
         if (presented.Length is 0 or > 512) return Fail("the bearer key is empty or too long");
         var key = await keys.FindAsync(presented, Context.RequestAborted);
         if (key is null) return Fail("the bearer key is not one of this fleet's API keys");
+        return Success(key);
+    }
+
+    private async Task<AuthenticateResult> FromSessionCookie()
+    {
+        var presented = Request.Cookies[Dashboard.DashboardEndpoints.SessionCookie];
+        if (string.IsNullOrEmpty(presented)) return AuthenticateResult.NoResult();
+        if (presented.Length > 512) return Fail("the session cookie is too long; log in again");
+        var key = await keys.FindAsync(presented, Context.RequestAborted);
+        if (key is null) return Fail("the session's key is no longer one of this fleet's API keys; log in again");
+        if (!HttpMethods.IsGet(Request.Method) && !HttpMethods.IsHead(Request.Method)
+            && Request.Headers[Dashboard.DashboardEndpoints.CsrfHeader] != "1")
+        {
+            Context.Items[CrossSite] = true;
+            return Fail($"a {Request.Method} authenticated by the session cookie must carry the header " +
+                        $"'{Dashboard.DashboardEndpoints.CsrfHeader}: 1' (the dashboard sends it; a cross-site form cannot)");
+        }
+        return Success(key);
+    }
+
+    private AuthenticateResult Success(ApiKey key)
+    {
         var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, key.Name), new Claim(Caller.RoleClaim, Caller.Name(key.Role))], SchemeName);
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
     }
@@ -40,6 +66,12 @@ public sealed class ApiKeyAuthentication(IOptionsMonitor<AuthenticationSchemeOpt
 
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
     {
+        if (Context.Items.ContainsKey(CrossSite))
+        {
+            // The key is good; the request could have come from another site's form: refused, not unauthenticated.
+            await Problems.Write(Context, StatusCodes.Status403Forbidden, "Forbidden", (string)Context.Items[Failure]!);
+            return;
+        }
         Response.Headers.WWWAuthenticate = "Bearer";
         var why = Context.Items[Failure] as string
                   ?? "this call needs an API key: send 'Authorization: Bearer <key>' (see README, Security)";

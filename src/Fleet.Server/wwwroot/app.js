@@ -1,0 +1,88 @@
+// The dashboard: hash routes (#/ the device list, #/devices/{id} a device), a login form that turns an API key into
+// a session cookie, and an alert banner. Every figure comes from the admin API (docs/ADMIN_API.md).
+import { logIn, logOut, currentSession, whenUnauthorized, ApiError, session } from './api.js';
+import { el, fill, message, say } from './ui.js';
+import { showAlerts } from './alerts.js';
+import { listPage } from './list.js';
+import { devicePage } from './device.js';
+
+const main = document.getElementById('main');
+let leavePage = () => {};
+
+function loginPage(problem) {
+  leavePage();
+  document.title = 'Log in · Fleet';
+  document.getElementById('who').hidden = true;
+  document.getElementById('alerts').hidden = true;
+  const out = message();
+  out.setAttribute('role', 'alert');
+  const input = el('input', { id: 'key', name: 'key', type: 'password', autocomplete: 'current-password', required: true,
+    'aria-describedby': 'key-help login-error' });
+  out.id = 'login-error';
+  const form = el('form', { class: 'card login', onsubmit: async e => {
+    e.preventDefault();
+    say(out, 'Logging in…', 'busy');
+    try {
+      const s = await logIn(input.value.trim());
+      input.value = '';
+      await started(s);
+    } catch (err) {
+      say(out, err instanceof ApiError ? err.message : String(err), 'error');
+      input.select();
+    }
+  } },
+  el('h1', { tabindex: '-1' }, 'Log in to Fleet'),
+  el('label', { for: 'key' }, 'API key'), input,
+  el('p', { id: 'key-help', class: 'help' }, 'A key of the admin API, of any role: a node writes its first admin key to data/admin.key beside its database.'),
+  el('button', { type: 'submit' }, 'Log in'), out);
+  fill(main, form);
+  if (problem) say(out, problem, 'error');
+  input.focus();
+}
+
+async function started(s) {
+  session.keyName = s.key_name;
+  session.role = s.role;
+  document.getElementById('who-name').textContent = `${s.key_name} (${s.role})`;
+  document.getElementById('who').hidden = false;
+  await route();
+}
+
+async function route() {
+  if (!session.role) return;
+  leavePage();
+  leavePage = () => {};
+  const hash = location.hash || '#/';
+  const device = /^#\/devices\/([^?]+)/.exec(hash);
+  showAlerts();
+  try {
+    leavePage = device
+      ? await devicePage(main, decodeURIComponent(device[1]))
+      : await listPage(main, new URLSearchParams(hash.split('?')[1] ?? ''));
+  } catch (err) {
+    fill(main, el('h1', { tabindex: '-1' }, 'Something went wrong'), el('p', { role: 'alert' }, err.message ?? String(err)),
+      el('p', {}, el('a', { href: '#/' }, 'Back to the device list')));
+  }
+  (main.querySelector('h1') ?? main).focus?.();
+}
+
+whenUnauthorized(() => {
+  session.role = null;
+  loginPage('Your session ended (the key was removed, or you logged out elsewhere): log in again.');
+});
+
+document.getElementById('logout').addEventListener('click', async () => {
+  try { await logOut(); } catch { /* the cookie is cleared by the answer; a failed call leaves it to expire with the browser */ }
+  session.role = null;
+  loginPage();
+});
+
+window.addEventListener('hashchange', route);
+
+(async () => {
+  try {
+    await started(await currentSession());
+  } catch {
+    loginPage();
+  }
+})();
