@@ -47,20 +47,8 @@ public sealed class DashboardFixture : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        var db = Path.Combine(Path.GetTempPath(), "fleet-tests", Guid.NewGuid().ToString("N"), "fleet.db");
-        string[] args =
-        [
-            "--urls", "http://127.0.0.1:0",
-            "--Fleet:Persistence:ConnectionString", $"Data Source={db}",
-            "--Fleet:Cluster:Port", "0",
-            "--Logging:LogLevel:Default", "Warning",
-            .. TestKeys.Arguments(),
-        ];
-        App = await FleetNode.CreateAsync(args);
-        await App.StartAsync();
-        BaseAddress = new Uri(App.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        (App, BaseAddress) = await InProcessNode.StartAsync();
         Http = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) }.Authorize(TestKeys.Operator);
-        await Eventually.True(async () => (await Http.GetAsync("/readyz")).IsSuccessStatusCode, "node ready");
 
         var ws = new Uri($"ws://{BaseAddress.Authority}/ws/wifidogx");
         foreach (var id in Answering) _routers.Add(new ReconnectingRouter(ws, id) { HeartbeatEvery = TimeSpan.FromSeconds(5) }.Start());

@@ -360,11 +360,10 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
     public async Task<(IReadOnlyList<DeviceSummary> Items, string? Next)> QueryAsync(DirectoryQuery q,
         IReadOnlyCollection<string> liveNodes, CancellationToken ct)
     {
+        var (onlineSql, nodeArgs) = OnlineSql(liveNodes);
         var where = new List<string>();
-        var args = new List<(string, object?)>();
+        var args = new List<(string, object?)>(nodeArgs);
         if (q.After is not null) { where.Add("device_id > @after"); args.Add(("after", q.After)); }
-        var nodeParams = liveNodes.Select((n, i) => { args.Add(($"n{i}", n)); return "@n" + i; }).ToList();
-        var onlineSql = nodeParams.Count == 0 ? "0 = 1" : $"(online = 1 AND node IN ({string.Join(", ", nodeParams)}))";
         if (q.Online == true) where.Add(onlineSql);
         if (q.Online == false) where.Add($"NOT {onlineSql}");
         if (q.Protocol is not null) { where.Add("protocol = @protocol"); args.Add(("protocol", q.Protocol)); }

@@ -20,17 +20,8 @@ public sealed class CliNode : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        var db = Path.Combine(Path.GetTempPath(), "fleet-tests", Guid.NewGuid().ToString("N"), "fleet.db");
-        string[] args =
-        [
-            "--urls", "http://127.0.0.1:0", "--Fleet:Persistence:ConnectionString", $"Data Source={db}",
-            "--Fleet:Cluster:Port", "0", "--Logging:LogLevel:Default", "Warning", .. TestKeys.Arguments(),
-        ];
-        _app = await FleetNode.CreateAsync(args);
-        await _app.StartAsync();
-        BaseAddress = new Uri(_app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        (_app, BaseAddress) = await InProcessNode.StartAsync();
         Http = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) }.Authorize();
-        await Eventually.True(async () => (await Http.GetAsync("/readyz")).IsSuccessStatusCode, "node ready");
     }
 
     public Uri WebSocketUri => new($"ws://{BaseAddress.Authority}/ws/wifidogx");

@@ -1,10 +1,6 @@
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
-using Fleet.Server.Hosting;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Fleet.Server.Tests.Support;
 
@@ -26,8 +22,7 @@ public sealed class Node : IAsyncDisposable
 
     public Uri WebSocketUri(string path = "/ws/wifidogx") => new($"ws://{BaseAddress.Authority}{path}");
 
-    public static string NewDbPath() =>
-        Path.Combine(Path.GetTempPath(), "fleet-tests", Guid.NewGuid().ToString("N"), "fleet.db");
+    public static string NewDbPath() => InProcessNode.NewDbPath();
 
     public static Task<Node> StartAsync(string? dbPath = null, params string[] extraArgs) =>
         StartAsync(dbPath, testKeys: true, configure: null, extraArgs);
@@ -37,21 +32,8 @@ public sealed class Node : IAsyncDisposable
     public static async Task<Node> StartAsync(string? dbPath, bool testKeys, Action<WebApplicationBuilder>? configure, params string[] extraArgs)
     {
         dbPath ??= NewDbPath();
-        var args = new List<string>
-        {
-            "--urls", "http://127.0.0.1:0",
-            "--Fleet:Persistence:ConnectionString", $"Data Source={dbPath}",
-            "--Fleet:Cluster:Port", "0",
-            "--Logging:LogLevel:Default", "Warning",
-        };
-        if (testKeys) args.AddRange(TestKeys.Arguments());
-        args.AddRange(extraArgs);
-        var app = await FleetNode.CreateAsync(args.ToArray(), configure);
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        var node = new Node(app, new Uri(address), dbPath);
-        await Eventually.True(async () => (await node.Http.GetAsync("/readyz")).IsSuccessStatusCode, "node ready");
-        return node;
+        var (app, address) = await InProcessNode.StartAsync(dbPath, testKeys, configure, extraArgs);
+        return new Node(app, address, dbPath);
     }
 
     public async Task<JsonNode> GetJson(string path)
