@@ -124,6 +124,9 @@ public sealed class DashboardFixture : IAsyncLifetime
         return page;
     }
 
+    /// <summary>Waits until the page's event stream is open: what happens from then on reaches the page live.</summary>
+    public static Task Live(IPage page) => Assertions.Expect(page.Locator("body")).ToHaveAttributeAsync("data-live", "on");
+
     /// <summary>Where screenshots go: $FLEET_TEST_RESULTS/screenshots (tests/run.sh), else beside the test binaries.</summary>
     public static string ScreenshotPath(string name)
     {

@@ -111,6 +111,7 @@ public sealed class DashboardTests(DashboardFixture fleet)
         var page = await fleet.LoggedIn();
         await page.GotoAsync("/#/devices/dash-kiosk-1");
         await Expect(page.Locator("#device-online")).ToHaveTextAsync("online");
+        await DashboardFixture.Live(page);
         await page.EvaluateAsync("() => { window.notReloaded = true; }");
 
         await page.GetByLabel("Type").SelectOptionAsync("kickoff");
@@ -176,10 +177,12 @@ public sealed class DashboardTests(DashboardFixture fleet)
         await list.GetByLabel("Search").PressAsync("Enter");
         var cell = list.Locator($"#devices tr[data-device='{DashboardFixture.Leaving}'] .online");
         await Expect(cell).ToHaveTextAsync("online");
+        await DashboardFixture.Live(list);
 
         var device = await list.Context.NewPageAsync();
         await device.GotoAsync($"/#/devices/{DashboardFixture.Leaving}");
         await Expect(device.Locator("#device-online")).ToHaveTextAsync("online");
+        await DashboardFixture.Live(device);
         await list.EvaluateAsync("() => { window.notReloaded = true; }");
 
         await fleet.DisconnectLeavingRouter();
@@ -194,6 +197,7 @@ public sealed class DashboardTests(DashboardFixture fleet)
         var page = await fleet.LoggedIn();
         await page.GotoAsync($"/#/devices/{DashboardFixture.Reporting}");
         await Expect(page.Locator("#device-online")).ToHaveTextAsync("online");
+        await DashboardFixture.Live(page);
 
         // Sent by another client (a script, fleetctl): the page learns of it from the event stream. This router
         // never answers get_status, so it times out after 1 s, and the command_failed rule opens an alert.
@@ -256,6 +260,7 @@ public sealed class DashboardTests(DashboardFixture fleet)
         Assert.NotEqual("none", await page.EvaluateAsync<string>("() => getComputedStyle(document.activeElement).outlineStyle"));
         await page.Keyboard.PressAsync("Enter");
         await Expect(page.GetByRole(AriaRole.Heading, new() { Level = 1 })).ToContainTextAsync("dash-lobby-3");
+        await DashboardFixture.Live(page);
 
         await TabTo(page, "document.activeElement.id === 'cmd-client_ip'"); // kickoff is the first type
         await page.Keyboard.TypeAsync("192.168.1.30");

@@ -6,6 +6,8 @@ export function subscribe({ deviceId, types, onReconnect }, handlers) {
   if (deviceId) q.set('device_id', deviceId);
   if (types) q.set('types', types.join(','));
   const source = new EventSource(`/api/v1/events${q.size ? `?${q}` : ''}`);
+  // 'on' once this page's stream is open (the node subscribes it before it answers): events from then on arrive.
+  document.body.dataset.live = 'connecting';
   let opened = false;
   source.addEventListener('open', () => {
     if (opened && onReconnect) onReconnect();
