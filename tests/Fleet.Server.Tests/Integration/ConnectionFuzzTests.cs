@@ -6,10 +6,23 @@ using Xunit;
 namespace Fleet.Server.Tests.Integration;
 
 /// <summary>
+/// Tests whose routers read like the firmware (one frame per read, in this process) beside a node paced for a router
+/// with a CPU of its own: frames 250 ms apart (Fleet:WebSocket:FramePauseMs) meet in one read when this process stalls
+/// longer than that. Run alone, after the parallel tests, so that other test classes' load is not taken for the node's
+/// fault (seen once in the full test command: five routers stalled together and each lost the frame behind a reply).
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class RealReaderTiming
+{
+    public const string Name = "real-reader timing";
+}
+
+/// <summary>
 /// A short run of the connection fuzzer (tests/Shared/ConnectionFuzz.cs; bench/Fuzz runs it for minutes against a
 /// separate node): a real node, healthy routers of every era reading like the firmware, and sockets sending mutated
 /// frames beside them.
 /// </summary>
+[Collection(RealReaderTiming.Name)]
 public sealed class ConnectionFuzzTests
 {
     [Fact]
