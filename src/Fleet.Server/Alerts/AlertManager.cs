@@ -31,6 +31,10 @@ public sealed class AlertManager : ReceiveActor, IWithUnboundedStash, IWithTimer
     private readonly Dictionary<string, AlertView> _open = new(StringComparer.Ordinal);
     private readonly HashSet<string> _members = new(StringComparer.Ordinal);
     private bool _scanning;
+    /// <summary>How far the offline scan has read the directory's disconnects (last_seen, device_id).</summary>
+    private (DateTimeOffset LastSeen, string DeviceId)? _disconnectsRead;
+    /// <summary>Devices left online on a node that is gone, and when a scan first found each so.</summary>
+    private readonly Dictionary<string, DateTimeOffset> _strandedSince = new(StringComparer.Ordinal);
     /// <summary>The table's writes, one after another in the order decided (an alert's resolution never overtakes its opening).</summary>
     private Task _writes = Task.CompletedTask;
 
@@ -56,7 +60,10 @@ public sealed class AlertManager : ReceiveActor, IWithUnboundedStash, IWithTimer
     private sealed record Reload;
     private sealed record CheckMembers(IReadOnlyList<string> Remembered);
     private static readonly TimeSpan RememberedCheckAfter = TimeSpan.FromSeconds(20);
-    private sealed record Scanned(IReadOnlyList<(string DeviceId, DateTimeOffset? LastSeen)> Offline, IReadOnlySet<string> BackOnline, IReadOnlyList<string> Checked);
+    private sealed record Scanned(DateTimeOffset Before, IReadOnlyList<(string DeviceId, DateTimeOffset LastSeen)> Disconnected,
+        IReadOnlyList<string> Stranded, IReadOnlySet<string> BackOnline, IReadOnlyList<string> Checked);
+    private const int ScanPage = 1000;
+    private const int StrandedPage = 100_000;
     private sealed record ScanFailed(Exception Cause);
     private sealed record ClonedQuiet(string DeviceId, DateTimeOffset Since);
 
@@ -203,24 +210,38 @@ public sealed class AlertManager : ReceiveActor, IWithUnboundedStash, IWithTimer
         var before = _clock.GetUtcNow().AddSeconds(-_settings.DeviceOfflineSeconds);
         var live = NodeIdentity.LiveNodes(Context.System);
         var openOffline = _open.Values.Where(a => a.Rule == AlertRules.DeviceOffline && a.DeviceId is not null).Select(a => a.DeviceId!).ToList();
-        ScanAsync(before, live, openOffline).PipeTo(Self, failure: e => new ScanFailed(e));
+        ScanAsync(before, _disconnectsRead, live, openOffline).PipeTo(Self, failure: e => new ScanFailed(e));
     }
 
-    private async Task<object> ScanAsync(DateTimeOffset before, IReadOnlyCollection<string> live, IReadOnlyList<string> openOffline)
+    private async Task<object> ScanAsync(DateTimeOffset before, (DateTimeOffset, string)? after, IReadOnlyCollection<string> live,
+        IReadOnlyList<string> openOffline)
     {
-        var offline = await _directory.OfflineSinceAsync(before, live, 1000, CancellationToken.None);
+        var disconnected = await _directory.DisconnectedAsync(before, after, ScanPage, CancellationToken.None);
+        var stranded = await _directory.StrandedAsync(live, StrandedPage, CancellationToken.None);
         var back = await _directory.OnlineAmongAsync(openOffline, live, CancellationToken.None);
-        return new Scanned(offline, back, openOffline);
+        return new Scanned(before, disconnected, stranded, back, openOffline);
     }
 
     private void OnScanned(Scanned s)
     {
         _scanning = false;
+        var now = _clock.GetUtcNow();
         foreach (var id in s.Checked)
             if (s.BackOnline.Contains(id) && _open.TryGetValue(Key(AlertRules.DeviceOffline, id), out var a)) Resolve(a, "back online");
-        foreach (var (id, lastSeen) in s.Offline)
-            Open(AlertRules.DeviceOffline, id, null,
-                $"device {id} offline since {lastSeen:yyyy-MM-dd HH:mm:ss}Z (longer than {_settings.DeviceOfflineSeconds} s)");
+        // A disconnect is read once: the keyset moves past it (to the scan's horizon when the page was not full).
+        foreach (var (id, lastSeen) in s.Disconnected)
+            Open(AlertRules.DeviceOffline, id, null, $"device {id} offline since {lastSeen:yyyy-MM-dd HH:mm:ss}Z (longer than {_settings.DeviceOfflineSeconds} s)");
+        _disconnectsRead = s.Disconnected.Count == ScanPage ? (s.Disconnected[^1].LastSeen, s.Disconnected[^1].DeviceId) : (s.Before, "");
+        // A device stranded on a node that left has no disconnect time: it counts from when a scan first found it so.
+        var stranded = s.Stranded.ToHashSet(StringComparer.Ordinal);
+        foreach (var id in _strandedSince.Keys.Where(id => !stranded.Contains(id)).ToList()) _strandedSince.Remove(id);
+        foreach (var id in stranded)
+        {
+            var since = _strandedSince.TryGetValue(id, out var t) ? t : _strandedSince[id] = now;
+            if (now - since >= TimeSpan.FromSeconds(_settings.DeviceOfflineSeconds))
+                Open(AlertRules.DeviceOffline, id, null,
+                    $"device {id} offline since about {since:yyyy-MM-dd HH:mm:ss}Z, when its node left the cluster (longer than {_settings.DeviceOfflineSeconds} s)");
+        }
     }
 
     private static string Key(string rule, string? subject) => rule + "|" + subject;

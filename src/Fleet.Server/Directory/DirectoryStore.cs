@@ -420,17 +420,39 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
         return new FleetCounts(known, online, known - online, pending, byProtocol);
     }
 
-    /// <summary>Devices offline (by the same rule as the list) whose last word came before <paramref name="before"/>, oldest first.</summary>
-    public async Task<IReadOnlyList<(string DeviceId, DateTimeOffset? LastSeen)>> OfflineSinceAsync(DateTimeOffset before,
-        IReadOnlyCollection<string> liveNodes, int limit, CancellationToken ct)
+    /// <summary>
+    /// Devices whose last event was a disconnect before <paramref name="before"/> (their last_seen is that moment), after
+    /// the keyset <paramref name="after"/> (last_seen, device_id), in that order: a reader that moves its keyset on reads
+    /// each disconnect once, however many devices stay offline for good.
+    /// </summary>
+    public async Task<IReadOnlyList<(string DeviceId, DateTimeOffset LastSeen)>> DisconnectedAsync(DateTimeOffset before,
+        (DateTimeOffset LastSeen, string DeviceId)? after, int limit, CancellationToken ct)
+    {
+        var sql = "SELECT device_id, last_seen FROM device_summary WHERE online = 0 AND last_seen IS NOT NULL AND last_seen < @before"
+                  + (after is null ? "" : " AND (last_seen > @a OR (last_seen = @a AND device_id > @aid))")
+                  + " ORDER BY last_seen, device_id LIMIT @limit";
+        await using var c = await OpenAsync(ct);
+        await using var cmd = Command(c, null, sql, ("before", Ts(before)), ("a", after is { } a ? Ts(a.LastSeen) : null),
+            ("aid", after?.DeviceId), ("limit", limit));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        var list = new List<(string, DateTimeOffset)>();
+        while (await r.ReadAsync(ct)) list.Add((r.GetString(0), Time(r, 1)!.Value));
+        return list;
+    }
+
+    /// <summary>
+    /// Devices recorded online on a node that is no longer a live member: their socket went with the node, and no event
+    /// says when (their last_seen is when they connected).
+    /// </summary>
+    public async Task<IReadOnlyList<string>> StrandedAsync(IReadOnlyCollection<string> liveNodes, int limit, CancellationToken ct)
     {
         var (onlineSql, args) = OnlineSql(liveNodes);
-        var sql = $"SELECT device_id, last_seen FROM device_summary WHERE NOT {onlineSql} AND last_seen IS NOT NULL AND last_seen < @before ORDER BY last_seen LIMIT @limit";
+        var sql = $"SELECT device_id FROM device_summary WHERE online = 1 AND NOT {onlineSql} ORDER BY device_id LIMIT @limit";
         await using var c = await OpenAsync(ct);
-        await using var cmd = Command(c, null, sql, [.. args, ("before", Security.AuditLog.Stamp(before)), ("limit", limit)]);
+        await using var cmd = Command(c, null, sql, [.. args, ("limit", limit)]);
         await using var r = await cmd.ExecuteReaderAsync(ct);
-        var list = new List<(string, DateTimeOffset?)>();
-        while (await r.ReadAsync(ct)) list.Add((r.GetString(0), Time(r, 1)));
+        var list = new List<string>();
+        while (await r.ReadAsync(ct)) list.Add(r.GetString(0));
         return list;
     }
 

@@ -57,8 +57,7 @@ public static class FleetAkka
         FleetSettings settings, TimeProvider clock) =>
         builder
             .WithDistributedPubSub(null!)
-            .WithActors((system, registry) => registry.Register<Events.EventRelay>(
-                system.ActorOf(Events.EventRelay.Props(sp.GetRequiredService<Events.EventHub>()), "event-relay")))
+            .WithActors((system, _) => system.ActorOf(Events.EventRelay.Props(sp.GetRequiredService<Events.EventHub>()), "event-relay"))
             .WithSingleton<Alerts.AlertManager>("alert-manager",
                 Alerts.AlertManager.Props(settings.Alerts, sp.GetRequiredService<Alerts.AlertStore>(), sp.GetRequiredService<DirectoryStore>(),
                     sp.GetRequiredService<Alerts.WebhookSender>(), clock),

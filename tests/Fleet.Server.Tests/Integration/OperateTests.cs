@@ -24,7 +24,7 @@ public sealed class OperateTests : IAsyncLifetime
         _hook = await WebhookReceiver.StartAsync(failFirst: 1);
         _node = await Node.StartAsync(null,
             "--Fleet:Alerts:DeviceOfflineSeconds", "1", "--Fleet:Alerts:ScanEverySeconds", "1",
-            "--Fleet:Alerts:WebhookFirstRetrySeconds", "0.05",
+            "--Fleet:Alerts:WebhookFirstRetrySeconds", "0.05", "--Fleet:Directory:ReconcileEverySeconds", "0",
             "--Fleet:Alerts:Webhooks:0:Url", _hook.Url, "--Fleet:Alerts:Webhooks:0:Secret", WebhookReceiver.Secret);
     }
 
@@ -194,6 +194,48 @@ public sealed class OperateTests : IAsyncLifetime
         var only = Assert.Single(all["items"]!.AsArray())!;
         Assert.Equal("resolved", (string?)only["state"]);
         Assert.NotNull((string?)only["resolved_at"]);
+    }
+
+    [Fact]
+    public async Task Every_device_offline_too_long_gets_its_alert_however_many_and_one_stranded_on_a_gone_node_counts_from_when_it_was_found()
+    {
+        // Directory rows as the projection writes them: 1,001 devices that disconnected two days ago (more than one scan
+        // page), and one recorded online on a node that is no longer a member (its last_seen is when it connected).
+        var longAgo = DateTimeOffset.UtcNow.AddDays(-2);
+        const int disconnected = 1001;
+        var stranded = Id();
+        var written = DateTimeOffset.UtcNow;
+        await using (var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_node.DbPath}"))
+        {
+            await db.OpenAsync(TestContext.Current.CancellationToken);
+            await using var tx = await db.BeginTransactionAsync(TestContext.Current.CancellationToken);
+            var insert = db.CreateCommand();
+            insert.CommandText = "INSERT INTO device_summary (device_id, online, node, connected_at, last_seen) VALUES ($id, $online, $node, $at, $at)";
+            var id = insert.Parameters.Add("$id", Microsoft.Data.Sqlite.SqliteType.Text);
+            var online = insert.Parameters.Add("$online", Microsoft.Data.Sqlite.SqliteType.Integer);
+            insert.Parameters.AddWithValue("$node", "akka.tcp://fleet@10.255.0.1:4053#1");
+            insert.Parameters.AddWithValue("$at", Directory.DirectoryStore.Ts(longAgo));
+            for (var i = 0; i < disconnected; i++)
+            {
+                id.Value = $"gone-{i:D4}";
+                online.Value = 0;
+                await insert.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
+            }
+            id.Value = stranded;
+            online.Value = 1;
+            await insert.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
+            await tx.CommitAsync(TestContext.Current.CancellationToken);
+        }
+
+        await Eventually.True(async () => (long)(await _node.GetJson("/api/v1/stats"))["alerts"]!["open"]! == disconnected + 1,
+            "an alert for every device offline too long", TimeSpan.FromSeconds(60));
+        var alert = Assert.Single((await _node.GetJson($"/api/v1/alerts?device_id={stranded}"))["items"]!.AsArray())!;
+        Assert.Contains("when its node left the cluster", (string?)alert["summary"]);
+        // Not at the first scan that found it (its last_seen is two days old): DeviceOfflineSeconds (1 s) after that.
+        Assert.True(DateTimeOffset.Parse((string)alert["opened_at"]!, System.Globalization.CultureInfo.InvariantCulture) >= written.AddSeconds(1),
+            $"opened at {alert["opened_at"]}, rows written at {written:O}");
+        var last = Assert.Single((await _node.GetJson("/api/v1/alerts?device_id=gone-1000"))["items"]!.AsArray())!;
+        Assert.Contains($"offline since {longAgo:yyyy-MM-dd HH:mm:ss}Z", (string?)last["summary"]);
     }
 
     [Fact]
