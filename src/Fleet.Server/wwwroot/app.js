@@ -63,7 +63,9 @@ async function route() {
     fill(main, el('h1', { tabindex: '-1' }, 'Something went wrong'), el('p', { role: 'alert' }, err.message ?? String(err)),
       el('p', {}, el('a', { href: '#/' }, 'Back to the device list')));
   }
-  (main.querySelector('h1') ?? main).focus?.();
+  // The new page's heading takes the focus (screen readers announce it), unless the person already moved it into the
+  // page while its data loaded: a search box they are typing into keeps it.
+  if (!main.contains(document.activeElement)) (main.querySelector('h1') ?? main).focus?.();
 }
 
 whenUnauthorized(() => {
