@@ -162,7 +162,7 @@ public static class CommandsApi
     /// What the caller's role or the fleet's rules do not allow: privileged requests (admin only), firmware
     /// outside Fleet:Security:FirmwareUrlPrefixes (unless an admin says allow_any_url=true, which the audit row records).
     /// </summary>
-    private static ProblemHttpResult? Refused(IControllerRequest request, bool allowAnyUrl, HttpContext ctx, SecuritySettings security)
+    public static ProblemHttpResult? Refused(IControllerRequest request, bool allowAnyUrl, HttpContext ctx, SecuritySettings security)
     {
         var caller = ctx.Caller();
         if (RequestKinds.PrivilegedTypes.Contains(request.Type) && caller.Role < Role.Admin)

@@ -54,7 +54,7 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
         _fleetMetrics = fleetMetrics;
         _settings = settings;
         _clock = clock;
-        _state = DeviceState.Empty with { HistoryLimit = settings.Devices.CommandHistory, QueueLimit = settings.Devices.MaxQueuedCommands };
+        _state = DeviceState.Empty with { HistoryLimit = settings.Devices.CommandHistory, QueueLimit = settings.Devices.MaxQueuedCommands, TagRules = settings.Tags.Rules() };
         PersistenceId = FleetNames.PersistenceIdPrefix + deviceId;
     }
 
@@ -67,7 +67,7 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
                 _state = _state.Apply(e);
                 break;
             case SnapshotOffer { Snapshot: DeviceState s }:
-                _state = s with { HistoryLimit = _settings.Devices.CommandHistory, QueueLimit = _settings.Devices.MaxQueuedCommands };
+                _state = s with { HistoryLimit = _settings.Devices.CommandHistory, QueueLimit = _settings.Devices.MaxQueuedCommands, TagRules = _settings.Tags.Rules() };
                 break;
             case RecoveryCompleted:
                 // A socket does not survive its node: if the node that held the device's socket is gone (or is this
@@ -163,6 +163,9 @@ public sealed class DeviceEntity : UntypedPersistentActor, IWithTimers
                 case Tell t: t.To.Tell(t.Message, Self); break;
                 case Watch w: Context.Watch(w.Connection); break;
                 case Unwatch u: Context.Unwatch(u.Connection); break;
+                // A job asks again after a while for the same command (its answer may have been lost): one waiter per asker.
+                case AddWaiter a when _live.Waiters.GetValueOrDefault(a.CommandId, []).Contains(sender):
+                    break;
                 case AddWaiter a:
                     _live = _live with
                     {
@@ -223,7 +226,7 @@ public static partial class DeviceDecider
 
     private static Decision DecideWithDeadlines(string deviceId, DeviceState state, DeviceLive live, object input, DateTimeOffset now)
     {
-        if (input is not (GetDevice or GetCommands or GetCommand or AwaitCommand or SubmitCommand or CancelCommand or SetDesiredAuthMode)
+        if (input is not (GetDevice or GetCommands or GetCommand or AwaitCommand or SubmitCommand or CancelCommand or SetDesiredAuthMode or SetTags)
             || CommandLifecycle.NextDeadline(state) is not { } due || due > now)
             return DecideOne(deviceId, state, live, input, now);
         var overdue = DecideOne(deviceId, state, live, DeadlineReached.Instance, now);
@@ -275,6 +278,7 @@ public static partial class DeviceDecider
 
         GetDevice => Reply(live, state.Exists ? new DeviceFound(DeviceView.From(state, deviceId, live, now)) : new DeviceNotFound(deviceId)),
         SetDesiredAuthMode m => OnSetAuthMode(deviceId, state, live, m, now),
+        SetTags t => OnSetTags(deviceId, state, live, t, now),
         SubmitCommand s => OnSubmit(deviceId, state, live, s, now),
         GetCommands => Reply(live, state.Exists
             ? new CommandList(state.Commands.Reverse().Select(c => CommandView.From(c, deviceId)).ToList())
@@ -317,7 +321,11 @@ public static partial class DeviceDecider
         if (report.DeviceInfo is { } info
             && new DeviceInfoState(info.ApDeviceId, info.ApMacAddress, info.ApLongitude, info.ApLatitude, info.LocationId) is var i
             && i != state.Info)
+        {
             events = events.Add(new DeviceInfoReported(i));
+            if (state.EffectiveTags(i, state.OperatorTags) is var tags && !tags.SequenceEqual(state.Tags))
+                events = events.Add(new TagsChanged(tags, state.OperatorTags));
+        }
         if (report.Gateway is { } gws)
         {
             if (!SameGateways(gws, state.Gateways))
@@ -508,6 +516,15 @@ public static partial class DeviceDecider
         var events = ImmutableList.Create<IDeviceEvent>(new DesiredAuthModeSet(m.GwId, m.AuthMode));
         var after = state.ApplyAll(events);
         return Changed(deviceId, state, live, new GatewayUpdated(GatewayView.From(after.FindGateway(m.GwId)!, after)), events, NoEffects, null, now);
+    }
+
+    private static Decision OnSetTags(string deviceId, DeviceState state, DeviceLive live, SetTags t, DateTimeOffset now)
+    {
+        if (!state.Exists) return Reply(live, new DeviceNotFound(deviceId));
+        var tags = state.EffectiveTags(state.Info, t.Tags);
+        if (tags.SequenceEqual(state.Tags) && t.Tags.SequenceEqual(state.OperatorTags))
+            return Reply(live, new TagsUpdated(deviceId, state.Tags, state.OperatorTags));
+        return Changed(deviceId, state, live, new TagsUpdated(deviceId, tags, t.Tags), [new TagsChanged(tags, t.Tags)], NoEffects, null, now);
     }
 
     private static Decision OnSubmit(string deviceId, DeviceState state, DeviceLive live, SubmitCommand s, DateTimeOffset now)

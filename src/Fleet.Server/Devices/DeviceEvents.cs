@@ -34,3 +34,8 @@ public sealed record ProtocolReported(string Protocol) : IDeviceEvent;
 public sealed record FirmwareReported(ImmutableSortedDictionary<string, string> Firmware) : IDeviceEvent;
 /// <summary>The device's admission changed: "pending" (enrolled with a fleet key) or "approved", by whom ("fleet key", "device key", "auto-approve", an admin key's name).</summary>
 public sealed record AdmissionChanged(string Admission, string By, DateTimeOffset At) : IDeviceEvent;
+/// <summary>
+/// The device's tags changed: <paramref name="Tags"/> the effective set (derived from device_info by rule, with the
+/// operator's own over them), <paramref name="OperatorTags"/> those an operator set.
+/// </summary>
+public sealed record TagsChanged(ImmutableSortedDictionary<string, string> Tags, ImmutableSortedDictionary<string, string> OperatorTags) : IDeviceEvent;

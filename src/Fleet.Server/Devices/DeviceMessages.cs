@@ -53,8 +53,12 @@ public sealed record FrameTooLarge(string DeviceId, string CommandId, int Bytes,
 
 public sealed record GetDevice(string DeviceId) : IToDeviceEntity;
 public sealed record SetDesiredAuthMode(string DeviceId, string GwId, int AuthMode) : IToDeviceEntity;
+/// <summary>Replaces the operator's tags (the effective set is recomputed with the derived ones).</summary>
+public sealed record SetTags(string DeviceId, System.Collections.Immutable.ImmutableSortedDictionary<string, string> Tags) : IToDeviceEntity;
 
 public sealed record DeviceNotFound(string DeviceId) : IAdminReply;
 public sealed record DeviceFound(DeviceView View) : IAdminReply;
 public sealed record GatewayNotFound(string DeviceId, string GwId) : IAdminReply;
 public sealed record GatewayUpdated(GatewayView View) : IAdminReply;
+public sealed record TagsUpdated(string DeviceId, System.Collections.Immutable.ImmutableSortedDictionary<string, string> Tags,
+    System.Collections.Immutable.ImmutableSortedDictionary<string, string> OperatorTags) : IAdminReply;

@@ -57,6 +57,11 @@ public sealed record DeviceState : IFleetSerializable
     /// <summary>Who decided <see cref="Admission"/> ("fleet key", "device key", "auto-approve", an admin key's name), and when.</summary>
     public string? AdmissionBy { get; init; }
     public DateTimeOffset? AdmissionAt { get; init; }
+    /// <summary>Effective tags: derived from device_info by <see cref="TagRules"/>, with <see cref="OperatorTags"/> over them.</summary>
+    public ImmutableSortedDictionary<string, string> Tags { get; init; } = ImmutableSortedDictionary<string, string>.Empty;
+    public ImmutableSortedDictionary<string, string> OperatorTags { get; init; } = ImmutableSortedDictionary<string, string>.Empty;
+    /// <summary>Tag ← device_info field (Fleet:Tags:FromDeviceInfo). Set from settings, like <see cref="HistoryLimit"/>.</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public ImmutableSortedDictionary<string, string> TagRules { get; init; } = ImmutableSortedDictionary<string, string>.Empty;
     /// <summary>Oldest first. Finished commands beyond <see cref="HistoryLimit"/> are dropped.</summary>
     public ImmutableList<CommandRecord> Commands { get; init; } = [];
     public int HistoryLimit { get; init; } = 200;
@@ -90,6 +95,7 @@ public sealed record DeviceState : IFleetSerializable
         FirmwareReported f => this with { Firmware = f.Firmware },
         ProtocolReported p => this with { Protocol = p.Protocol },
         AdmissionChanged a => this with { Admission = a.Admission, AdmissionBy = a.By, AdmissionAt = a.At },
+        TagsChanged t => this with { Tags = t.Tags, OperatorTags = t.OperatorTags },
         ICommandEvent c => this with { Commands = CommandLifecycle.Apply(Commands, c, HistoryLimit) },
         _ => this,
     };
@@ -106,6 +112,26 @@ public sealed record DeviceState : IFleetSerializable
             if (!c.Authorized) b.Remove(c.ClientMac);
             else if (c.PassUntil is not null) b[c.ClientMac] = c with { PassUntil = null };
         return b.ToImmutable();
+    }
+
+    /// <summary>The effective tags for this device_info and these operator tags (an operator's tag wins over a derived one).</summary>
+    public ImmutableSortedDictionary<string, string> EffectiveTags(DeviceInfoState? info, ImmutableSortedDictionary<string, string> operatorTags)
+    {
+        var tags = operatorTags.ToBuilder();
+        foreach (var (tag, field) in TagRules)
+        {
+            var value = field switch
+            {
+                "location_id" => info?.LocationId,
+                "ap_device_id" => info?.ApDeviceId,
+                "ap_mac_address" => info?.ApMacAddress,
+                "ap_longitude" => info?.ApLongitude,
+                "ap_latitude" => info?.ApLatitude,
+                _ => null,
+            };
+            if (!tags.ContainsKey(tag) && Fleet.Server.Devices.DeviceTags.IsValue(value)) tags[tag] = value!;
+        }
+        return tags.ToImmutable();
     }
 
     public DeviceState ApplyAll(IEnumerable<IDeviceEvent> events)

@@ -19,18 +19,22 @@ public static class DevicesApi
         var api = app.MapGroup("/api/v1/devices").WithTags("devices");
         api.MapGet("/", List).WithName("ListDevices").RequireAuthorization(Policies.Viewer);
         api.MapGet("/{deviceId}", Get).WithName("GetDevice").RequireAuthorization(Policies.Viewer);
+        api.MapPut("/{deviceId}/tags", SetTags).WithName("SetDeviceTags").Accepts<TagsRequest>("application/json")
+            .RequireAuthorization(Policies.Operator).Audited("device.tags");
+        api.MapPost("/select", Select).WithName("SelectDevices").Accepts<object>("application/json").RequireAuthorization(Policies.Viewer);
         api.MapPut("/{deviceId}/gateways/{gwId}/auth-mode", SetAuthMode).WithName("SetAuthMode")
             .Accepts<AuthModeRequest>("application/json").RequireAuthorization(Policies.Operator).Audited("device.auth_mode");
         return app;
     }
 
-    public sealed record DeviceList(IReadOnlyList<DeviceSummary> Items, string? NextCursor);
+    public sealed record DeviceList(IReadOnlyList<DeviceSummary> Items, string? NextCursor, long? Count = null);
 
     /// <summary>The directory's query string, read as text so that a bad value gets our own 400.</summary>
     public sealed record DeviceListQuery(
         [FromQuery(Name = "online")] string? Online, [FromQuery(Name = "gw_id")] string? GwId, [FromQuery(Name = "q")] string? Q,
         [FromQuery(Name = "limit")] string? Limit, [FromQuery(Name = "cursor")] string? Cursor,
-        [FromQuery(Name = "protocol")] string? Protocol, [FromQuery(Name = "admission")] string? Admission)
+        [FromQuery(Name = "protocol")] string? Protocol, [FromQuery(Name = "admission")] string? Admission,
+        [FromQuery(Name = "tag")] string[]? Tag, [FromQuery(Name = "release")] string? Release, [FromQuery(Name = "count")] string? Count)
     {
         public static readonly string[] Protocols = [TypeDialect.SeedName, TypeDialect.V2025Name, OpDialect.DialectName];
 
@@ -60,8 +64,18 @@ public static class DevicesApi
                 return (null, $"protocol '{Protocol}' must be one of {string.Join(", ", Protocols)}");
             if (Admission is not (null or "" or DeviceState.Pending or DeviceState.Approved))
                 return (null, $"admission '{Admission}' must be {DeviceState.Pending} or {DeviceState.Approved}");
+            if (Count is not (null or "" or "true" or "false")) return (null, $"count '{Count}' must be true or false");
+            var tags = new List<KeyValuePair<string, string>>();
+            foreach (var t in Tag ?? [])
+            {
+                var eq = t.IndexOf('=');
+                if (eq <= 0 || !DeviceTags.IsKey(t[..eq]) || !DeviceTags.IsValue(t[(eq + 1)..]))
+                    return (null, $"tag '{t}' must be key=value (a key of a-z, 0-9, '_', '.', '-'; a value without ',')");
+                tags.Add(new(t[..eq], t[(eq + 1)..]));
+            }
             return (new DirectoryQuery(online, string.IsNullOrEmpty(GwId) ? null : GwId, Q, limit, after,
-                string.IsNullOrEmpty(Protocol) ? null : Protocol, string.IsNullOrEmpty(Admission) ? null : Admission), null);
+                string.IsNullOrEmpty(Protocol) ? null : Protocol, string.IsNullOrEmpty(Admission) ? null : Admission,
+                tags.Count > 0 ? tags : null, string.IsNullOrEmpty(Release) ? null : Release), null);
         }
     }
 
@@ -71,7 +85,8 @@ public static class DevicesApi
         var (parsed, problem) = query.Parse();
         if (parsed is null) return Problems.BadRequest(problem!);
         var (items, next) = await store.QueryAsync(parsed, node.LiveNodes(), ct);
-        return TypedResults.Ok(new DeviceList(items, next is null ? null : System.Buffers.Text.Base64Url.EncodeToString(Encoding.UTF8.GetBytes(next))));
+        long? count = query.Count == "true" ? await store.CountMatchingAsync(parsed, node.LiveNodes(), ct) : null;
+        return TypedResults.Ok(new DeviceList(items, next is null ? null : System.Buffers.Text.Base64Url.EncodeToString(Encoding.UTF8.GetBytes(next)), count));
     }
 
     private static async Task<Results<Ok<DeviceView>, ProblemHttpResult>> Get(string deviceId,
@@ -84,6 +99,51 @@ public static class DevicesApi
             DeviceNotFound => EntityAsk.NeverSeen(deviceId),
             var other => EntityAsk.Unexpected(other),
         };
+    }
+
+    /// <summary>The documented body of PUT …/tags.</summary>
+    public sealed record TagsRequest(IReadOnlyDictionary<string, string> Tags);
+
+    public sealed record TagsView(string DeviceId, IReadOnlyDictionary<string, string> Tags, IReadOnlyDictionary<string, string> OperatorTags);
+
+    /// <summary>PUT …/tags's body: {"tags":{…}}, checked here.</summary>
+    public sealed record TagsBody(System.Collections.Immutable.ImmutableSortedDictionary<string, string>? Tags, string? Problem)
+    {
+        public static async ValueTask<TagsBody?> BindAsync(HttpContext context)
+        {
+            var (body, problem) = await JsonBody.ReadObjectAsync(context.Request);
+            if (problem is not null) return new(null, problem);
+            if (!body.TryGetProperty("tags", out var tags)) return new(null, "tags is required: an object of key: value strings ({} clears them)");
+            var (parsed, tagProblem) = DeviceTags.Parse(tags);
+            return new(parsed, tagProblem);
+        }
+    }
+
+    private static async Task<Results<Ok<TagsView>, ProblemHttpResult>> SetTags(string deviceId, TagsBody body, HttpContext ctx,
+        IRequiredActor<DeviceEntity> region, CancellationToken ct)
+    {
+        if (!FieldRules.IsDeviceId(deviceId)) return EntityAsk.NeverSeen(deviceId);
+        if (body.Tags is not { } tags) return Problems.BadRequest(body.Problem!);
+        ctx.AddDetail("tags=" + DeviceTags.Column(tags));
+        return await region.Ask(new SetTags(deviceId, tags), ct) switch
+        {
+            TagsUpdated u => TypedResults.Ok(new TagsView(u.DeviceId, u.Tags, u.OperatorTags)),
+            DeviceNotFound => EntityAsk.NeverSeen(deviceId),
+            var other => EntityAsk.Unexpected(other),
+        };
+    }
+
+    public sealed record SelectionResult(long Count, IReadOnlyList<string> DeviceIds);
+
+    private static async Task<Results<Ok<SelectionResult>, ProblemHttpResult>> Select(HttpContext ctx, Jobs.SelectionResolver resolver,
+        CancellationToken ct)
+    {
+        var (body, problem) = await JsonBody.ReadObjectAsync(ctx.Request);
+        if (problem is not null) return Problems.BadRequest(problem);
+        var (selection, selectionProblem) = Jobs.Selection.Parse(body);
+        if (selection is null) return Problems.BadRequest(selectionProblem!);
+        var targets = await resolver.ResolveAsync(selection, ct);
+        return TypedResults.Ok(new SelectionResult(targets.Count, targets.Take(1000).Select(t => t.DeviceId).ToList()));
     }
 
     /// <summary>The documented body of PUT …/auth-mode.</summary>

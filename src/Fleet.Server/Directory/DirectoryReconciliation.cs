@@ -14,7 +14,8 @@ namespace Fleet.Server.Directory;
 /// version (the device's sequence number of the last event the row shows).
 /// </summary>
 public sealed record DirectoryRow(string DeviceId, bool Online, string? Node, string? ConnectedAt, string? LastSeen,
-    string? LocationId, string? ApMacAddress, string Gateways, string? Firmware, string? Protocol, string? Admission, long? SeqNr)
+    string? LocationId, string? ApMacAddress, string Gateways, string? Firmware, string? Protocol, string? Admission, long? SeqNr,
+    string Tags = ",", string? Release = null)
 {
     public static DirectoryRow Empty(string deviceId) => new(deviceId, false, null, null, null, null, null, ",", null, null, null, null);
 
@@ -39,6 +40,8 @@ public sealed record DirectoryRow(string DeviceId, bool Online, string? Node, st
                 "ap_mac_address" => row with { ApMacAddress = (string?)v },
                 "gateways" => row with { Gateways = (string?)v ?? "," },
                 "firmware" => row with { Firmware = (string?)v },
+                "tags" => row with { Tags = (string?)v ?? "," },
+                "release" => row with { Release = (string?)v },
                 "protocol" => row with { Protocol = (string?)v },
                 "admission" => row with { Admission = (string?)v },
                 var other => throw new InvalidOperationException($"directory column '{other}' has no place in {nameof(DirectoryRow)}"),
@@ -62,7 +65,7 @@ public sealed record DirectoryRow(string DeviceId, bool Online, string? Node, st
             T(s.Info?.LocationId), T(s.Info?.ApMacAddress),
             DirectoryStore.Stored("," + string.Concat(s.Gateways.Select(g => g.GwId + ","))),
             T(s.Firmware.GetValueOrDefault("DISTRIB_DESCRIPTION") ?? s.Firmware.GetValueOrDefault("DISTRIB_RELEASE")),
-            T(s.Protocol), T(s.Admission), seqNr);
+            T(s.Protocol), T(s.Admission), seqNr, DirectoryStore.Stored(Devices.DeviceTags.Column(s.Tags)), T(s.Firmware.GetValueOrDefault("DISTRIB_RELEASE")));
     }
 }
 

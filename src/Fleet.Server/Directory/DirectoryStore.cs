@@ -10,13 +10,14 @@ namespace Fleet.Server.Directory;
 /// <summary>One row of the device directory.</summary>
 public sealed record DeviceSummary(string DeviceId, bool Online, string? Node, DateTimeOffset? ConnectedAt,
     DateTimeOffset? LastSeen, string? LocationId, string? ApMacAddress, IReadOnlyList<string> Gateways, string? Firmware,
-    string? Protocol, string? Admission = null);
+    string? Protocol, string? Admission = null, IReadOnlyDictionary<string, string>? Tags = null, string? Release = null);
 
 /// <summary>The fleet at a glance (GET /api/v1/stats).</summary>
 public sealed record FleetCounts(long Known, long Online, long Offline, long Pending, IReadOnlyDictionary<string, long> ByProtocol);
 
 public sealed record DirectoryQuery(bool? Online, string? GwId, string? Q, int Limit, string? After, string? Protocol = null,
-    string? Admission = null);
+    string? Admission = null, IReadOnlyList<KeyValuePair<string, string>>? Tags = null, string? Release = null,
+    IReadOnlyList<string>? DeviceIds = null);
 
 /// <summary>
 /// An event as the projection sees it: whose, what, its global position in the journal, and its sequence number in
@@ -104,6 +105,11 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
         // The row's version: the device's sequence number of the last event it shows (NULL: written before versions).
         if (!await HasColumnAsync(c, tx, "device_summary", "seq_nr"))
             await Exec(c, tx, "ALTER TABLE device_summary ADD COLUMN seq_nr BIGINT;");
+        // Issue 14: effective tags (",k=v,") and the firmware's DISTRIB_RELEASE, for selections.
+        if (!await HasColumnAsync(c, tx, "device_summary", "tags"))
+            await Exec(c, tx, "ALTER TABLE device_summary ADD COLUMN tags TEXT NOT NULL DEFAULT ',';");
+        if (!await HasColumnAsync(c, tx, "device_summary", "release"))
+            await Exec(c, tx, "ALTER TABLE device_summary ADD COLUMN release TEXT;");
         // The fencing token: each projection incarnation claims the next epoch; writes check it in their transaction.
         if (!await HasColumnAsync(c, tx, "device_summary_offset", "epoch"))
             await Exec(c, tx, "ALTER TABLE device_summary_offset ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;");
@@ -259,11 +265,11 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
     }
 
     private const string RowColumns =
-        "device_id, online, node, connected_at, last_seen, location_id, ap_mac_address, gateways, firmware, protocol, admission, seq_nr";
+        "device_id, online, node, connected_at, last_seen, location_id, ap_mac_address, gateways, firmware, protocol, admission, seq_nr, tags, release";
 
     private static DirectoryRow ReadRow(DbDataReader r) => new(
         r.GetString(0), Long(r.GetValue(1)) == 1, Str(r, 2), Str(r, 3), Str(r, 4), Str(r, 5), Str(r, 6), Str(r, 7) ?? ",",
-        Str(r, 8), Str(r, 9), Str(r, 10), r.IsDBNull(11) ? null : Long(r.GetValue(11)));
+        Str(r, 8), Str(r, 9), Str(r, 10), r.IsDBNull(11) ? null : Long(r.GetValue(11)), Str(r, 12) ?? ",", Str(r, 13));
 
     /// <summary>
     /// Writes the reconciliation's repairs and its figures in one transaction, if the directory is still the caller's
@@ -295,16 +301,17 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
             }
             changed += await ExecCount(c, tx, $"""
                 INSERT INTO device_summary ({RowColumns})
-                VALUES (@device_id, @online, @node, @connected_at, @last_seen, @location_id, @ap_mac_address, @gateways, @firmware, @protocol, @admission, @seq_nr)
+                VALUES (@device_id, @online, @node, @connected_at, @last_seen, @location_id, @ap_mac_address, @gateways, @firmware, @protocol, @admission, @seq_nr, @tags, @release)
                 ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, node = excluded.node, connected_at = excluded.connected_at,
                   last_seen = excluded.last_seen, location_id = excluded.location_id, ap_mac_address = excluded.ap_mac_address,
                   gateways = excluded.gateways, firmware = excluded.firmware, protocol = excluded.protocol, admission = excluded.admission,
-                  seq_nr = excluded.seq_nr
+                  seq_nr = excluded.seq_nr, tags = excluded.tags, release = excluded.release
                 WHERE device_summary.seq_nr IS NULL OR device_summary.seq_nr <= excluded.seq_nr
                 """,
                 ("device_id", w.DeviceId), ("online", w.Online ? 1 : 0), ("node", w.Node), ("connected_at", w.ConnectedAt),
                 ("last_seen", w.LastSeen), ("location_id", w.LocationId), ("ap_mac_address", w.ApMacAddress), ("gateways", w.Gateways),
-                ("firmware", w.Firmware), ("protocol", w.Protocol), ("admission", w.Admission), ("seq_nr", w.SeqNr));
+                ("firmware", w.Firmware), ("protocol", w.Protocol), ("admission", w.Admission), ("seq_nr", w.SeqNr),
+                ("tags", w.Tags), ("release", w.Release));
         }
         var f = figures with { Repaired = figures.Repaired + changed, Missing = figures.Missing + (missing ? changed : 0) };
         await Exec(c, tx, """
@@ -349,7 +356,9 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
         GatewaysReported g => (["gateways"], ["," + string.Concat(g.Gateways.Select(x => x.GwId + ","))]),
         ProtocolReported p => (["protocol"], [p.Protocol]),
         AdmissionChanged a => (["admission"], [a.Admission]),
-        FirmwareReported f => (["firmware"], [f.Firmware.GetValueOrDefault("DISTRIB_DESCRIPTION") ?? f.Firmware.GetValueOrDefault("DISTRIB_RELEASE")]),
+        FirmwareReported f => (["firmware", "release"], [f.Firmware.GetValueOrDefault("DISTRIB_DESCRIPTION") ?? f.Firmware.GetValueOrDefault("DISTRIB_RELEASE"),
+            f.Firmware.GetValueOrDefault("DISTRIB_RELEASE")]),
+        TagsChanged t => (["tags"], [Devices.DeviceTags.Column(t.Tags)]),
         _ => ([], []),
     };
 
@@ -360,24 +369,10 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
     public async Task<(IReadOnlyList<DeviceSummary> Items, string? Next)> QueryAsync(DirectoryQuery q,
         IReadOnlyCollection<string> liveNodes, CancellationToken ct)
     {
-        var (onlineSql, nodeArgs) = OnlineSql(liveNodes);
-        var where = new List<string>();
-        var args = new List<(string, object?)>(nodeArgs);
-        if (q.After is not null) { where.Add("device_id > @after"); args.Add(("after", q.After)); }
-        if (q.Online == true) where.Add(onlineSql);
-        if (q.Online == false) where.Add($"NOT {onlineSql}");
-        if (q.Protocol is not null) { where.Add("protocol = @protocol"); args.Add(("protocol", q.Protocol)); }
-        if (q.Admission is not null) { where.Add("admission = @admission"); args.Add(("admission", q.Admission)); }
-        if (q.GwId is not null) { where.Add("gateways LIKE @gw ESCAPE '\\'"); args.Add(("gw", "%," + Escape(q.GwId) + ",%")); }
-        if (!string.IsNullOrEmpty(q.Q))
-        {
-            where.Add("(LOWER(device_id) LIKE @q ESCAPE '\\' OR LOWER(COALESCE(location_id, '')) LIKE @q ESCAPE '\\' OR LOWER(COALESCE(ap_mac_address, '')) LIKE @q ESCAPE '\\')");
-            args.Add(("q", "%" + Escape(q.Q.ToLowerInvariant()) + "%"));
-        }
+        var (onlineSql, where, args) = Where(q, liveNodes, withAfter: true);
         args.Add(("limit", q.Limit + 1));
-        var sql = $"SELECT device_id, {onlineSql} AS live, node, connected_at, last_seen, location_id, ap_mac_address, gateways, firmware, protocol, admission FROM device_summary"
-                  + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "")
-                  + " ORDER BY device_id LIMIT @limit";
+        var sql = $"SELECT device_id, {onlineSql} AS live, node, connected_at, last_seen, location_id, ap_mac_address, gateways, firmware, protocol, admission, tags, release FROM device_summary"
+                  + where + " ORDER BY device_id LIMIT @limit";
 
         await using var c = await OpenAsync(ct);
         await using var cmd = Command(c, null, sql, args.ToArray());
@@ -388,7 +383,8 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
             items.Add(new DeviceSummary(
                 r.GetString(0), Convert.ToInt64(r.GetValue(1), CultureInfo.InvariantCulture) == 1 || r.GetValue(1) is true,
                 Str(r, 2), Time(r, 3), Time(r, 4), Str(r, 5), Str(r, 6),
-                (Str(r, 7) ?? ",").Split(',', StringSplitOptions.RemoveEmptyEntries), Str(r, 8), Str(r, 9), Str(r, 10)));
+                (Str(r, 7) ?? ",").Split(',', StringSplitOptions.RemoveEmptyEntries), Str(r, 8), Str(r, 9), Str(r, 10),
+                Devices.DeviceTags.FromColumn(Str(r, 11)), Str(r, 12)));
         }
         string? next = null;
         if (items.Count > q.Limit)
@@ -397,6 +393,71 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
             next = items[^1].DeviceId;
         }
         return (items, next);
+    }
+
+    /// <summary>How many devices match the query in all (its cursor and limit aside).</summary>
+    public async Task<long> CountMatchingAsync(DirectoryQuery q, IReadOnlyCollection<string> liveNodes, CancellationToken ct)
+    {
+        var (_, where, args) = Where(q, liveNodes, withAfter: false);
+        await using var c = await OpenAsync(ct);
+        await using var cmd = Command(c, null, "SELECT COUNT(*) FROM device_summary" + where, args.ToArray());
+        return Long((await cmd.ExecuteScalarAsync(ct))!);
+    }
+
+    /// <summary>The ids (and tags) of every device the query matches, in device_id order, read a page at a time.</summary>
+    public async Task<IReadOnlyList<(string DeviceId, IReadOnlyDictionary<string, string> Tags)>> SelectAllAsync(DirectoryQuery q,
+        IReadOnlyCollection<string> liveNodes, int max, CancellationToken ct)
+    {
+        var all = new List<(string, IReadOnlyDictionary<string, string>)>();
+        string? after = null;
+        while (all.Count < max)
+        {
+            var (onlineSql, where, args) = Where(q with { After = after }, liveNodes, withAfter: true);
+            args.Add(("limit", Math.Min(1000, max - all.Count)));
+            await using var c = await OpenAsync(ct);
+            await using var cmd = Command(c, null, "SELECT device_id, tags FROM device_summary" + where + " ORDER BY device_id LIMIT @limit", args.ToArray());
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            var page = 0;
+            while (await r.ReadAsync(ct))
+            {
+                all.Add((r.GetString(0), Devices.DeviceTags.FromColumn(Str(r, 1))));
+                after = r.GetString(0);
+                page++;
+            }
+            if (page < 1000) break;
+        }
+        return all;
+    }
+
+    private static (string OnlineSql, string Where, List<(string, object?)> Args) Where(DirectoryQuery q, IReadOnlyCollection<string> liveNodes,
+        bool withAfter)
+    {
+        var (onlineSql, nodeArgs) = OnlineSql(liveNodes);
+        var where = new List<string>();
+        var args = new List<(string, object?)>(nodeArgs);
+        if (withAfter && q.After is not null) { where.Add("device_id > @after"); args.Add(("after", q.After)); }
+        if (q.Online == true) where.Add(onlineSql);
+        if (q.Online == false) where.Add($"NOT {onlineSql}");
+        if (q.Protocol is not null) { where.Add("protocol = @protocol"); args.Add(("protocol", q.Protocol)); }
+        if (q.Admission is not null) { where.Add("admission = @admission"); args.Add(("admission", q.Admission)); }
+        if (q.Release is not null) { where.Add("release = @release"); args.Add(("release", q.Release)); }
+        if (q.GwId is not null) { where.Add("gateways LIKE @gw ESCAPE '\\'"); args.Add(("gw", "%," + Escape(q.GwId) + ",%")); }
+        for (var i = 0; i < (q.Tags?.Count ?? 0); i++)
+        {
+            where.Add($"tags LIKE @tag{i} ESCAPE '\\'");
+            args.Add(($"tag{i}", "%," + Escape(q.Tags![i].Key + "=" + q.Tags[i].Value) + ",%"));
+        }
+        if (q.DeviceIds is { } ids)
+        {
+            where.Add(ids.Count == 0 ? "0 = 1" : $"device_id IN ({string.Join(", ", ids.Select((_, i) => "@id" + i))})");
+            args.AddRange(ids.Select((id, i) => ("id" + i, (object?)id)));
+        }
+        if (!string.IsNullOrEmpty(q.Q))
+        {
+            where.Add("(LOWER(device_id) LIKE @q ESCAPE '\\' OR LOWER(COALESCE(location_id, '')) LIKE @q ESCAPE '\\' OR LOWER(COALESCE(ap_mac_address, '')) LIKE @q ESCAPE '\\')");
+            args.Add(("q", "%" + Escape(q.Q.ToLowerInvariant()) + "%"));
+        }
+        return (onlineSql, where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "", args);
     }
 
     /// <summary>Whole-fleet counts for GET /api/v1/stats: online counts only devices whose socket's node is a live member.</summary>

@@ -8,6 +8,7 @@ using Akka.Persistence.Sql.Hosting;
 using Akka.Remote.Hosting;
 using Fleet.Server.Devices;
 using Fleet.Server.Directory;
+using Fleet.Server.Jobs;
 using Fleet.Server.Serialization;
 
 namespace Fleet.Server.Hosting;
@@ -30,6 +31,7 @@ public static class FleetAkka
                 .WithFleetPersistence(settings, connectionString)
                 .WithDeviceSharding(settings, clock, sp.GetRequiredService<Security.AdmissionMetrics>(), sp.GetRequiredService<Metrics.FleetMetrics>())
                 .WithFleetEvents(sp, settings, clock)
+                .WithJobs(sp, settings, clock)
                 .WithDirectoryProjection(sp.GetRequiredService<DirectoryStore>(), settings.Directory)
                 .AddStartup((system, _) => CloseDeviceSocketsOnStop(system, sp.GetService<Connections.SilenceWatch>()))
                 .AddStartup((system, _) => EndAdminWaitsOnStop(system, sp.GetService<NodeStopping>()))

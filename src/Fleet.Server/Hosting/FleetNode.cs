@@ -70,12 +70,16 @@ public static class FleetNode
         settings.Security.Validate();
         settings.Directory.Validate();
         settings.Alerts.Validate();
+        settings.Jobs.Validate();
         var connectionString = ResolveConnectionString(settings.Persistence);
         builder.Services.AddSingleton(Options.Create(settings));
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(new DirectoryStore(settings.Persistence.Provider, connectionString));
         builder.Services.AddSingleton<ConnectionMetrics>();
         builder.Services.AddFleetOperations();
+        builder.Services.AddSingleton<Jobs.JobStore>();
+        builder.Services.AddSingleton<IStoreTables>(sp => sp.GetRequiredService<Jobs.JobStore>());
+        builder.Services.AddSingleton<Jobs.SelectionResolver>();
         // Every socket the listeners hold counts against the open-file limit, from accept until it is closed
         // (SocketBudget); device WebSockets have their own cap below that (ConnectionGate, 503 past it).
         var openFiles = SocketBudget.ReadOpenFileLimit();
@@ -171,6 +175,7 @@ public static class FleetNode
         app.MapSecurityApi();
         app.MapEventsApi();
         app.MapAlertsApi();
+        Jobs.JobsApi.MapJobsApi(app);
         app.MapPrometheusScrapingEndpoint("/metrics").AllowAnonymous();
         app.MapDashboard();
         // The instruments exist from the start (a scrape before the first router still shows fleet_devices_connected 0).

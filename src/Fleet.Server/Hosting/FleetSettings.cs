@@ -15,6 +15,8 @@ public sealed class FleetSettings
     public AdminSettings Admin { get; set; } = new();
     public DirectorySettings Directory { get; set; } = new();
     public Alerts.AlertSettings Alerts { get; set; } = new();
+    public Devices.TagSettings Tags { get; set; } = new();
+    public Jobs.JobSettings Jobs { get; set; } = new();
 }
 
 public enum PersistenceProvider { Sqlite, PostgreSql }

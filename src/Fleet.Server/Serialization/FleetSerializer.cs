@@ -43,6 +43,7 @@ public sealed class FleetSerializer : SerializerWithStringManifest
         ["cc2"] = typeof(CommandCompleted),
         ["ds2"] = typeof(DeviceState),
         ["adm"] = typeof(AdmissionChanged),
+        ["dt"] = typeof(TagsChanged),
         // messages between nodes
         ["m.connect2"] = typeof(DeviceConnect),
         ["m.hb2"] = typeof(DeviceHeartbeat),
@@ -67,6 +68,8 @@ public sealed class FleetSerializer : SerializerWithStringManifest
         ["q.approve"] = typeof(ApproveDevice),
         ["q.handover"] = typeof(HandOverKey),
         ["q.revokekeys"] = typeof(RevokeDeviceKeys),
+        ["q.tags"] = typeof(SetTags),
+        ["r.tags"] = typeof(TagsUpdated),
         ["r.nodevice"] = typeof(DeviceNotFound),
         ["r.device"] = typeof(DeviceFound),
         ["r.nogw"] = typeof(GatewayNotFound),
@@ -88,6 +91,21 @@ public sealed class FleetSerializer : SerializerWithStringManifest
         ["a.resolve"] = typeof(Alerts.ResolveAlert),
         ["a.resolved"] = typeof(Alerts.AlertResolvedByHand),
         ["a.notopen"] = typeof(Alerts.AlertNotOpen),
+        // jobs and rollouts (issue 14): persisted events and snapshot, messages and replies
+        ["jc"] = typeof(Jobs.JobCreated),
+        ["jd"] = typeof(Jobs.JobDeviceChanged),
+        ["js"] = typeof(Jobs.JobStatusChanged),
+        ["jst"] = typeof(Jobs.JobStageStarted),
+        ["jstate"] = typeof(Jobs.JobState),
+        ["j.create"] = typeof(Jobs.CreateJob),
+        ["j.get"] = typeof(Jobs.GetJob),
+        ["j.devices"] = typeof(Jobs.GetJobDevices),
+        ["j.control"] = typeof(Jobs.ControlJob),
+        ["j.wake"] = typeof(Jobs.WakeJob),
+        ["j.found"] = typeof(Jobs.JobFound),
+        ["j.notfound"] = typeof(Jobs.JobNotFound),
+        ["j.conflict"] = typeof(Jobs.JobConflict),
+        ["j.page"] = typeof(Jobs.JobDevicesPage),
     };
 
     /// <summary>
