@@ -224,16 +224,32 @@ public sealed class PretendRouter : IAsyncDisposable
 /// "sent" and those behind them "queued"; <see cref="Release"/> answers them on the current socket.
 /// A request received but not yet answered when a socket dies is answered on the next one (firmware
 /// that echoes req_id may answer late).
+/// <para>
+/// With a <see cref="Firmware"/> it also runs an image: get_firmware_info reports the firmware's release, and a
+/// firmware_upgrade it accepts is answered success first, then, as the real firmware's background sysupgrade does,
+/// the socket is dropped without a close frame, the router stays away while it "reboots" and comes back running
+/// the release the outcome says (<see cref="PretendFirmware"/>). Without one it answers as it always did
+/// (DISTRIB_RELEASE "r-&lt;req_id&gt;", nothing to firmware_upgrade).
+/// </para>
+/// <para>
+/// <see cref="GoOffline"/> drops the socket and keeps the router away (or, before <see cref="Start"/>, never lets it
+/// connect) until <see cref="ComeBack"/>; then it connects at once.
+/// </para>
 /// </summary>
 public sealed class ReconnectingRouter : IAsyncDisposable
 {
     private readonly Uri _uri;
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentDictionary<string, JsonNode> _unanswered = new();
+    private readonly Lock _gate = new();
+    private TaskCompletionSource _mayConnect = Opened();
+    private bool _heldOffline;
+    private bool _down;
     private volatile PretendRouter? _current;
     private volatile bool _hold;
     private Task _loop = Task.CompletedTask;
     private int _connections;
+    private int _upgradesReceived;
     private long _replies;
 
     public string DeviceId { get; }
@@ -242,16 +258,27 @@ public sealed class ReconnectingRouter : IAsyncDisposable
     public string Gateways { get; init; } = PretendRouter.DefaultGateways;
     /// <summary>Where it connects after its first socket ends (the first node is going away); null: the same address.</summary>
     public Uri? ReconnectTo { get; init; }
+    /// <summary>The image it runs and how it takes an upgrade; null: the answers of <see cref="PretendRouter.AnswerFor"/>.</summary>
+    public PretendFirmware? Firmware { get; init; }
 
     /// <summary>Every request frame received, by req_id, with how many times it came.</summary>
     public ConcurrentDictionary<string, int> Received { get; } = new();
     public ConcurrentDictionary<string, string> ReceivedTypes { get; } = new();
     public ConcurrentDictionary<string, byte> Answered { get; } = new();
     public int Connections => Volatile.Read(ref _connections);
+    /// <summary>firmware_upgrade frames received, each one (the same req_id twice counts twice), with a firmware or without.</summary>
+    public int UpgradesReceived => Volatile.Read(ref _upgradesReceived);
     /// <summary>Heartbeat replies received (to connect, heartbeats, and pushed ones).</summary>
     public long Replies => Interlocked.Read(ref _replies);
     public string? LastError { get; private set; }
     public bool Hold { get => _hold; set => _hold = value; }
+    /// <summary>Kept away from the controller: by <see cref="GoOffline"/>, or rebooting, or dead after an upgrade.</summary>
+    public bool Offline
+    {
+        get { lock (_gate) return _heldOffline || _down; }
+    }
+    /// <summary>Whether a socket of it is open now (connected and not yet dropped).</summary>
+    public bool Connected => _current is { Socket.State: WebSocketState.Open };
 
     public ReconnectingRouter(Uri uri, string deviceId)
     {
@@ -272,11 +299,57 @@ public sealed class ReconnectingRouter : IAsyncDisposable
         if (_current is { } router) _ = AnswerPending(router);
     }
 
+    /// <summary>
+    /// Drops the socket without a close frame and stays away until <see cref="ComeBack"/> (a router unplugged). Called
+    /// before <see cref="Start"/>, the router does not connect at all until then.
+    /// </summary>
+    public ReconnectingRouter GoOffline()
+    {
+        lock (_gate)
+        {
+            _heldOffline = true;
+            UpdateGate();
+        }
+        _current?.Abort();
+        return this;
+    }
+
+    /// <summary>Ends <see cref="GoOffline"/>: it connects at once (unless it is rebooting, or dead after an upgrade).</summary>
+    public void ComeBack()
+    {
+        lock (_gate)
+        {
+            _heldOffline = false;
+            UpdateGate();
+        }
+    }
+
+    private static TaskCompletionSource Opened()
+    {
+        var open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        open.SetResult();
+        return open;
+    }
+
+    /// <summary>Under <see cref="_gate"/>: opens the gate when nothing keeps the router away, else closes it.</summary>
+    private void UpdateGate()
+    {
+        if (!_heldOffline && !_down) _mayConnect.TrySetResult();
+        else if (_mayConnect.Task.IsCompleted) _mayConnect = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private Task MayConnect()
+    {
+        lock (_gate) return _mayConnect.Task;
+    }
+
     private async Task Loop()
     {
         var stop = _stop.Token;
         while (!stop.IsCancellationRequested)
         {
+            try { await MayConnect().WaitAsync(stop); }
+            catch (OperationCanceledException) { return; }
             PretendRouter? router = null;
             using var session = CancellationTokenSource.CreateLinkedTokenSource(stop);
             try
@@ -287,8 +360,9 @@ public sealed class ReconnectingRouter : IAsyncDisposable
                     router = await PretendRouter.OpenAsync(Volatile.Read(ref _connections) > 0 ? ReconnectTo ?? _uri : _uri,
                         DeviceId, Gateways, connect.Token);
                 }
-                Interlocked.Increment(ref _connections);
                 _current = router;
+                if (Offline) continue; // sent away while the socket opened (GoOffline aborts only a socket it sees)
+                Interlocked.Increment(ref _connections);
                 await router.SendAsync(router.ConnectJson(), session.Token);
                 var heartbeats = Heartbeats(router, session.Token);
                 if (!_hold) _ = AnswerPending(router);
@@ -310,7 +384,10 @@ public sealed class ReconnectingRouter : IAsyncDisposable
                     await router.DisposeAsync();
                 }
             }
-            try { await Task.Delay(ReconnectDelay, stop); } // the client's reconnect delay: the behaviour under test
+            // The client's reconnect delay after a lost socket: the behaviour under test. A router kept away (offline,
+            // rebooting) connects as soon as it may: a rebooted router starts its client afresh.
+            if (Offline) continue;
+            try { await Task.Delay(ReconnectDelay, stop); }
             catch (OperationCanceledException) { }
         }
     }
@@ -350,6 +427,7 @@ public sealed class ReconnectingRouter : IAsyncDisposable
             }
             var reqId = frame["req_id"]?.ToString();
             if (reqId is null || type is null) continue;
+            if (type == "firmware_upgrade") Interlocked.Increment(ref _upgradesReceived);
             Received.AddOrUpdate(reqId, 1, (_, n) => n + 1);
             ReceivedTypes[reqId] = type;
             _unanswered[reqId] = frame;
@@ -365,14 +443,50 @@ public sealed class ReconnectingRouter : IAsyncDisposable
     private async Task Answer(PretendRouter router, string reqId)
     {
         if (!_unanswered.TryRemove(reqId, out var request)) return;
+        var firmware = Firmware;
+        var (answer, flash) = firmware is null ? (PretendRouter.AnswerFor(request), false) : firmware.Answer(request);
         try
         {
-            await router.AnswerAsync(request, _stop.Token);
+            if (answer is not null) await router.SendAsync(answer, _stop.Token);
             Answered[reqId] = 1;
         }
         catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException)
         {
-            _unanswered[reqId] = request; // the next socket answers it
+            // The next socket answers it; an upgrade the firmware accepted is under way whether its answer got out or not.
+            if (!flash) _unanswered[reqId] = request;
+        }
+        if (flash) _ = Flash(firmware!);
+    }
+
+    /// <summary>
+    /// What the firmware's background sysupgrade does once the success answer is out: the image is written for
+    /// <see cref="PretendFirmware.FlashDelay"/>, the router goes down (its socket dropped without a close frame),
+    /// stays away for <see cref="PretendFirmware.RebootDelay"/>, and boots the release its outcome says, or never.
+    /// </summary>
+    private async Task Flash(PretendFirmware firmware)
+    {
+        try
+        {
+            await Task.Delay(firmware.FlashDelay, _stop.Token);
+            lock (_gate)
+            {
+                _down = true;
+                UpdateGate();
+            }
+            firmware.Rebooting();
+            _current?.Abort();
+            _unanswered.Clear(); // a rebooted router has forgotten the requests it had not answered
+            await Task.Delay(firmware.RebootDelay, _stop.Token);
+            _unanswered.Clear();
+            if (!firmware.Boot()) return; // PretendUpgrade.Never: it stays down
+            lock (_gate)
+            {
+                _down = false;
+                UpdateGate();
+            }
+        }
+        catch (OperationCanceledException)
+        {
         }
     }
 
@@ -383,5 +497,202 @@ public sealed class ReconnectingRouter : IAsyncDisposable
         try { await _loop; }
         catch (OperationCanceledException) { }
         _stop.Dispose();
+    }
+}
+
+/// <summary>How a <see cref="PretendFirmware"/> takes a firmware_upgrade.</summary>
+public enum PretendUpgrade
+{
+    /// <summary>Accepts, reboots and comes back running the image's release.</summary>
+    Good,
+    /// <summary>Accepts, reboots and comes back on the release it had (the image did not take).</summary>
+    Bad,
+    /// <summary>Accepts, goes down and never comes back (bricked).</summary>
+    Never,
+    /// <summary>Answers firmware_upgrade_error ("Failed to execute sysupgrade command"): nothing is flashed.</summary>
+    Refuse,
+}
+
+/// <summary>Where a <see cref="PretendFirmware"/> is in an upgrade.</summary>
+public enum PretendFirmwareState { Running, Flashing, Rebooting, Dead }
+
+/// <summary>
+/// The image a <see cref="ReconnectingRouter"/> runs, for rollout tests. get_firmware_info reports <see cref="Release"/>
+/// as DISTRIB_RELEASE and <see cref="Revision"/> as DISTRIB_REVISION (seed/2025 frames, req_id echoed). A firmware_upgrade
+/// whose url is http(s) is answered as the firmware answers it — firmware_upgrade_response success, sent before anything
+/// is flashed — unless <see cref="Upgrade"/> is <see cref="PretendUpgrade.Refuse"/> (firmware_upgrade_error); the router
+/// then drops its socket after <see cref="FlashDelay"/>, stays away <see cref="RebootDelay"/> and comes back as
+/// <see cref="Upgrade"/> says. The image's release is <see cref="ImageRelease"/> when set, else read from the url's file
+/// name (<see cref="ReleaseFromUrl"/>). Another firmware_upgrade while one runs is refused as 9.x firmware refuses it
+/// (its code 1004). Every property may be changed while the router runs (e.g. Refuse first, then Good).
+/// </summary>
+public sealed class PretendFirmware
+{
+    public const string UpgradeStarted = "Firmware upgrade initiated successfully";
+    public const string UpgradeFailed = "Failed to execute sysupgrade command";
+    public const string UrlInvalid = "Missing or invalid 'url' field";
+    public const string UpgradeRunning = "Firmware upgrade already in progress";
+
+    private readonly Lock _lock = new();
+    private readonly List<string> _urls = [];
+    private string _release;
+    private string? _revision;
+    private string? _image;
+    private string? _imageRevision;
+    private PretendFirmwareState _state = PretendFirmwareState.Running;
+    private int _flashes;
+
+    public PretendFirmware(string release = "24.10.0", PretendUpgrade upgrade = PretendUpgrade.Good)
+    {
+        _release = release;
+        Upgrade = upgrade;
+    }
+
+    /// <summary>DISTRIB_RELEASE now (after a good upgrade: the image's).</summary>
+    public string Release
+    {
+        get { lock (_lock) return _release; }
+        set { lock (_lock) _release = value; }
+    }
+
+    /// <summary>DISTRIB_REVISION now; unless set, "r1-&lt;release&gt;".</summary>
+    public string Revision
+    {
+        get { lock (_lock) return _revision ?? DefaultRevision(_release); }
+        set { lock (_lock) _revision = value; }
+    }
+
+    public PretendUpgrade Upgrade { get; set; }
+    /// <summary>The release an image carries; null: read from the url (<see cref="ReleaseFromUrl"/>).</summary>
+    public string? ImageRelease { get; set; }
+    /// <summary>The revision an image carries; null: "r1-&lt;its release&gt;".</summary>
+    public string? ImageRevision { get; set; }
+    /// <summary>From the success answer to the socket's drop (sysupgrade fetching and writing the image).</summary>
+    public TimeSpan FlashDelay { get; set; } = TimeSpan.FromMilliseconds(300);
+    /// <summary>From the drop to the next connect (the reboot).</summary>
+    public TimeSpan RebootDelay { get; set; } = TimeSpan.FromSeconds(2);
+
+    public PretendFirmwareState State
+    {
+        get { lock (_lock) return _state; }
+    }
+
+    /// <summary>Upgrades accepted (each one flashed and rebooted the router).</summary>
+    public int Flashes
+    {
+        get { lock (_lock) return _flashes; }
+    }
+
+    /// <summary>The url of every upgrade accepted, in order.</summary>
+    public IReadOnlyList<string> FlashedUrls
+    {
+        get { lock (_lock) return _urls.ToList(); }
+    }
+
+    public static string DefaultRevision(string release) => "r1-" + release;
+
+    /// <summary>
+    /// The release an image's url names: its file name without query and image extensions
+    /// (<c>https://fw.example/24.10.1.bin</c> → "24.10.1"); in a longer name the first version in it
+    /// (<c>openwrt-24.10.1-ramips-mt7621-sysupgrade.bin</c> → "24.10.1"); else the bare file name.
+    /// </summary>
+    public static string ReleaseFromUrl(string url)
+    {
+        var path = Uri.TryCreate(url, UriKind.Absolute, out var u) ? u.AbsolutePath : url.Split('?', '#')[0];
+        var name = Uri.UnescapeDataString(path.TrimEnd('/').Split('/')[^1]);
+        string[] extensions = [".bin", ".img", ".gz", ".itb", ".trx", ".tar", ".ubi"];
+        for (var stripped = true; stripped;)
+        {
+            stripped = false;
+            foreach (var ext in extensions)
+                if (name.Length > ext.Length && name.EndsWith(ext, StringComparison.OrdinalIgnoreCase))
+                {
+                    name = name[..^ext.Length];
+                    stripped = true;
+                }
+        }
+        var version = System.Text.RegularExpressions.Regex.Match(name, @"(?<![\d.])\d+\.\d+(?:\.\d+)*(?:-(?:rc\d+|SNAPSHOT))?");
+        return version.Success && version.Value != name ? version.Value : name;
+    }
+
+    /// <summary>
+    /// This firmware's answer to a request (null: none) and whether it starts flashing. Other requests than
+    /// get_firmware_info and firmware_upgrade are answered as <see cref="PretendRouter.AnswerFor"/> answers them.
+    /// </summary>
+    public (string? Answer, bool Flash) Answer(JsonNode request)
+    {
+        var reqId = request["req_id"]?.DeepClone();
+        switch ((string?)request["type"])
+        {
+            case "get_firmware_info":
+                string release, revision;
+                lock (_lock)
+                {
+                    release = _release;
+                    revision = _revision ?? DefaultRevision(_release);
+                }
+                return (new JsonObject
+                {
+                    ["type"] = "firmware_info_response", ["req_id"] = reqId,
+                    ["data"] = new JsonObject
+                    {
+                        ["DISTRIB_ID"] = "ChaWrt", ["DISTRIB_RELEASE"] = release, ["DISTRIB_REVISION"] = revision,
+                        ["DISTRIB_TARGET"] = "ramips/mt7621", ["DISTRIB_DESCRIPTION"] = $"ChaWrt {release} {revision}",
+                    },
+                }.ToJsonString(), false);
+            case "firmware_upgrade":
+                var url = request["url"] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
+                string? refused;
+                lock (_lock)
+                {
+                    refused = url is null || !(url.StartsWith("http://", StringComparison.Ordinal) || url.StartsWith("https://", StringComparison.Ordinal))
+                        ? UrlInvalid
+                        : _state != PretendFirmwareState.Running ? UpgradeRunning
+                        : Upgrade == PretendUpgrade.Refuse ? UpgradeFailed
+                        : null;
+                    if (refused is null)
+                    {
+                        _state = PretendFirmwareState.Flashing;
+                        _image = ImageRelease ?? ReleaseFromUrl(url!);
+                        _imageRevision = ImageRevision;
+                        _urls.Add(url!);
+                        _flashes++;
+                    }
+                }
+                return refused is null
+                    ? (new JsonObject
+                    {
+                        ["type"] = "firmware_upgrade_response", ["req_id"] = reqId, ["status"] = "success", ["message"] = UpgradeStarted,
+                    }.ToJsonString(), true)
+                    : (new JsonObject { ["type"] = "firmware_upgrade_error", ["req_id"] = reqId, ["error"] = refused }.ToJsonString(), false);
+            default:
+                return (PretendRouter.AnswerFor(request), false);
+        }
+    }
+
+    internal void Rebooting()
+    {
+        lock (_lock) _state = PretendFirmwareState.Rebooting;
+    }
+
+    /// <summary>The end of the reboot: runs the image (good) or the old release (bad); false when it never comes back.</summary>
+    internal bool Boot()
+    {
+        lock (_lock)
+        {
+            switch (Upgrade)
+            {
+                case PretendUpgrade.Never:
+                    _state = PretendFirmwareState.Dead;
+                    return false;
+                case PretendUpgrade.Good when _image is not null:
+                    _release = _image;
+                    _revision = _imageRevision ?? DefaultRevision(_image);
+                    break;
+            }
+            _image = null;
+            _state = PretendFirmwareState.Running;
+            return true;
+        }
     }
 }
