@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Fleet.Server.Admin;
 using Fleet.Server.Alerts;
+using Fleet.Server.Clients;
 using Fleet.Server.Events;
 using Fleet.Server.Metrics;
 using Fleet.Server.Commands;
@@ -76,6 +77,7 @@ public static class FleetNode
         builder.Services.AddSingleton(new DirectoryStore(settings.Persistence.Provider, connectionString));
         builder.Services.AddSingleton<ConnectionMetrics>();
         builder.Services.AddFleetOperations();
+        builder.Services.AddClientPlane();
         // Every socket the listeners hold counts against the open-file limit, from accept until it is closed
         // (SocketBudget); device WebSockets have their own cap below that (ConnectionGate, 503 past it).
         var openFiles = SocketBudget.ReadOpenFileLimit();
@@ -171,6 +173,7 @@ public static class FleetNode
         app.MapSecurityApi();
         app.MapEventsApi();
         app.MapAlertsApi();
+        app.MapClientsApi();
         app.MapPrometheusScrapingEndpoint("/metrics").AllowAnonymous();
         app.MapDashboard();
         // The instruments exist from the start (a scrape before the first router still shows fleet_devices_connected 0).
