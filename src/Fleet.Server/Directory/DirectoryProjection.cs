@@ -142,11 +142,12 @@ public sealed class DirectoryProjection : ReceiveActor, IWithTimers
                         .SelectAsync(1, async batch =>
                         {
                             // Every write competes with the journal (SQLite has one writer): batches that
-                            // change no row only move the offset, and that can wait a few seconds — replaying
-                            // them after a crash changes nothing.
+                            // change no row (of the directory or the client plane) only move the offset, and
+                            // that can wait a few seconds — replaying them after a crash changes nothing.
                             var list = batch.ToList();
                             var now = Environment.TickCount64;
-                            if (list.Exists(e => DirectoryStore.Affects(e.Event)) || now - lastOffsetWrite > 5000)
+                            if (list.Exists(e => DirectoryStore.Affects(e.Event) || Fleet.Server.Clients.ClientStore.Affects(e.Event))
+                                || now - lastOffsetWrite > 5000)
                             {
                                 try
                                 {

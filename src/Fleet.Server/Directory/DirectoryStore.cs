@@ -197,6 +197,8 @@ public sealed class DirectoryStore(PersistenceProvider provider, string connecti
         }
         foreach (var e in batch)
         {
+            // The client plane's rows (src/Fleet.Server/Clients), in this same transaction.
+            if (Fleet.Server.Clients.ClientStore.Affects(e.Event)) await Fleet.Server.Clients.ClientStore.ApplyAsync(c, tx, e);
             var (columns, values) = Columns(e.Event);
             if (columns.Length == 0) continue;
             var names = string.Join(", ", columns);

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Fleet.Server.Admin;
 using Fleet.Server.Alerts;
+using Fleet.Server.Clients;
 using Fleet.Server.Events;
 using Fleet.Server.Metrics;
 using Fleet.Server.Commands;
@@ -80,6 +81,7 @@ public static class FleetNode
         builder.Services.AddSingleton<Jobs.JobStore>();
         builder.Services.AddSingleton<IStoreTables>(sp => sp.GetRequiredService<Jobs.JobStore>());
         builder.Services.AddSingleton<Jobs.SelectionResolver>();
+        builder.Services.AddClientPlane();
         // Every socket the listeners hold counts against the open-file limit, from accept until it is closed
         // (SocketBudget); device WebSockets have their own cap below that (ConnectionGate, 503 past it).
         var openFiles = SocketBudget.ReadOpenFileLimit();
@@ -176,6 +178,7 @@ public static class FleetNode
         app.MapEventsApi();
         app.MapAlertsApi();
         Jobs.JobsApi.MapJobsApi(app);
+        app.MapClientsApi();
         app.MapPrometheusScrapingEndpoint("/metrics").AllowAnonymous();
         app.MapDashboard();
         // The instruments exist from the start (a scrape before the first router still shows fleet_devices_connected 0).
