@@ -288,6 +288,7 @@ public sealed class JobEntity : ReceivePersistentActor, IWithTimers
     private void Resume()
     {
         _lastRecheck = Now;
+        _tokens = 1; // the first device goes at once, whatever the rate
         ResubmitInFlight();
         SetReceiveTimeout(null);
         Timers.StartPeriodicTimer(TickTimer, Tick.Instance, TimeSpan.FromMilliseconds(_jobs.TickMilliseconds));

@@ -149,7 +149,7 @@ public sealed record JobState : IFleetSerializable
     }
 
     /// <summary>
-    /// A rollout stage: done (every device finished or waiting offline), how many finished, how many failed, and whether
+    /// A rollout stage: done (every device finished or waiting offline, at least one finished), how many finished, how many failed, and whether
     /// its abort rule fires.
     /// </summary>
     public (bool Done, int Finished, int Failed, bool Abort) StageHealth(int stage)
@@ -164,7 +164,9 @@ public sealed record JobState : IFleetSerializable
         }
         var rule = Spec?.Rollout;
         var abort = rule?.AbortFailurePercent is { } pct && finished >= Math.Max(1, rule.AbortMinFinished) && failed * 100.0 / finished > pct;
-        return (open == 0, finished, failed, abort);
+        // Done: nothing in progress, and at least one device finished — a stage whose devices are all offline has shown
+        // nothing about the image yet, so the next one waits (until they return, or the deadline).
+        return (open == 0 && finished > 0, finished, failed, abort);
     }
 
     /// <summary>Where a firmware answer says DISTRIB_RELEASE / DISTRIB_REVISION are, whatever the dialect's nesting.</summary>

@@ -101,7 +101,16 @@ public sealed class SelectionResolver(DirectoryStore directory, NodeIdentity nod
             query = query with { DeviceIds = ids.Order(StringComparer.Ordinal).ToList() };
         }
         var rows = await directory.SelectAllAsync(query, node.LiveNodes(), max, ct);
-        return rows.Select(r => (r.DeviceId, r.Tags, places?.GetValueOrDefault(r.DeviceId))).ToList();
+        var found = rows.Select(r => (r.DeviceId, r.Tags, places?.GetValueOrDefault(r.DeviceId))).ToList();
+        // Devices named by id and nothing else are all taken, also those the directory does not list yet (it is a moment
+        // behind the entities): a device the fleet has never seen is then refused by its entity and recorded as failed.
+        if (selection with { DeviceIds = null } == new Selection() && selection.DeviceIds is { } byId)
+        {
+            var listed = found.Select(f => f.DeviceId).ToHashSet(StringComparer.Ordinal);
+            found.AddRange(byId.Where(id => !listed.Contains(id)).Select(id => (id, (IReadOnlyDictionary<string, string>)new Dictionary<string, string>(), (ClientPlace?)null)));
+            found.Sort((a, b) => string.CompareOrdinal(a.DeviceId, b.DeviceId));
+        }
+        return found.Take(max).ToList();
     }
 }
 

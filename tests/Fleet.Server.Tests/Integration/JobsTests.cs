@@ -158,6 +158,9 @@ public sealed class JobsTests(JobsNode fixture) : IClassFixture<JobsNode>
         await Online(up, down);
         rDown.GoOffline();
         await Eventually.True(async () => (bool?)(await _node.GetJson($"/api/v1/devices/{down}"))["online"] == false, $"{down} offline");
+        // wait_offline=false goes by the directory's word on who is online: wait until it has both.
+        await Eventually.True(async () => (await _node.GetJson($"/api/v1/devices?q={up}&online=true"))["items"]!.AsArray().Count == 1
+            && (await _node.GetJson($"/api/v1/devices?q={down}&online=false"))["items"]!.AsArray().Count == 1, "the directory up to date");
         var selection = $$"""{"device_ids":["{{up}}","{{down}}"]}""";
 
         var (status, body, _) = await _node.Post("/api/v1/jobs",
@@ -215,7 +218,7 @@ public sealed class JobsTests(JobsNode fixture) : IClassFixture<JobsNode>
     [InlineData("""{"selection":{"all":true},"command":{"type":"shell","command":"id"}}""", "privileged")]
     public async Task A_bad_job_gets_a_400_that_says_what_is_wrong(string json, string detail)
     {
-        var (status, body, type) = await _node.Post("/api/v1/jobs", json);
+        var (status, body, type) = await _node.Send(HttpMethod.Post, "/api/v1/jobs", json, TestKeys.Operator);
         Assert.True(status is 400 or 403, $"{status} {body?.ToJsonString()}");
         Assert.Equal("application/problem+json", type);
         Assert.Contains(detail, (string?)body!["detail"]);
@@ -270,8 +273,8 @@ public sealed class JobsTests(JobsNode fixture) : IClassFixture<JobsNode>
             // The offline one waits; once the last stage is reached it comes back and is upgraded then.
             await Eventually.True(async () => (int?)(await _node.GetJson($"/api/v1/rollouts/{id}"))["rollout"]!["current_stage"] == 3,
                 "the last stage started", TimeSpan.FromSeconds(60));
-            var waiting = await _node.GetJson($"/api/v1/rollouts/{id}/devices?status=waiting");
-            Assert.Contains(waiting["items"]!.AsArray(), d => (string?)d!["device_id"] == late && (string?)d["error"] == "offline");
+            await Eventually.True(async () => (await _node.GetJson($"/api/v1/rollouts/{id}/devices?status=waiting"))["items"]!.AsArray()
+                .Any(d => (string?)d!["device_id"] == late && (string?)d["error"] == "offline"), "the offline device waits");
             lateRouter.ComeBack();
 
             var done = await Final($"/api/v1/rollouts/{id}");
