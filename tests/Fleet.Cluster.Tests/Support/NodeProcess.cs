@@ -60,6 +60,8 @@ public sealed class NodeProcess : IAsyncDisposable
             "--Fleet:Cluster:Hostname", "127.0.0.1",
             "--Fleet:Cluster:Port", akkaPort.ToString(),
             "--Fleet:Persistence:ConnectionString", connectionString,
+            // A job asks again after its in-flight steps every 10 s (60 by default): a kill's lost answers are re-asked sooner.
+            "--Fleet:Jobs:RecheckSeconds", "10",
         };
         for (var i = 0; i < seeds.Count; i++) args.AddRange([$"--Fleet:Cluster:SeedNodes:{i}", seeds[i]]);
         args.AddRange(TestKeys.Arguments());
