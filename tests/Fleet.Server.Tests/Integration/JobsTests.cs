@@ -363,4 +363,48 @@ public sealed class JobsTests(JobsNode fixture) : IClassFixture<JobsNode>
             foreach (var r in routers) await r.DisposeAsync();
         }
     }
+
+    [Fact]
+    public async Task A_bulk_kickoff_of_one_client_reaches_every_router_that_holds_it_with_that_routers_address()
+    {
+        var mac = $"02:00:{_run[..2]}:{_run[2..4]}:{_run[4..6]}:77";
+        var ids = Enumerable.Range(0, 3).Select(i => Id($"kick-{i}")).ToList();
+        var other = Id("kick-other");
+        var routers = ids.Append(other).Select(id => Router(id)).ToList();
+        try
+        {
+            await Online([.. ids, other]);
+            for (var i = 0; i < ids.Count; i++)
+            {
+                var (st, b, _) = await _node.Post($"/api/v1/devices/{ids[i]}/commands?wait=10",
+                    $$"""{"type":"auth","token":"t-{{i}}","client_ip":"192.168.1.{{50 + i}}","client_mac":"{{mac}}","gw_id":"gw-1"}""");
+                Assert.True(st == 200, $"auth: {st} {b?.ToJsonString()}");
+            }
+            await Eventually.True(async () => (await _node.GetJson($"/api/v1/clients?mac={mac}"))["items"]!.AsArray().Count == 3,
+                "the client plane knows the client on three routers");
+
+            var (status, body, _) = await _node.Post("/api/v1/jobs",
+                $$"""{"selection":{"client_mac":"{{mac}}"},"command":{"type":"kickoff","client_mac":"{{mac}}"},"dry_run":true}""");
+            Assert.Equal(3, (long?)body!["count"]);
+            (status, body, _) = await _node.Post("/api/v1/jobs",
+                $$"""{"name":"end {{mac}}","selection":{"client_mac":"{{mac}}"},"command":{"type":"kickoff","client_mac":"{{mac}}"} }""");
+            Assert.True(status == 201, $"{status} {body?.ToJsonString()}");
+            var job = await Final($"/api/v1/jobs/{(string)body!["job_id"]!}");
+            Assert.Equal(3, (int?)job["counts"]!["succeeded"]);
+            for (var i = 0; i < ids.Count; i++)
+            {
+                var r = routers[i];
+                var kick = Assert.Single(r.ReceivedTypes, t => t.Value == "kickoff");
+                var command = await _node.GetJson($"/api/v1/devices/{ids[i]}/commands/{kick.Key}");
+                Assert.Equal($"192.168.1.{50 + i}", (string?)command["request"]!["client_ip"]);
+                Assert.Equal("gw-1", (string?)command["request"]!["gw_id"]);
+                Assert.Equal(ids[i], (string?)command["request"]!["device_id"]);
+            }
+            Assert.Empty(routers[^1].Received);
+        }
+        finally
+        {
+            foreach (var r in routers) await r.DisposeAsync();
+        }
+    }
 }
