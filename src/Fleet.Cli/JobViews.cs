@@ -79,7 +79,8 @@ public static class JobViews
         {
             (null, Tables.Fields(
                 ("job_id", Tables.Text(j["job_id"])), ("kind", Tables.Text(j["kind"])), ("name", Tables.Text(j["name"])),
-                ("status", Tables.Text(j["status"])), ("progress", Progress(j) + " finished"), ("created_at", Tables.Time(j["created_at"])),
+                ("status", Tables.Text(j["status"])), ("reason", Tables.Text(j["reason"])), ("progress", Progress(j) + " finished"),
+                ("created_at", Tables.Time(j["created_at"])),
                 ("created_by", Tables.Text(j["created_by"])), ("deadline", Tables.Time(j["deadline"])), ("finished_at", Tables.Time(j["finished_at"])),
                 ("rate_per_minute", Tables.Text(j["rate_per_minute"])), ("wait_offline", Tables.Text(j["wait_offline"])),
                 ("selection", Tables.Text(j["selection"])), ("command", Tables.Text(j["command"])))),
@@ -89,7 +90,7 @@ public static class JobViews
         {
             parts.Add(("Rollout", Tables.Fields(
                 ("url", Tables.Text(r["url"])), ("release", Tables.Text(r["release"])), ("revision", Tables.Text(r["revision"])),
-                ("current_stage", Tables.Text(r["current_stage"])), ("abort", Tables.Text(r["abort"])), ("windows", Windows(r["windows"])),
+                ("current_stage", Tables.Text(r["current_stage"])), ("abort", Abort(r)), ("windows", Windows(r["windows"])),
                 ("zone", Tables.Text(r["zone"])), ("zone_tag", Tables.Text(r["zone_tag"])), ("approval", Tables.Text(r["approval"])),
                 ("device_timeout_seconds", Tables.Text(r["device_timeout_seconds"])), ("retries", Tables.Text(r["retries"])))));
             parts.Add(("Stages", StagesTable(r["stages"])));
@@ -118,11 +119,19 @@ public static class JobViews
 
     public static long InProgress(JsonNode? counts) => InProgressStatuses.Sum(s => Count(counts, s));
 
-    /// <summary>[{"start":"01:00","end":"05:00"}] as "01:00-05:00"; "-" for none.</summary>
+    /// <summary>[{"start":"01:00","end":"05:00"}] (or ["01:00-05:00"]) as "01:00-05:00"; "-" for none.</summary>
     public static string Windows(JsonNode? windows) =>
         windows is JsonArray { Count: > 0 } a
-            ? string.Join(", ", a.OfType<JsonNode>().Select(w => $"{Tables.Text(w["start"])}-{Tables.Text(w["end"])}"))
+            ? string.Join(", ", a.OfType<JsonNode>().Select(w => w is JsonObject ? $"{Tables.Text(w["start"])}-{Tables.Text(w["end"])}" : Tables.Text(w)))
             : "-";
+
+    /// <summary>The abort rule ({"failure_percent","min_finished"}, or the view's abort_failure_percent and abort_min_finished) in words.</summary>
+    public static string Abort(JsonNode rollout)
+    {
+        var percent = rollout["abort"]?["failure_percent"] ?? rollout["abort_failure_percent"];
+        var min = rollout["abort"]?["min_finished"] ?? rollout["abort_min_finished"];
+        return percent is null ? "-" : $"more than {Tables.Text(percent)} % of a stage failed, once {(min is null ? "1" : Tables.Text(min))} of it finished";
+    }
 
     /// <summary>A dry run's answer: how many devices, and the first of them.</summary>
     public static IRenderable DryRun(JsonNode d) => Tables.Stack(

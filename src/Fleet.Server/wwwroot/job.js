@@ -101,14 +101,14 @@ export async function jobPage(main, jobId, asRollout) {
   }
 
   function showRollout(r) {
-    const a = r.abort ?? {};
+    const a = r.abort ?? { failure_percent: r.abort_failure_percent, min_finished: r.abort_min_finished };
     fill(plan, facts([
       ['Firmware', r.url ? el('code', {}, r.url) : null], ['Release', r.release], ['Revision', r.revision],
       ['Current stage', r.current_stage != null ? stageName(r.current_stage) : null],
       ['Abort rule', a.failure_percent != null
         ? `abort when more than ${a.failure_percent} % of a stage's finished devices failed, once ${a.min_finished ?? 1} of it finished` : null],
       ['Windows', (r.windows ?? []).length
-        ? `${r.windows.map(w => `${w.start}–${w.end}`).join(', ')} (${r.zone_tag ? `the device's tag ${r.zone_tag}, else ` : ''}${r.zone ?? 'UTC'})`
+        ? `${r.windows.map(w => typeof w === 'string' ? w.replace('-', '–') : `${w.start}–${w.end}`).join(', ')} (${r.zone_tag ? `the device's tag ${r.zone_tag}, else ` : ''}${r.zone ?? 'UTC'})`
         : 'any time'],
       ['Approval', r.approval ? 'each stage after the canary waits for an operator' : 'none'],
       ['Device timeout', r.device_timeout_seconds != null ? `${r.device_timeout_seconds} s` : null],
