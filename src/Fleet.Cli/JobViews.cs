@@ -83,7 +83,7 @@ public static class JobViews
                 ("created_at", Tables.Time(j["created_at"])),
                 ("created_by", Tables.Text(j["created_by"])), ("deadline", Tables.Time(j["deadline"])), ("finished_at", Tables.Time(j["finished_at"])),
                 ("rate_per_minute", Tables.Text(j["rate_per_minute"])), ("wait_offline", Tables.Text(j["wait_offline"])),
-                ("selection", Tables.Text(j["selection"])), ("command", Tables.Text(j["command"])))),
+                ("selection", Tables.Text(Given(j["selection"]))), ("command", Tables.Text(j["command"])))),
             ("Devices", CountsTable(j["counts"])),
         };
         if (j["rollout"] is JsonObject r)
@@ -97,6 +97,13 @@ public static class JobViews
         }
         return Tables.Stack([.. parts]);
     }
+
+    /// <summary>A selection with only the fields it sets (the view spells out every field, null or false).</summary>
+    public static JsonNode? Given(JsonNode? selection) =>
+        selection is JsonObject o
+            ? new JsonObject(o.Where(f => f.Value is not null && !(f.Value is JsonValue v && v.GetValueKind() == System.Text.Json.JsonValueKind.False))
+                .Select(f => KeyValuePair.Create(f.Key, f.Value?.DeepClone())))
+            : selection;
 
     public static IRenderable CountsTable(JsonNode? counts) =>
         Tables.Of(["STATUS", "DEVICES"], Ordered(counts).Select(c => new[] { c.Status, c.Count.ToString(CultureInfo.InvariantCulture) }));

@@ -91,9 +91,10 @@ export async function jobPage(main, jobId, asRollout) {
       ['Reason', j.reason], ['Created', `${when(j.created_at)}${j.created_by ? ` by ${j.created_by}` : ''}`],
       ['Deadline', j.deadline ? when(j.deadline) : null], ['Finished', j.finished_at ? when(j.finished_at) : null],
       ['Rate', j.rate_per_minute != null ? `${j.rate_per_minute} devices a minute` : null],
-      ['Offline devices', j.wait_offline == null ? null : j.wait_offline ? 'wait in their queue until the deadline' : 'skipped'],
+      // A rollout's offline devices wait for their turn (its stages say how many); a command job's may be skipped.
+      ['Offline devices', rollout || j.wait_offline == null ? null : j.wait_offline ? 'wait in their queue until the deadline' : 'skipped'],
       ['Command', j.command ? el('code', {}, JSON.stringify(j.command)) : null],
-      ['Selection', j.selection ? el('code', {}, JSON.stringify(j.selection)) : null],
+      ['Selection', j.selection ? el('code', {}, JSON.stringify(given(j.selection))) : null],
     ]));
     if (rollout) showRollout(j.rollout ?? {});
     if (may.operate() && j.status !== shownStatus) showControls(j.status);
@@ -246,6 +247,11 @@ export async function jobPage(main, jobId, asRollout) {
   await reloadDevices();
   schedule();
   return () => { left = true; clearTimeout(timer); };
+}
+
+/** A selection with only the fields it sets (a view may spell out every field, null or false). */
+function given(selection) {
+  return Object.fromEntries(Object.entries(selection).filter(([, v]) => v !== null && v !== false));
 }
 
 export function stageName(index) {
