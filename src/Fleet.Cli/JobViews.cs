@@ -9,7 +9,7 @@ namespace Fleet.Cli;
 
 /// <summary>
 /// Jobs and rollouts as tables (docs/ADMIN_API.md "Jobs", "Rollouts"), and watching one until it is final: a progress
-/// bar of finished/total (a rollout: one more per stage) on stderr when it is a terminal, polling GET the job.
+/// bar of finished/total (a rollout: one more per stage) live on stderr when it is a terminal, polling GET the job.
 /// </summary>
 public static class JobViews
 {
@@ -198,25 +198,11 @@ public static class JobViews
 
         if (session.Progress is { } terminal)
         {
-            await terminal.Progress().AutoClear(false).HideCompleted(false)
-                .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new CountColumn(), new PercentageColumn())
-                .StartAsync(ctx =>
-                {
-                    var bars = new Dictionary<string, ProgressTask>();
-                    return Loop(view =>
-                    {
-                        foreach (var (key, label, done, total) in Bars(view))
-                        {
-                            if (!bars.TryGetValue(key, out var bar)) bars[key] = bar = ctx.AddTask(Markup.Escape(label), maxValue: Math.Max(1, total));
-                            bar.Description = Markup.Escape(label);
-                            bar.MaxValue = Math.Max(1, total);
-                            bar.Value = total == 0 ? (IsFinal(view) ? 1 : 0) : done;
-                            bar.State.Update<long>("done", _ => done);
-                            bar.State.Update<long>("total", _ => total);
-                        }
-                        ctx.Refresh();
-                    });
-                });
+            await terminal.Live(Board(last.Json)).AutoClear(false).StartAsync(ctx => Loop(view =>
+            {
+                ctx.UpdateTarget(Board(view));
+                ctx.Refresh();
+            }));
         }
         else
         {
@@ -245,21 +231,52 @@ public static class JobViews
 
     private static string Kind(JsonNode job) => Tables.Text(job["kind"]) == "rollout" || job["rollout"] is not null ? "rollout" : "job";
 
-    /// <summary>The progress bars of a view: the whole job, then each stage of a rollout.</summary>
-    private static IEnumerable<(string Key, string Label, long Done, long Total)> Bars(JsonNode job)
+    /// <summary>
+    /// What watch draws on a terminal, redrawn at each read: a bar of finished/total for the job, then one for each stage of a
+    /// rollout, each with its figures and status in words beside it (the bar's colours only repeat them: green went well,
+    /// red failed, yellow skipped or offline). A grid of fixed columns, so that a narrow terminal wraps the words, never the bar.
+    /// </summary>
+    public static IRenderable Board(JsonNode job)
     {
+        var grid = new Grid()
+            .AddColumn(new GridColumn().NoWrap())
+            .AddColumn(new GridColumn().NoWrap())
+            .AddColumn(new GridColumn().NoWrap().RightAligned())
+            .AddColumn(new GridColumn().NoWrap().RightAligned())
+            .AddColumn(new GridColumn());
         var status = Tables.Text(job["status"]);
-        var hint = status == "awaiting_approval" ? $" (approve: fleetctl rollouts approve {Tables.Text(job["job_id"])})" : "";
-        yield return ("job", $"{Kind(job)} {Tables.Text(job["job_id"])} {status}{hint}", Finished(job["counts"]), Total(job));
+        var words = status.Replace('_', ' ');
+        if (status == "awaiting_approval") words += $" (fleetctl rollouts approve {Tables.Text(job["job_id"])})";
+        if (job["rollout"]?["current_stage"] is { } current && !IsFinal(job)) words += $", stage {Tables.Text(current)}";
+        var counts = CountsText(job["counts"]);
+        AddBar(grid, Kind(job), job["counts"], Total(job), counts.Length > 0 ? $"{words}: {counts}" : words);
         foreach (var stage in Stages(job["rollout"]?["stages"]))
         {
             var c = stage["counts"];
             var size = stage["size"] is JsonValue v && v.TryGetValue<long>(out var n) ? n : 0;
-            yield return ($"stage {Tables.Text(stage["index"])}",
-                $"  {StageName(stage)} {Tables.Text(stage["status"])}: upgraded {Count(c, "upgraded")}, already {Count(c, "already")}, " +
-                $"failed {Count(c, "failed")}, waiting {Count(c, "waiting")}, in progress {InProgress(c)}",
-                Finished(c), size);
+            AddBar(grid, "  " + StageName(stage), c, size,
+                $"{Tables.Text(stage["status"])}: upgraded {Count(c, "upgraded")}, already {Count(c, "already")}, failed {Count(c, "failed")}, " +
+                $"waiting {Count(c, "waiting")}, in progress {InProgress(c)}");
         }
+        return grid;
+    }
+
+    private const int BarWidth = 24;
+    private static readonly IReadOnlySet<string> WentWell = new HashSet<string> { "succeeded", "delivered", "upgraded", "already" };
+    private static readonly IReadOnlySet<string> WentBadly = new HashSet<string> { "failed", "timed_out", "expired", "cancelled" };
+
+    private static void AddBar(Grid grid, string label, JsonNode? counts, long total, string words)
+    {
+        var done = Finished(counts);
+        long Of(IReadOnlySet<string> statuses) => counts is JsonObject o ? o.Where(c => statuses.Contains(c.Key)).Sum(c => Count(o, c.Key)) : 0;
+        var good = Of(WentWell);
+        var bad = Of(WentBadly);
+        // Cumulative rounding: the segments always add up to the bar's width.
+        int Cells(long upTo) => total <= 0 ? 0 : (int)Math.Round(BarWidth * (double)Math.Min(upTo, total) / total);
+        var (g, b, d) = (Cells(good), Cells(good + bad), Cells(done));
+        var bar = $"[green]{new string('━', g)}[/][red]{new string('━', b - g)}[/][yellow]{new string('━', Math.Max(0, d - b))}[/][grey]{new string('━', BarWidth - Math.Max(d, b))}[/]";
+        var percent = total <= 0 ? "-" : $"{100 * done / total}%";
+        grid.AddRow(new Text(label), new Markup(bar), new Text($"{done}/{total}"), new Text(percent), new Text(words));
     }
 
     public static string StageName(JsonNode stage) =>
@@ -273,12 +290,5 @@ public static class JobViews
         if (counts.Length > 0) line += $" ({counts})";
         if (job["rollout"] is JsonObject r && r["current_stage"] is { } current) line += $"; stage {Tables.Text(current)}";
         return line;
-    }
-
-    /// <summary>A progress bar's value as "finished/total".</summary>
-    private sealed class CountColumn : ProgressColumn
-    {
-        public override IRenderable Render(RenderOptions options, ProgressTask task, TimeSpan deltaTime) =>
-            new Text($"{task.State.Get<long>("done").ToString(CultureInfo.InvariantCulture)}/{task.State.Get<long>("total").ToString(CultureInfo.InvariantCulture)}");
     }
 }

@@ -302,9 +302,14 @@ public sealed class FleetOperationsCommandLineTests
         var run = await CliRun.InProcess(["rollouts", "watch", "ro1", "--interval", "0.05", "--url", "http://fleet.test"], NoEnv, api,
             stderrIsTerminal: true);
         ExitsWith(ExitCodes.Ok, run);
-        // A console that is not interactive (as here) gets Spectre's plain rendering of the same bars: a line as each moves.
-        Assert.Contains("rollout ro1 awaiting_approval (approve: fleetctl rollouts approve ro1)", run.Err);
-        Assert.Contains("wave 1 running: upgraded 0, already 1, failed 1, waiting 1, in progress 1", run.Err);
+        // Spectre's live display (ANSI, redrawn in place): the rollout's bar, then one per stage, each with finished/total and
+        // its figures in words; on 80 columns the words wrap, the bars and figures do not.
+        var screen = System.Text.RegularExpressions.Regex.Replace(run.Err, "\u001b\\[[0-9;?]*[A-Za-z]", "");
+        Assert.NotEqual(screen, run.Err);
+        Assert.Matches(@"(?m)^rollout +━{24} +1/5 +20% +awaiting approval \(fleetctl *$\s+rollouts approve ro1\), stage 1:", screen);
+        Assert.Matches(@"(?m)^  canary +━{24} +1/1 +100% +completed: upgraded 1, already 0,", screen);
+        Assert.Matches(@"(?m)^  wave 1 +━{24} +2/4 +50% +running: upgraded 0, already 1, *$\s+failed 1, waiting 1, in progress", screen);
+        Assert.Matches(@"rollout +━{24} +5/5 +100% +completed: upgraded 4, already 1", screen);
         Assert.Contains(run.Lines, l => Args(l) is ["status", "completed"]);
     }
 
