@@ -97,7 +97,7 @@ public static class CommandsCommands
     }
 
     /// <summary>--field's value: JSON when it parses as JSON (true, 300, {"a":1}), else the text itself.</summary>
-    private static JsonNode? Value(string text)
+    internal static JsonNode? Value(string text)
     {
         try { return JsonNode.Parse(text); }
         catch (JsonException) { return JsonValue.Create(text); }

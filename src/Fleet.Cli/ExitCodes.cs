@@ -14,8 +14,10 @@ public static class ExitCodes
     public const int Conflict = 5;
     /// <summary>A waited command ended in a final status other than succeeded or delivered.</summary>
     public const int CommandNotSucceeded = 6;
-    /// <summary>--wait ran out while the command was still queued or sent.</summary>
+    /// <summary>--wait ran out while the command was still queued or sent (a watched job or rollout: still not final).</summary>
     public const int StillPending = 7;
+    /// <summary>A watched job or rollout ended cancelled or aborted (not completed).</summary>
+    public const int JobNotCompleted = 8;
 
     public static int ForStatus(int httpStatus) => httpStatus switch
     {
@@ -35,7 +37,10 @@ public static class ExitCodes
           4  unauthorized or forbidden (401/403)
           5  conflict (409)
           6  a waited command ended failed, timed_out, expired or cancelled
+             (clients kickoff: a router's kickoff did)
           7  --wait ran out while the command was still queued or sent
+             (jobs/rollouts watch: while the job was still running, paused or awaiting approval)
+          8  a watched job or rollout ended cancelled or aborted
 
         Environment: FLEET_URL (default http://localhost:8080), FLEET_KEY (the API key).
         """;

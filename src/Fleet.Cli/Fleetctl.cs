@@ -42,7 +42,7 @@ public static class Fleetctl
 
     private static RootCommand Build(Session session)
     {
-        var root = new RootCommand("fleetctl: drive a Fleet controller through its admin API (devices, commands, auth modes, keys, events).")
+        var root = new RootCommand("fleetctl: drive a Fleet controller through its admin API (devices, commands, auth modes, keys, events, jobs, rollouts, clients).")
         {
             session.Options.Url, session.Options.Key, session.Options.KeyFile, session.Options.Json,
             DevicesCommands.Build(session),
@@ -50,6 +50,9 @@ public static class Fleetctl
             AuthModeCommands.Build(session),
             KeysCommands.Build(session),
             EventsCommand.Build(session),
+            JobsCommands.Build(session),
+            RolloutsCommands.Build(session),
+            ClientsCommands.Build(session),
         };
         // The exit codes and environment variables close the root's help (the "epilog").
         var help = root.Options.OfType<HelpOption>().Single();

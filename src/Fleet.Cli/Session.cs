@@ -62,8 +62,17 @@ public sealed class Session(IAnsiConsole stdout, TextWriter stderr, HttpMessageH
         return (url, key ?? Env("FLEET_KEY"));
     }
 
-    /// <summary>The spinner's console (stderr) when stderr is a terminal; null otherwise (no progress display).</summary>
-    public IAnsiConsole? Progress => stderrIsTerminal ? AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Err) }) : null;
+    /// <summary>
+    /// The console of spinners and progress bars (stderr) when stderr is a terminal; null otherwise (no progress display).
+    /// Interactive with ANSI: Spectre's own detection looks at stdout, which a script may have sent to a file or pipe
+    /// (fleetctl jobs watch j1 > view.txt) while the person still watches stderr.
+    /// </summary>
+    public IAnsiConsole? Progress => stderrIsTerminal
+        ? AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(Err), Ansi = AnsiSupport.Yes, Interactive = InteractionSupport.Yes,
+        })
+        : null;
 
     /// <summary>Raw text to stdout, one line, never wrapped or read as markup (JSON for scripts).</summary>
     public void Line(string text) => Out.Profile.Out.Writer.WriteLine(text);

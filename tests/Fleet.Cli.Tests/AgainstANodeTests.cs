@@ -21,7 +21,7 @@ public sealed class AgainstANodeTests(CliNode node) : IClassFixture<CliNode>
 
         var table = await node.Run("devices", "list", "--q", router.DeviceId);
         ExitsWith(ExitCodes.Ok, table);
-        Assert.Equal(["DEVICE", "ONLINE", "PROTOCOL", "GATEWAYS", "LOCATION", "NODE", "LAST", "SEEN"], Args(table.Lines[0]));
+        Assert.Equal(["DEVICE", "ONLINE", "PROTOCOL", "GATEWAYS", "LOCATION", "NODE", "LAST", "SEEN", "RELEASE", "TAGS"], Args(table.Lines[0]));
         var row = Args(table.Lines.Single(l => l.StartsWith(router.DeviceId, StringComparison.Ordinal)));
         Assert.Equal([router.DeviceId, "true", "seed", "gw-1", $"lobby-{router.DeviceId}"], row.Take(5));
 

@@ -1,10 +1,13 @@
-// The dashboard: hash routes (#/ the device list, #/devices/{id} a device), a login form that turns an API key into
-// a session cookie, and an alert banner. Every figure comes from the admin API (docs/ADMIN_API.md).
+// The dashboard: hash routes (#/ the device list, #/devices/{id} a device, #/jobs the jobs and rollouts, #/jobs/{id} and
+// #/rollouts/{id} one of them), a login form that turns an API key into a session cookie, and an alert banner. Every
+// figure comes from the admin API (docs/ADMIN_API.md).
 import { logIn, logOut, currentSession, whenUnauthorized, ApiError, session } from './api.js';
 import { el, fill, message, say } from './ui.js';
 import { showAlerts } from './alerts.js';
 import { listPage } from './list.js';
 import { devicePage } from './device.js';
+import { jobsPage } from './jobs.js';
+import { jobPage } from './job.js';
 
 const main = document.getElementById('main');
 let leavePage = () => {};
@@ -53,12 +56,21 @@ async function route() {
   leavePage();
   leavePage = () => {};
   const hash = location.hash || '#/';
+  const params = new URLSearchParams(hash.split('?')[1] ?? '');
   const device = /^#\/devices\/([^?]+)/.exec(hash);
+  const job = /^#\/(jobs|rollouts)\/([^?]+)/.exec(hash);
+  const jobs = /^#\/(jobs|rollouts)\/?(\?|$)/.exec(hash);
+  if (jobs?.[1] === 'rollouts' && !params.has('kind')) params.set('kind', 'rollout');
+  for (const a of document.querySelectorAll('.top nav a')) {
+    const section = a.getAttribute('href') === '#/jobs' ? (job || jobs) : !(job || jobs);
+    if (section) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+  }
   showAlerts();
   try {
-    leavePage = device
-      ? await devicePage(main, decodeURIComponent(device[1]))
-      : await listPage(main, new URLSearchParams(hash.split('?')[1] ?? ''));
+    leavePage = device ? await devicePage(main, decodeURIComponent(device[1]))
+      : job ? await jobPage(main, decodeURIComponent(job[2]), job[1] === 'rollouts')
+        : jobs ? await jobsPage(main, params)
+          : await listPage(main, params);
   } catch (err) {
     fill(main, el('h1', { tabindex: '-1' }, 'Something went wrong'), el('p', { role: 'alert' }, err.message ?? String(err)),
       el('p', {}, el('a', { href: '#/' }, 'Back to the device list')));

@@ -25,6 +25,9 @@ export async function devicePage(main, deviceId) {
   const badge = onlineBadge(device.online);
   const info = el('section', { 'aria-labelledby': 'h-info' });
   const figures = el('section', { 'aria-labelledby': 'h-system' });
+  const tagList = el('div', { id: 'device-tags' });
+  const tags = el('section', { 'aria-labelledby': 'h-tags' }, el('h2', { id: 'h-tags' }, 'Tags'), tagList,
+    may.operate() ? tagsForm() : null);
   const gateways = el('section', { 'aria-labelledby': 'h-gateways' });
   const clients = el('section', { 'aria-labelledby': 'h-clients' });
   const history = el('tbody');
@@ -37,7 +40,7 @@ export async function devicePage(main, deviceId) {
     el('p', { class: 'crumbs' }, el('a', { href: '#/' }, '← Devices')),
     el('h1', { tabindex: '-1' }, deviceId, ' ', el('span', { id: 'device-online', 'aria-live': 'polite' }, badge)),
     el('div', { class: 'columns' }, info, figures),
-    gateways, gatewayMessage, clients,
+    tags, gateways, gatewayMessage, clients,
     may.operate() ? commandForm() : el('p', { class: 'help', id: 'read-only' },
       'Your key has the viewer role: it may read, not send commands or change auth modes.'),
     el('section', { 'aria-labelledby': 'h-history' },
@@ -74,6 +77,7 @@ export async function devicePage(main, deviceId) {
       Object.keys(d.firmware ?? {}).length ? facts(Object.entries(d.firmware)) : el('p', { class: 'help' },
         'Not known yet: send get_firmware_info.'));
 
+    showTags(d.tags);
     fill(gateways, el('h2', { id: 'h-gateways' }, 'Gateways'),
       table('Gateways', ['Gateway', 'Channel', 'IPv4', 'IPv6', 'Interface', 'auth_mode', 'Desired auth_mode', ...(may.operate() ? ['Change'] : [])],
         (d.gateways ?? []).map(g => el('tr', { dataset: { gateway: g.gw_id } },
@@ -90,6 +94,50 @@ export async function devicePage(main, deviceId) {
             el('td', {}, c.expires_at ? time(c.expires_at) : 'when kicked off'), el('td', {}, time(c.pass_until)))), { id: 'clients' })
         : el('p', { class: 'help' }, 'No client in the controller\'s view.'));
     device = d;
+  }
+
+  function showTags(t) {
+    const entries = Object.entries(t ?? {});
+    fill(tagList, entries.length
+      ? el('ul', { class: 'tags' }, entries.map(([k, v]) => el('li', { dataset: { tag: k } }, el('span', { class: 'tag-key' }, k), '=', v)))
+      : el('p', { class: 'help' }, 'No tags.'));
+  }
+
+  /**
+   * The operator's tags, key=value a line: saving replaces them (PUT …/tags). Tags derived from device_info come back by
+   * themselves; one kept here wins over the derived value. Filled once (and after a save), so that a reload of the
+   * device while someone types leaves the text alone.
+   */
+  function tagsForm() {
+    const out = message();
+    out.id = 'tags-message';
+    const lines = o => Object.entries(o ?? {}).map(([k, v]) => `${k}=${v}`).join('\n');
+    const input = el('textarea', { id: 'tags-input', name: 'tags', rows: '3', spellcheck: 'false', autocomplete: 'off',
+      'aria-describedby': 'tags-help', placeholder: 'site=paris\ntz=Europe/Paris' });
+    input.value = lines(device.operator_tags ?? device.tags);
+    const form = el('form', { class: 'card tags-form', id: 'tags-form', onsubmit: async e => {
+      e.preventDefault();
+      const wanted = {};
+      for (const line of input.value.split('\n').map(l => l.trim()).filter(Boolean)) {
+        const at = line.indexOf('=');
+        if (at < 1) { say(out, `'${line}' is not key=value`, 'error'); input.focus(); return; }
+        wanted[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+      }
+      say(out, 'Saving tags…', 'busy');
+      try {
+        const saved = await api('PUT', `${base}/tags`, { tags: wanted });
+        input.value = lines(saved.operator_tags);
+        showTags(saved.tags);
+        say(out, Object.keys(saved.operator_tags ?? {}).length ? 'Tags saved.' : 'Operator tags cleared.');
+      } catch (err) {
+        say(out, err.message, 'error');
+      }
+    } },
+    el('label', { for: 'tags-input' }, 'Operator tags (key=value, one a line)'), input,
+    el('p', { id: 'tags-help', class: 'help' },
+      'Saving replaces the operator\'s tags with these lines; an empty box clears them. A tag derived from what the router reports (such as location) comes back by itself; kept here, it stays as written.'),
+    el('button', { type: 'submit', id: 'save-tags' }, 'Save tags'), out);
+    return form;
   }
 
   function authModeForm(g) {

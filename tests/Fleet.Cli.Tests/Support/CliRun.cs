@@ -8,12 +8,14 @@ namespace Fleet.Cli.Tests.Support;
 public sealed record CliRun(int Exit, string Out, string Err)
 {
     /// <summary>Runs <see cref="Fleetctl.RunAsync"/> with consoles that record (no colours, wide enough for any row).</summary>
-    public static Task<CliRun> InProcess(string[] args, IDictionary<string, string?> env, HttpMessageHandler? handler = null) =>
-        InProcess(args, env, new StringWriter(), TestContext.Current.CancellationToken, handler);
+    /// <param name="stderrIsTerminal">As when stderr is a terminal: progress (spinners, bars) is drawn there.</param>
+    public static Task<CliRun> InProcess(string[] args, IDictionary<string, string?> env, HttpMessageHandler? handler = null,
+        bool stderrIsTerminal = false) =>
+        InProcess(args, env, new StringWriter(), TestContext.Current.CancellationToken, handler, stderrIsTerminal);
 
     /// <summary>As above, writing stdout to <paramref name="stdout"/> as it goes (a test can watch a command that runs until stopped).</summary>
     public static async Task<CliRun> InProcess(string[] args, IDictionary<string, string?> env, StringWriter stdout, CancellationToken ct,
-        HttpMessageHandler? handler = null)
+        HttpMessageHandler? handler = null, bool stderrIsTerminal = false)
     {
         var stderr = new StringWriter();
         var console = AnsiConsole.Create(new AnsiConsoleSettings
@@ -22,7 +24,7 @@ public sealed record CliRun(int Exit, string Out, string Err)
             Interactive = InteractionSupport.No,
         });
         console.Profile.Width = 400;
-        var exit = await Fleetctl.RunAsync(args, console, stderr, handler, env, ct: ct);
+        var exit = await Fleetctl.RunAsync(args, console, stderr, handler, env, stderrIsTerminal, ct);
         return new CliRun(exit, stdout.ToString(), stderr.ToString());
     }
 
