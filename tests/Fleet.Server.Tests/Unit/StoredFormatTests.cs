@@ -13,6 +13,7 @@ using Fleet.Server.Connections;
 using Fleet.Server.Devices;
 using Fleet.Server.Directory;
 using Fleet.Server.Hosting;
+using Fleet.Server.Jobs;
 using Fleet.Server.Serialization;
 using Xunit;
 
@@ -28,7 +29,9 @@ namespace Fleet.Server.Tests.Unit;
 /// <para>
 /// A deliberate format change: set FLEET_WRITE_SAMPLES=1, run these tests once, review the diff of Samples/,
 /// and add a <see cref="FleetSerializer.Legacy"/> upcaster (with a sample under Samples/legacy/) when journals
-/// of the released format must still be read.
+/// of the released format must still be read. A type that gains fields its earlier writes lack (read as the defaults)
+/// keeps its manifest: its earlier sample moves to Samples/legacy/&lt;manifest&gt;.&lt;what changed&gt;.json, listed in
+/// <see cref="A_sample_written_before_its_type_gained_fields_reads_as_todays_format"/>.
 /// </para>
 /// </summary>
 public class StoredFormatTests : Akka.Hosting.TestKit.TestKit
@@ -65,6 +68,23 @@ public class StoredFormatTests : Akka.Hosting.TestKit.TestKit
     private static readonly CommandView Cmd = new("c1", "r1", "kickoff", "succeeded", ProtocolCodec.EncodeToElement(Kickoff), Json,
         "no error", T, T.AddSeconds(1), T.AddSeconds(2), T.AddDays(1));
     private static readonly GatewayView GwView = new("gw-1", "apfree", "192.168.1.1", "fd00::1", "br-lan", 1, 0);
+    private static readonly ImmutableSortedDictionary<string, string> OperatorTags = ImmutableSortedDictionary<string, string>.Empty.Add("site", "paris");
+    private static readonly ImmutableSortedDictionary<string, string> Tags = OperatorTags.Add("location", "lobby");
+
+    // jobs and rollouts
+    private static readonly Selection Sel = new(["r1"], new Dictionary<string, string> { ["site"] = "paris" }, "gw-1", Online: true, "9", "24.10",
+        "lobby", "aa:bb:cc:dd:ee:ff", All: true);
+    private static readonly RolloutSpec Rollout = new("https://fw.example.com/24.10.1.bin", Force: true, "24.10.1", "r28790", Canary: 3,
+        CanaryPercent: 5, WaveFactor: 4, AbortFailurePercent: 10, AbortMinFinished: 3, DeviceTimeoutSeconds: 900, Retries: 2,
+        [new MaintenanceWindow(new TimeOnly(1, 0), new TimeOnly(5, 0))], "UTC", "tz", Approval: true);
+    private static readonly JobSpec Spec = new(JobSpec.RolloutKind, "24.10.1 for paris", Sel, Kickoff, 60, T.AddDays(7), WaitOffline: true, 30,
+        "ops-key", T, Rollout);
+    private static readonly JobView JobV = new("j1", JobSpec.RolloutKind, "24.10.1 for paris", JobStatus.Aborted, "1 of 1 failed", T, "ops-key",
+        T.AddDays(7), T.AddHours(1), Sel, ProtocolCodec.EncodeToElement(Kickoff), 60, WaitOffline: true, 1,
+        new Dictionary<string, int> { [JobStatus.Failed] = 1 },
+        new RolloutView("https://fw.example.com/24.10.1.bin", Force: true, "24.10.1", "r28790",
+            [new StageView(0, 1, JobStatus.Aborted, new Dictionary<string, int> { [JobStatus.Failed] = 1 })], 0, 10, 3, ["01:00-05:00"], "UTC", "tz",
+            Approval: true, 900, 2, 3, 5, 4));
 
     private static DeviceReport Report(DeviceReport r) => r with
     {
@@ -93,6 +113,7 @@ public class StoredFormatTests : Akka.Hosting.TestKit.TestKit
         yield return new CommandRequeued("c1");
         yield return new CommandCompleted("c1", CommandStatus.TimedOut, Json, "no answer", T);
         yield return new AdmissionChanged("pending", "fleet key", T);
+        yield return new TagsChanged(Tags, OperatorTags);
         yield return DeviceState.Empty with
         {
             Exists = true, Online = true, ConnectedAt = T, DisconnectedAt = T.AddMinutes(-1), Node = "akka.tcp://fleet@10.0.0.1:4053#1954855502",
@@ -100,7 +121,7 @@ public class StoredFormatTests : Akka.Hosting.TestKit.TestKit
             DesiredAuthModes = ImmutableSortedDictionary<string, int>.Empty.Add("gw-1", 0),
             Clients = ImmutableSortedDictionary<string, ClientState>.Empty.Add(Client.ClientMac, Client),
             Firmware = ImmutableSortedDictionary<string, string>.Empty.Add("DISTRIB_RELEASE", "24.10"),
-            Admission = "approved", AdmissionBy = "test-admin", AdmissionAt = T,
+            Admission = "approved", AdmissionBy = "test-admin", AdmissionAt = T, Tags = Tags, OperatorTags = OperatorTags,
             Commands = [new CommandRecord("c1", Kickoff, CommandStatus.Sent, T, T.AddDays(1), 30, T, T.AddSeconds(2), Json, "no error")],
             HistoryLimit = 50,
         };
@@ -130,6 +151,8 @@ public class StoredFormatTests : Akka.Hosting.TestKit.TestKit
         yield return handOver;
         yield return new ApproveDevice("r1", "test-admin", handOver);
         yield return new RevokeDeviceKeys("r1");
+        yield return new SetTags("r1", OperatorTags);
+        yield return new TagsUpdated("r1", Tags, OperatorTags);
         yield return new DevicePending("r1");
         yield return new KeyHandedOver("approved", "9", new HandOverView("a1", "sent"), "not a 9.x router");
         yield return new KeysRevoked(true);
@@ -137,7 +160,7 @@ public class StoredFormatTests : Akka.Hosting.TestKit.TestKit
         yield return new DeviceFound(new DeviceView("r1", true, T, T.AddSeconds(30), "node#1", new DeviceInfoView("r1", "8c:de:f9:5e:f7:06", "116.39", "39.90", "lobby"),
             [GwView], [new ClientView("aa:bb:cc:dd:ee:ff", "192.168.1.23", "phone", "gw-1", T, T.AddMinutes(5), T.AddMinutes(10))],
             new Dictionary<string, string> { ["DISTRIB_RELEASE"] = "24.10" }, 1, Figures, "9",
-            "approved", "test-admin", T, "device-key", Cloned: true, ClonedSince: T));
+            "approved", "test-admin", T, "device-key", Cloned: true, ClonedSince: T, Tags));
         yield return new GatewayNotFound("r1", "gw-9");
         yield return new GatewayUpdated(GwView);
         yield return new CommandInvalid("bad");
@@ -157,6 +180,27 @@ public class StoredFormatTests : Akka.Hosting.TestKit.TestKit
         yield return new Fleet.Server.Alerts.ResolveAlert("a1");
         yield return new Fleet.Server.Alerts.AlertResolvedByHand(alert);
         yield return new Fleet.Server.Alerts.AlertNotOpen("a1");
+        // jobs and rollouts: persisted events and snapshot, messages to a job and its replies
+        yield return new JobCreated("j1", Spec, [new JobTarget("r1", "Europe/Paris", "192.168.1.23", "gw-1")], [1], T);
+        yield return new JobDeviceChanged("r1", JobStatus.Failed, "c1", 1, "came back on release 24.10", T, T.AddMinutes(-5), "24.10", Checks: 2);
+        yield return new JobStatusChanged(JobStatus.Aborted, "1 of 1 failed", T);
+        yield return new JobStageStarted(1, T);
+        yield return JobState.Empty with
+        {
+            JobId = "j1", Spec = Spec, Status = JobStatus.Aborted, Reason = "1 of 1 failed", FinishedAt = T.AddHours(1), Order = ["r1"],
+            Devices = ImmutableDictionary<string, JobDevice>.Empty.Add("r1", new JobDevice("r1", 0, 0, JobStatus.Failed, "c1", 1,
+                "came back on release 24.10", T, T.AddMinutes(-5), "Europe/Paris", "192.168.1.23", "gw-1", "24.10", Checks: 2)),
+            StageSizes = [1], Stage = 0,
+        };
+        yield return new CreateJob("j1", Spec);
+        yield return new GetJob("j1");
+        yield return new GetJobDevices("j1", JobStatus.Failed, 0, 10, 100);
+        yield return new ControlJob("j1", "abort", "ops-key");
+        yield return new WakeJob("j1");
+        yield return new JobFound(JobV, Replayed: true);
+        yield return new JobNotFound("j1");
+        yield return new JobConflict("the job has finished", JobV);
+        yield return new JobDevicesPage([new JobDeviceView("r1", JobStatus.Failed, 0, "c1", 1, "came back on release 24.10", T, "24.10")], 100);
     }
 
     private FleetSerializer Serializer => (FleetSerializer)Sys.Serialization.FindSerializerForType(typeof(ProjectionStatus));
@@ -288,6 +332,27 @@ public class StoredFormatTests : Akka.Hosting.TestKit.TestKit
             Assert.True(JsonNode.DeepEquals(JsonNode.Parse(File.ReadAllText(file)), JsonNode.Parse(today)),
                 $"{manifest} of the earlier release reads as\n  {today}\nnot as {file}");
         }
+    }
+
+    /// <summary>
+    /// Types that gained fields without a new manifest: what they wrote before (Samples/legacy/&lt;manifest&gt;.&lt;change&gt;.json)
+    /// still reads, as today's format with the new fields at their defaults (&lt;manifest&gt;.&lt;change&gt;.today.json).
+    /// </summary>
+    [Theory]
+    [InlineData("ds2", "before-tags")] // DeviceState gained Tags and OperatorTags: a snapshot without them reads with none
+    public void A_sample_written_before_its_type_gained_fields_reads_as_todays_format(string manifest, string change)
+    {
+        var dir = Path.Combine(SamplesDir, "legacy");
+        var old = Path.Combine(dir, $"{manifest}.{change}.json");
+        Assert.True(File.Exists(old), $"no sample {old}");
+        Connection(); // the path a sample names resolves
+        var read = Serializer.FromBinary(File.ReadAllBytes(old), manifest);
+        Assert.IsType(FleetSerializer.Manifests[manifest], read);
+        var today = Text(Serializer.ToBinary(read));
+        var file = Path.Combine(dir, $"{manifest}.{change}.today.json");
+        if (Write) { File.WriteAllText(file, Pretty(today)); return; }
+        Assert.True(JsonNode.DeepEquals(JsonNode.Parse(File.ReadAllText(file)), JsonNode.Parse(today)),
+            $"{manifest} written before '{change}' reads as\n  {today}\nnot as {file}");
     }
 }
 
