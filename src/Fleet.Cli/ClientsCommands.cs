@@ -41,9 +41,10 @@ public static class ClientsCommands
     {
         var mac = new Argument<string>("mac") { Description = "the client's MAC address" };
         var wait = new Option<int?>("--wait") { Description = "seconds to wait for the routers' answers (API default 10)", HelpName = "SECONDS" };
-        var kickoff = new Command("kickoff", "kick a client off every router that knows it (exit 6 if a router's kickoff did not succeed, 7 if one is still pending)")
+        var idempotencyKey = new Option<string?>("--idempotency-key") { Description = "makes a retry of this kickoff name the same commands and routers" };
+        var kickoff = new Command("kickoff", "kick a client off every router that knows it (exit 6 if a router's kickoff did not succeed or was not sent, 7 if one is still pending)")
         {
-            mac, wait,
+            mac, wait, idempotencyKey,
         };
         session.Act(kickoff, async (parse, api, ct) =>
         {
@@ -51,11 +52,12 @@ public static class ClientsCommands
             if (seconds < 0) throw new FleetctlException(ExitCodes.Usage, "--wait must not be negative");
             var path = Paths.Client(parse.GetValue(mac)!) + "/kickoff"
                        + (seconds is { } s ? "?wait=" + s.ToString(CultureInfo.InvariantCulture) : "");
-            var answer = await api.SendAsync(HttpMethod.Post, path, null, ct, TimeSpan.FromSeconds(seconds ?? 10));
+            var answer = await api.SendAsync(HttpMethod.Post, path, null, ct, TimeSpan.FromSeconds(seconds ?? 10), parse.GetValue(idempotencyKey));
             session.Show(parse, answer, Results);
             var results = Tables.Items(new JsonObject { ["items"] = answer.Json["results"]?.DeepClone() }).ToList();
-            var pending = results.Where(r => Tables.Text(r["status"]) is "queued" or "sent").ToList();
-            var failed = results.Where(r => Tables.Text(r["status"]) is not ("queued" or "sent" or "succeeded" or "delivered")).ToList();
+            // unknown: the device did not answer in time, the kickoff may be queued (docs/ADMIN_API.md, "The client plane").
+            var pending = results.Where(r => Tables.Text(r["status"]) is "queued" or "sent" or "unknown").ToList();
+            var failed = results.Where(r => Tables.Text(r["status"]) is not ("queued" or "sent" or "unknown" or "succeeded" or "delivered")).ToList();
             if (failed.Count > 0)
             {
                 foreach (var r in failed)

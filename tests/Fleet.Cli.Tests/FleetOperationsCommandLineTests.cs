@@ -358,9 +358,14 @@ public sealed class FleetOperationsCommandLineTests
         Assert.Equal("fleetctl: kickoff on r1 ended failed: Client not found", failed.Err.Trim());
 
         var pending = await CliRun.InProcess(["clients", "kickoff", "aa:bb:cc:dd:ee:ff", "--url", "http://fleet.test"], NoEnv,
-            ScriptedApi.Always(Results("succeeded", "sent")));
+            ScriptedApi.Always(Results("succeeded", "sent", "unknown")));
         ExitsWith(ExitCodes.StillPending, pending);
-        Assert.Equal("fleetctl: 1 kickoff(s) still pending: r1", pending.Err.Trim());
+        Assert.Equal("fleetctl: 2 kickoff(s) still pending: r1, r2", pending.Err.Trim());
+
+        var notSent = ScriptedApi.Always(Results("not_sent"));
+        ExitsWith(ExitCodes.CommandNotSucceeded, await CliRun.InProcess(["clients", "kickoff", "aa:bb:cc:dd:ee:ff", "--idempotency-key", "k-7",
+            "--url", "http://fleet.test"], NoEnv, notSent));
+        Assert.Equal("k-7", notSent.Requests[0].Headers["Idempotency-Key"]);
 
         var unknown = await CliRun.InProcess(["clients", "kickoff", "aa:bb:cc:dd:ee:ff", "--url", "http://fleet.test"], NoEnv,
             ScriptedApi.Always(ScriptedApi.Problem(404, "no router knows the client aa:bb:cc:dd:ee:ff"), HttpStatusCode.NotFound));
