@@ -9,8 +9,9 @@ namespace Fleet.Dashboard.Tests;
 
 /// <summary>
 /// The jobs and rollouts pages and a device's tags (docs/ADMIN_API.md "Fleet operations") in a real browser against a real
-/// node. Jobs here name only the fixture's offline page-NNN devices (each test its own), so that their commands, queued
-/// until the job ends, never show in another test's command history; every job a test starts is cancelled at its end.
+/// node. Command jobs here name only the fixture's offline page-NNN devices (each test its own), so that their commands,
+/// queued until the job ends, never show in another test's command history; the rollout has routers of its own. Every
+/// job a test starts is ended with it.
 /// </summary>
 [Collection(DashboardCollection.Name)]
 public sealed class JobsPagesTests(DashboardFixture fleet)
@@ -136,58 +137,80 @@ public sealed class JobsPagesTests(DashboardFixture fleet)
     [Fact]
     public async Task A_rollout_page_shows_a_bar_per_stage_and_approve_only_while_it_awaits_approval()
     {
-        var rollout = await Post("/api/v1/rollouts", new JsonObject
+        // Four routers of this test's own whose pretend firmware really upgrades (flash, reboot, reconnect on the image's
+        // release): a stage is done only once its devices finished, which offline devices never do.
+        var prefix = "ro-" + Guid.NewGuid().ToString("N")[..6];
+        var ws = new Uri($"ws://{fleet.BaseAddress.Authority}/ws/wifidogx");
+        var routers = Enumerable.Range(0, 4).Select(i => new ReconnectingRouter(ws, $"{prefix}-{i}")
         {
-            ["name"] = "rollout test", ["selection"] = new JsonObject { ["device_ids"] = Devices(20, 10) },
-            ["url"] = "https://fw.example.com/24.10.1.bin", ["release"] = "24.10.1", ["canary"] = 1, ["wave_factor"] = 2,
-            ["abort"] = new JsonObject { ["failure_percent"] = 50, ["min_finished"] = 2 }, ["approval"] = true,
-            ["windows"] = new JsonArray(new JsonObject { ["start"] = "00:00", ["end"] = "23:59" }),
-        });
-        var id = (string)rollout["job_id"]!;
+            HeartbeatEvery = TimeSpan.FromSeconds(5),
+            Firmware = new PretendFirmware("24.10.0") { FlashDelay = TimeSpan.FromMilliseconds(200), RebootDelay = TimeSpan.FromSeconds(1) },
+        }.Start()).ToList();
+        string? id = null;
         try
         {
+            await Eventually.True(async () => (await Get($"/api/v1/devices?q={prefix}&online=true"))["items"]!.AsArray().Count == 4,
+                "the routers online in the directory");
+            var rollout = await Post("/api/v1/rollouts", new JsonObject
+            {
+                ["name"] = "rollout test", ["selection"] = new JsonObject { ["q"] = prefix },
+                ["url"] = "https://fw.example.com/openwrt-24.10.1-sysupgrade.bin", ["release"] = "24.10.1", ["canary"] = 1,
+                ["wave_factor"] = 2, ["abort"] = new JsonObject { ["failure_percent"] = 50, ["min_finished"] = 2 }, ["approval"] = true,
+                ["windows"] = new JsonArray(new JsonObject { ["start"] = "00:00", ["end"] = "23:59" }, new JsonObject { ["start"] = "23:59", ["end"] = "00:00" }),
+            });
+            id = (string)rollout["job_id"]!;
             var stages = rollout["rollout"]!["stages"]!.AsArray();
-            Assert.True(stages.Count > 1, rollout.ToJsonString());
+            Assert.Equal([1, 2, 1], stages.Select(st => (int)st!["size"]!));
+
             var page = await fleet.LoggedIn();
-            await page.GotoAsync($"/#/jobs");
+            await page.GotoAsync("/#/jobs");
             await Expect(page.Locator($"#jobs tr[data-job='{id}'] .job-kind")).ToHaveTextAsync("rollout");
             await page.Locator($"#jobs tr[data-job='{id}']").GetByRole(AriaRole.Link).ClickAsync();
             await Expect(page).ToHaveURLAsync(new Regex($"#/rollouts/{id}$"));
 
-            await Expect(page.Locator("#stages > li")).ToHaveCountAsync(stages.Count);
-            var canary = page.Locator("#stages > li[data-stage='0']");
-            await Expect(canary.Locator("h3")).ToContainTextAsync("Canary");
-            await Expect(canary.Locator(".progress-text")).ToHaveTextAsync(new Regex("^[01]/1$"));
+            await Expect(page.Locator("#stages > li")).ToHaveCountAsync(3);
             foreach (var stage in stages)
             {
                 var li = page.Locator($"#stages > li[data-stage='{(int)stage!["index"]!}']");
                 await Expect(li.GetByRole(AriaRole.Progressbar)).ToHaveAttributeAsync("max", ((int)stage["size"]!).ToString());
                 await Expect(li.Locator(".stage-count.upgraded dt")).ToHaveTextAsync("upgraded");
             }
+            await Expect(page.Locator("#stages > li[data-stage='0'] h3")).ToContainTextAsync("Canary");
+            await Expect(page.Locator("#stages > li[data-stage='1'] h3")).ToContainTextAsync("Wave 1");
             await Expect(page.Locator("#rollout-plan")).ToContainTextAsync("abort when more than 50 % of a stage's finished devices failed, once 2 of it finished");
-            await Expect(page.Locator("#rollout-plan")).ToContainTextAsync("00:00–23:59");
+            await Expect(page.Locator("#rollout-plan")).ToContainTextAsync("00:00–23:59, 23:59–00:00");
 
-            // Its devices are offline: the canary's waits, which finishes its stage; then the rollout awaits approval.
+            // The canary upgrades and verifies (the page reads it again every few seconds); then the rollout awaits approval.
             await Expect(page.Locator("#job-status")).ToHaveTextAsync("awaiting approval", new() { Timeout = 60_000 });
+            await Expect(page.Locator("#stages > li[data-stage='0'] .stage-count.upgraded dd")).ToHaveTextAsync("1");
+            await Expect(page.Locator("#stages > li[data-stage='0'] .progress-text")).ToHaveTextAsync("1/1");
             await Expect(page.Locator("#approve")).ToBeVisibleAsync();
             await Expect(page.Locator("#pause")).ToHaveCountAsync(0);
             await DashboardFixture.Screenshot(page, "09-rollout-awaiting-approval.png");
+
             await page.GetByRole(AriaRole.Button, new() { Name = "Approve the next stage" }).ClickAsync();
             await Expect(page.Locator("#job-status")).Not.ToHaveTextAsync("awaiting approval");
-            await Expect(page.Locator("#approve")).ToHaveCountAsync(0);
-            await Expect(page.Locator("#stages > li[data-stage='1']")).ToHaveAttributeAsync("aria-current", "step", new() { Timeout = 30_000 });
+            await Expect(page.Locator("#stages > li[data-stage='1']")).ToHaveAttributeAsync("aria-current", "step");
+            // Wave 1 upgrades too; before the last stage it awaits approval again, and the operator aborts instead.
+            await Expect(page.Locator("#stages > li[data-stage='1'] .progress-text")).ToHaveTextAsync("2/2", new() { Timeout = 60_000 });
+            await Expect(page.Locator("#job-status")).ToHaveTextAsync("awaiting approval", new() { Timeout = 30_000 });
 
-            await page.GetByLabel("Stage", new() { Exact = true }).SelectOptionAsync("0");
-            await Expect(page.Locator("#job-devices tbody tr[data-device]")).ToHaveCountAsync(1);
+            await page.GetByLabel("Stage", new() { Exact = true }).SelectOptionAsync("1");
+            await Expect(page.Locator("#job-devices tbody tr[data-device]")).ToHaveCountAsync(2);
+            await page.GetByLabel("Status", new() { Exact = true }).SelectOptionAsync("upgraded");
+            await Expect(page.Locator("#job-devices tbody tr[data-device]")).ToHaveCountAsync(2);
 
             await page.GetByRole(AriaRole.Button, new() { Name = "Abort rollout" }).ClickAsync();
             await page.GetByRole(AriaRole.Button, new() { Name = "Yes, abort rollout" }).ClickAsync();
             await Expect(page.Locator("#job-status")).ToHaveTextAsync("aborted");
+            await Expect(page.Locator("#job-controls")).ToHaveTextAsync("This rollout has ended: nothing to change.");
             Assert.Equal("aborted", (string?)(await Get($"/api/v1/rollouts/{id}"))["status"]);
+            Assert.Equal(3, routers.Count(r => r.Firmware!.Release == "24.10.1")); // the last stage never started
         }
         finally
         {
-            await End($"/api/v1/rollouts/{id}");
+            if (id is not null) await End($"/api/v1/rollouts/{id}");
+            foreach (var r in routers) await r.DisposeAsync();
         }
     }
 
