@@ -9,7 +9,8 @@ public sealed record DeviceView(
     DeviceInfoView? DeviceInfo, IReadOnlyList<GatewayView> Gateways, IReadOnlyList<ClientView> Clients,
     IReadOnlyDictionary<string, string> Firmware, int? Mode, SystemFigures? System, string? Protocol,
     string? Admission = null, string? AdmissionBy = null, DateTimeOffset? AdmissionAt = null, string? Credential = null,
-    bool Cloned = false, DateTimeOffset? ClonedSince = null, IReadOnlyDictionary<string, string>? Tags = null)
+    bool Cloned = false, DateTimeOffset? ClonedSince = null, IReadOnlyDictionary<string, string>? Tags = null,
+    IReadOnlyDictionary<string, string>? OperatorTags = null)
 {
     /// <param name="now">For the cloned flag (an episode ends a window after the last replacement); null: not shown.</param>
     public static DeviceView From(DeviceState s, string deviceId, DeviceLive live, DateTimeOffset? now = null) =>
@@ -19,7 +20,7 @@ public sealed record DeviceView(
             s.Clients.Values.Select(c => new ClientView(c.ClientMac, c.ClientIp, c.ClientName, c.GwId, c.AuthorizedAt, c.ExpiresAt, c.PassUntil)).ToList(),
             s.Firmware, live.Mode, live.Figures, s.Protocol,
             s.Admission, s.AdmissionBy, s.AdmissionAt, live.Connection is null ? null : live.Credential,
-            now is { } t && live.Clones is { } c && c.ActiveAt(t), now is { } t2 && live.Clones is { } c2 && c2.ActiveAt(t2) ? c2.Since : null, s.Tags);
+            now is { } t && live.Clones is { } c && c.ActiveAt(t), now is { } t2 && live.Clones is { } c2 && c2.ActiveAt(t2) ? c2.Since : null, s.Tags, s.OperatorTags);
 }
 
 public sealed record DeviceInfoView(string? ApDeviceId, string? ApMacAddress, string? ApLongitude, string? ApLatitude, string? LocationId);

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using Fleet.Protocol;
 using Fleet.Server.Serialization;
@@ -30,8 +31,14 @@ public sealed record JobDeviceView(string DeviceId, string Status, int Stage, st
 
 public sealed record StageView(int Index, int Size, string Status, IReadOnlyDictionary<string, int> Counts);
 
+/// <summary>A rollout's abort rule, as the request gives it.</summary>
+public sealed record AbortView(int FailurePercent, int MinFinished);
+
+/// <summary>A maintenance window, as the request gives it ("01:00", "05:00").</summary>
+public sealed record WindowView(string Start, string End);
+
 public sealed record RolloutView(string Url, bool Force, string Release, string? Revision, IReadOnlyList<StageView> Stages, int CurrentStage,
-    int? AbortFailurePercent, int AbortMinFinished, IReadOnlyList<string> Windows, string Zone, string? ZoneTag, bool Approval,
+    AbortView? Abort, IReadOnlyList<WindowView> Windows, string Zone, string? ZoneTag, bool Approval,
     int DeviceTimeoutSeconds, int Retries, int? Canary, double? CanaryPercent, double WaveFactor);
 
 /// <summary>A job as the API shows it (docs/ADMIN_API.md, "Jobs").</summary>
@@ -54,8 +61,10 @@ public sealed record JobView(
                     : s.Status == JobStatus.Running ? JobStatus.Running : s.Status;
                 return new StageView(i, size, status, s.Counts(i));
             }).ToList();
-            rollout = new RolloutView(r.Url, r.Force, r.Release, r.Revision, stages, s.Stage, r.AbortFailurePercent, r.AbortMinFinished,
-                r.Windows.Select(w => $"{w.Start:HH\\:mm}-{w.End:HH\\:mm}").ToList(), r.Zone, r.ZoneTag, r.Approval, r.DeviceTimeoutSeconds,
+            rollout = new RolloutView(r.Url, r.Force, r.Release, r.Revision, stages, s.Stage,
+                r.AbortFailurePercent is { } pct ? new AbortView(pct, r.AbortMinFinished) : null,
+                r.Windows.Select(w => new WindowView(w.Start.ToString("HH\\:mm", CultureInfo.InvariantCulture), w.End.ToString("HH\\:mm", CultureInfo.InvariantCulture))).ToList(),
+                r.Zone, r.ZoneTag, r.Approval, r.DeviceTimeoutSeconds,
                 r.Retries, r.Canary, r.CanaryPercent, r.WaveFactor);
         }
         return new JobView(s.JobId!, spec.Kind, spec.Name, s.Status, s.Reason, spec.CreatedAt, spec.CreatedBy, spec.Deadline, s.FinishedAt,

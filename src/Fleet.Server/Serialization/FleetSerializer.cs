@@ -160,8 +160,12 @@ public sealed class FleetSerializer : SerializerWithStringManifest
         {
             var raw = JsonElement.ParseValue(ref reader);
             var decoded = ProtocolCodec.DecodeFromController(JsonSerializer.SerializeToUtf8Bytes(raw));
-            return decoded.Message as IControllerRequest
-                ?? throw new JsonException($"not a stored request: {decoded.Error?.Message ?? decoded.Message?.Type}");
+            if (decoded.Message is IControllerRequest request) return request;
+            // A job's kickoff template leaves out what each router's own client record fills in (device_id, client_ip,
+            // gw_id): read as it was stored. (Anything unreadable here would stop every reader of the journal.)
+            if (decoded.Error is { Kind: DecodeErrorKind.MissingField, Type: KickoffRequest.TypeName })
+                return raw.Deserialize<KickoffRequest>()!;
+            throw new JsonException($"not a stored request: {decoded.Error?.Message ?? decoded.Message?.Type}");
         }
 
         public override void Write(Utf8JsonWriter writer, IControllerRequest value, JsonSerializerOptions options) =>

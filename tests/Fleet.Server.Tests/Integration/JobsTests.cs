@@ -401,6 +401,10 @@ public sealed class JobsTests(JobsNode fixture) : IClassFixture<JobsNode>
                 Assert.Equal(ids[i], (string?)command["request"]!["device_id"]);
             }
             Assert.Empty(routers[^1].Received);
+            // The job's kickoff template (no client_ip, gw_id, device_id of its own) is in the journal every reader goes
+            // through: the directory's projection still moves on past it.
+            await Tag(ids[0], $$"""{"tags":{"after":"kick-{{_run}}"} }""");
+            await Listed($"after=kick-{_run}", 1);
         }
         finally
         {

@@ -83,7 +83,8 @@ public class StoredFormatTests : Akka.Hosting.TestKit.TestKit
         T.AddDays(7), T.AddHours(1), Sel, ProtocolCodec.EncodeToElement(Kickoff), 60, WaitOffline: true, 1,
         new Dictionary<string, int> { [JobStatus.Failed] = 1 },
         new RolloutView("https://fw.example.com/24.10.1.bin", Force: true, "24.10.1", "r28790",
-            [new StageView(0, 1, JobStatus.Aborted, new Dictionary<string, int> { [JobStatus.Failed] = 1 })], 0, 10, 3, ["01:00-05:00"], "UTC", "tz",
+            [new StageView(0, 1, JobStatus.Aborted, new Dictionary<string, int> { [JobStatus.Failed] = 1 })], 0, new AbortView(10, 3),
+            [new WindowView("01:00", "05:00")], "UTC", "tz",
             Approval: true, 900, 2, 3, 5, 4));
 
     private static DeviceReport Report(DeviceReport r) => r with
@@ -160,7 +161,7 @@ public class StoredFormatTests : Akka.Hosting.TestKit.TestKit
         yield return new DeviceFound(new DeviceView("r1", true, T, T.AddSeconds(30), "node#1", new DeviceInfoView("r1", "8c:de:f9:5e:f7:06", "116.39", "39.90", "lobby"),
             [GwView], [new ClientView("aa:bb:cc:dd:ee:ff", "192.168.1.23", "phone", "gw-1", T, T.AddMinutes(5), T.AddMinutes(10))],
             new Dictionary<string, string> { ["DISTRIB_RELEASE"] = "24.10" }, 1, Figures, "9",
-            "approved", "test-admin", T, "device-key", Cloned: true, ClonedSince: T, Tags));
+            "approved", "test-admin", T, "device-key", Cloned: true, ClonedSince: T, Tags, Tags));
         yield return new GatewayNotFound("r1", "gw-9");
         yield return new GatewayUpdated(GwView);
         yield return new CommandInvalid("bad");
