@@ -132,7 +132,7 @@ public sealed class DirectoryProjection : ReceiveActor, IWithTimers
                         .Select(f => stored = f.Offset)
                         // All events in journal order, not EventsByTag: tags cost a second row per event, and
                         // the tag query scans every "device" row on each poll (the tags index is on tag alone).
-                        // Device entities are the only event-sourced actors, so this is the same stream.
+                        // Job entities persist to the same journal (persistence ids "job-…"): their events are read and left out below.
                         .ConcatMany(offset => journal.AllEvents(Offset.Sequence(offset)))
                         .Where(env => env.Event is IDeviceEvent && env.PersistenceId.StartsWith(FleetNames.PersistenceIdPrefix, StringComparison.Ordinal))
                         .Select(env => new DirectoryEvent(

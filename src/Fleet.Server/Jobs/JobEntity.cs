@@ -276,7 +276,7 @@ public sealed class JobEntity : ReceivePersistentActor, IWithTimers
     /// <summary>Devices a finished job never started are skipped.</summary>
     private void FinishUnstarted()
     {
-        var events = _state.Devices.Values.Where(d => d.Status is JobStatus.Pending or JobStatus.Waiting)
+        var events = _state.Devices.Values.Where(d => d.Status is JobStatus.Pending or JobStatus.Waiting && !Writing(d.DeviceId))
             .Select(d => (IJobEvent)new JobDeviceChanged(d.DeviceId, JobStatus.Skipped, null, d.Attempt,
                 d.Status == JobStatus.Waiting ? d.Error : null, Now))
             .ToList();
@@ -339,7 +339,7 @@ public sealed class JobEntity : ReceivePersistentActor, IWithTimers
         foreach (var d in _state.InOrder())
         {
             if (_tokens < 1) break;
-            if (d.Status != JobStatus.Pending) continue;
+            if (d.Status != JobStatus.Pending || Writing(d.DeviceId)) continue;
             if (!spec.WaitOffline)
             {
                 if (_online is null) break; // not read yet
@@ -385,7 +385,7 @@ public sealed class JobEntity : ReceivePersistentActor, IWithTimers
         foreach (var d in _state.InOrder())
         {
             if (d.Stage > _state.Stage) break;
-            if (d.Status is not (JobStatus.Pending or JobStatus.Waiting)) continue;
+            if (d.Status is not (JobStatus.Pending or JobStatus.Waiting) || Writing(d.DeviceId)) continue;
             string? wait = !JobState.InWindow(r, d.Zone, now) ? "outside its maintenance window"
                 : !_online.Contains(d.DeviceId) ? "offline" : null;
             if (wait is not null)
@@ -408,7 +408,7 @@ public sealed class JobEntity : ReceivePersistentActor, IWithTimers
     {
         var timeout = TimeSpan.FromSeconds(_state.Spec!.Rollout!.DeviceTimeoutSeconds);
         var late = _state.Devices.Values
-            .Where(d => d is { Status: JobStatus.Rebooting, FlashedAt: { } f } && now - f > timeout)
+            .Where(d => d is { Status: JobStatus.Rebooting, FlashedAt: { } f } && now - f > timeout && !Writing(d.DeviceId))
             .Select(d => (IJobEvent)new JobDeviceChanged(d.DeviceId, JobStatus.Failed, null, d.Attempt,
                 $"not back within {timeout.TotalSeconds:0} s after the upgrade was accepted", now))
             .ToList();
@@ -458,7 +458,7 @@ public sealed class JobEntity : ReceivePersistentActor, IWithTimers
         var send = new List<string>();
         foreach (var (id, row) in p.Rows)
         {
-            if (!_state.Devices.TryGetValue(id, out var d) || d is not { Status: JobStatus.Rebooting, FlashedAt: { } flashed }) continue;
+            if (!_state.Devices.TryGetValue(id, out var d) || d is not { Status: JobStatus.Rebooting, FlashedAt: { } flashed } || Writing(id)) continue;
             var connected = row.ConnectedAt is { } text ? DateTimeOffset.Parse(text, System.Globalization.CultureInfo.InvariantCulture) : (DateTimeOffset?)null;
             if (!row.Online || row.Node is null || !p.LiveNodes.Contains(row.Node) || connected is null || connected <= flashed) continue;
             events.Add(new JobDeviceChanged(id, JobStatus.Verifying, JobState.CommandIdFor(_jobId, id, "verify", d.Checks), d.Attempt, null, now,
@@ -471,7 +471,7 @@ public sealed class JobEntity : ReceivePersistentActor, IWithTimers
     private void CheckDone(DateTimeOffset now)
     {
         if (JobStatus.IsFinal(_state.Status) || _state.Status == JobStatus.Paused) return;
-        if (_state.Devices.Values.All(d => JobStatus.DeviceFinal(d.Status)) && (!_state.IsRollout || _state.Stage >= _state.StageSizes.Count - 1))
+        if (_writing.Count == 0 && _state.Devices.Values.All(d => JobStatus.DeviceFinal(d.Status)) && (!_state.IsRollout || _state.Stage >= _state.StageSizes.Count - 1))
             Save([new JobStatusChanged(JobStatus.Completed, "every device finished", now)], () => WriteSummary(force: true));
     }
 
@@ -511,17 +511,17 @@ public sealed class JobEntity : ReceivePersistentActor, IWithTimers
     private void ResubmitInFlight()
     {
         foreach (var d in _state.Devices.Values)
-            if (JobStatus.OnCommand(d.Status)) Submit(d);
+            if (JobStatus.OnCommand(d.Status) && !Writing(d.DeviceId)) Submit(d);
     }
 
     private void OnSubmitted(Submitted s)
     {
-        if (!_state.Devices.TryGetValue(s.DeviceId, out var d) || d.CommandId != s.CommandId) return;
+        if (!_state.Devices.TryGetValue(s.DeviceId, out var d) || d.CommandId != s.CommandId || Writing(s.DeviceId)) return;
         switch (s.Reply)
         {
             case CommandFound f when !CommandFinal(f.View.Status):
-                if (!_state.IsRollout && f.View.Status != d.Status)
-                    Save([new JobDeviceChanged(d.DeviceId, f.View.Status, d.CommandId, d.Attempt, null, Now)], () => { });
+                // Queued or sent on the device: its final status comes back by AwaitCommand (a device stays "queued" in
+                // the job until then; writing every "sent" would double the job's writes).
                 _devices.Tell(new AwaitCommand(d.DeviceId, s.CommandId), Self);
                 break;
             case CommandFound f:
@@ -553,7 +553,7 @@ public sealed class JobEntity : ReceivePersistentActor, IWithTimers
     /// <summary>The device entity refused the step: a failure before anything reached the router.</summary>
     private void DeviceRefused(string deviceId, string why)
     {
-        if (!_state.Devices.TryGetValue(deviceId, out var d) || JobStatus.DeviceFinal(d.Status)) return;
+        if (!_state.Devices.TryGetValue(deviceId, out var d) || JobStatus.DeviceFinal(d.Status) || Writing(deviceId)) return;
         if (d.Status == JobStatus.Verifying)
         {
             Save([new JobDeviceChanged(deviceId, JobStatus.Failed, d.CommandId, d.Attempt, "could not verify: " + why, Now)], () => { });
@@ -564,7 +564,7 @@ public sealed class JobEntity : ReceivePersistentActor, IWithTimers
 
     private void OnCommandView(CommandView v)
     {
-        if (!_state.Devices.TryGetValue(v.DeviceId, out var d) || d.CommandId != v.CommandId || !CommandFinal(v.Status)) return;
+        if (!_state.Devices.TryGetValue(v.DeviceId, out var d) || d.CommandId != v.CommandId || !CommandFinal(v.Status) || Writing(v.DeviceId)) return;
         var now = Now;
         if (!_state.IsRollout)
         {
@@ -653,7 +653,13 @@ public sealed class JobEntity : ReceivePersistentActor, IWithTimers
         }
     }
 
-    /// <summary>Persists the events (one write), applies them, then runs <paramref name="after"/> (sends go after their intent is stored).</summary>
+    /// <summary>
+    /// Persists the events (one write), applies them, then runs <paramref name="after"/> (sends go after their intent is
+    /// stored). A device's step is written without holding the job's mailbox (a job of 10,000 devices records thousands of
+    /// results a second, and reads of its view must not wait behind them): until its write is done the device is
+    /// <see cref="Writing"/>, and nothing else is decided for it. A change of the job's own status or stage holds the
+    /// mailbox until it is written.
+    /// </summary>
     private void Save(IReadOnlyList<IJobEvent> events, Action after)
     {
         if (events.Count == 0)
@@ -662,12 +668,29 @@ public sealed class JobEntity : ReceivePersistentActor, IWithTimers
             return;
         }
         var left = events.Count;
+        if (events.All(e => e is JobDeviceChanged))
+        {
+            foreach (JobDeviceChanged e in events) _writing[e.DeviceId] = _writing.GetValueOrDefault(e.DeviceId) + 1;
+            PersistAllAsync(events, e =>
+            {
+                var id = ((JobDeviceChanged)e).DeviceId;
+                if (--_writing[id] == 0) _writing.Remove(id);
+                Apply(e);
+                if (--left == 0) after();
+            });
+            return;
+        }
         PersistAll(events, e =>
         {
             Apply(e);
             if (--left == 0) after();
         });
     }
+
+    /// <summary>Devices with a step being written: decided again only once it is.</summary>
+    private readonly Dictionary<string, int> _writing = new(StringComparer.Ordinal);
+
+    private bool Writing(string deviceId) => _writing.ContainsKey(deviceId);
 
     private void Index()
     {

@@ -62,7 +62,7 @@ public static class JobStatus
     public static bool OnCommand(string s) => s is Queued or Sent or Checking or Upgrading or Verifying;
 
     public static readonly string[] CommandDeviceStatuses =
-        [Pending, Offline, Skipped, Queued, Sent, "delivered", "succeeded", Failed, "timed_out", "expired", "cancelled"];
+        [Pending, Offline, Skipped, Queued, "delivered", "succeeded", Failed, "timed_out", "expired", "cancelled"];
     public static readonly string[] RolloutDeviceStatuses =
         [Pending, Waiting, Checking, Upgrading, Rebooting, Verifying, Upgraded, Already, Failed, Skipped];
 }
