@@ -14,7 +14,7 @@ namespace Fleet.Server.Events;
 public sealed record FleetEvent(string Type, DateTimeOffset At, string? DeviceId,
     string? Node = null, string? Protocol = null, string? Reason = null,
     string? CommandId = null, string? CommandType = null, string? Status = null, string? Error = null,
-    string? Detail = null, AlertView? Alert = null) : IFleetSerializable
+    string? Detail = null, AlertView? Alert = null, string? JobId = null) : IFleetSerializable
 {
     public const string DeviceOnline = "device.online";
     public const string DeviceOffline = "device.offline";
@@ -23,9 +23,11 @@ public sealed record FleetEvent(string Type, DateTimeOffset At, string? DeviceId
     public const string DeviceCloned = "device.cloned";
     public const string AlertOpened = "alert.opened";
     public const string AlertResolved = "alert.resolved";
+    /// <summary>A job or rollout changed status (running, paused, awaiting_approval, completed, cancelled, aborted) or stage.</summary>
+    public const string JobStatusChanged = "job.status";
 
     public static readonly FrozenSet<string> Types =
-        new[] { DeviceOnline, DeviceOffline, CommandStatusChanged, FrameRefused, DeviceCloned, AlertOpened, AlertResolved }.ToFrozenSet();
+        new[] { DeviceOnline, DeviceOffline, CommandStatusChanged, FrameRefused, DeviceCloned, AlertOpened, AlertResolved, JobStatusChanged }.ToFrozenSet();
 
     /// <summary>The events a device entity's persisted change means for operators (none for most).</summary>
     public static FleetEvent? Of(string deviceId, IDeviceEvent e, DeviceState after, DateTimeOffset now) => e switch

@@ -646,6 +646,11 @@ public sealed class JobEntity : ReceivePersistentActor, IWithTimers
     {
         _state = _state.Apply(e);
         _summaryDirty = true;
+        // Written: operators watching the event stream see the job move (its devices' commands have their own events).
+        if (e is JobStatusChanged or JobStageStarted)
+            Events.FleetEvents.Publish(Context.System, new Events.FleetEvent(Events.FleetEvent.JobStatusChanged, Now, null,
+                Status: _state.Status, Reason: _state.Reason, Detail: $"{_state.Spec!.Kind}, stage {_state.Stage} of {_state.StageSizes.Count}",
+                JobId: _jobId));
         if (++_sinceSnapshot >= _jobs.SnapshotEvery)
         {
             _sinceSnapshot = 0;

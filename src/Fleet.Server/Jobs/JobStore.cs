@@ -42,7 +42,7 @@ public sealed class JobStore(DirectoryStore store) : IStoreTables
               updated_at = excluded.updated_at
             """,
             ("id", view.JobId), ("kind", view.Kind), ("status", view.Status), ("created", DirectoryStore.Ts(view.CreatedAt)),
-            ("finished", JobStatus.IsFinal(view.Status) ? 1 : 0), ("view", JsonSerializer.Serialize(view.Brief(), Json)),
+            ("finished", Finished(view) ? 1 : 0), ("view", JsonSerializer.Serialize(view.Brief(), Json)),
             ("updated", DirectoryStore.Ts(DateTimeOffset.UtcNow)));
     }
 
@@ -78,7 +78,14 @@ public sealed class JobStore(DirectoryStore store) : IStoreTables
         return (items.Select(i => i.View).ToList(), next);
     }
 
-    /// <summary>Jobs not yet completed, cancelled or aborted.</summary>
+    /// <summary>
+    /// Over: completed, cancelled or aborted, and no device still on a step (a cancelled job's sent commands, a rollout's
+    /// rebooting devices): until then the keeper keeps waking it, so their results are still recorded after a node's loss.
+    /// </summary>
+    public static bool Finished(JobView view) =>
+        JobStatus.IsFinal(view.Status) && !view.Counts.Keys.Any(s => !JobStatus.DeviceFinal(s));
+
+    /// <summary>Jobs not over (see <see cref="Finished"/>).</summary>
     public async Task<IReadOnlyList<string>> UnfinishedAsync(CancellationToken ct)
     {
         await using var c = await store.OpenAsync(ct);

@@ -339,6 +339,7 @@ public sealed class JobsTests(JobsNode fixture) : IClassFixture<JobsNode>
         try
         {
             await Online([.. ids]);
+            await using var events = await SseStream.OpenAsync(_node.Http, "/api/v1/events?types=job.status");
             var selection = "[" + string.Join(",", ids.Select(i => $"\"{i}\"")) + "]";
             var (status, body, _) = await _node.Post("/api/v1/rollouts", $$"""
                 {"selection":{"device_ids":{{selection}}},"url":"https://fw.example/24.10.1.bin","release":"24.10.1",
@@ -347,6 +348,10 @@ public sealed class JobsTests(JobsNode fixture) : IClassFixture<JobsNode>
             var id = (string)body!["job_id"]!;
             (status, body, _) = await _node.Post($"/api/v1/rollouts/{id}/approve", "");
             Assert.Equal(409, status);
+            // The stream says when it waits for an operator.
+            var waits = await events.Next("job.status", also: d => (string?)d["job_id"] == id && (string?)d["status"] == "awaiting_approval",
+                within: TimeSpan.FromSeconds(60));
+            Assert.Contains("stage 0 is done", (string?)waits["reason"]);
             await Eventually.True(async () => (string?)(await _node.GetJson($"/api/v1/rollouts/{id}"))["status"] == "awaiting_approval",
                 "awaiting approval after the canary", TimeSpan.FromSeconds(60));
             Assert.Equal(1, routers.Sum(r => r.UpgradesReceived));

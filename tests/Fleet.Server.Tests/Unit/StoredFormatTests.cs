@@ -176,7 +176,7 @@ public class StoredFormatTests : Akka.Hosting.TestKit.TestKit
         var alert = new Fleet.Server.Alerts.AlertView("a1", "command_failed", "r1", "127.0.0.1:4053", "resolved", "kickoff command c1 failed: Client not found",
             T, T.AddMinutes(5));
         yield return new Fleet.Server.Events.FleetEvent("alert.resolved", T, "r1", "node#1", "9", "device_id_mismatch", "c1", "kickoff", "failed",
-            "Client not found", "detail", alert);
+            "Client not found", "detail", alert, "j1");
         yield return alert;
         yield return new Fleet.Server.Alerts.ResolveAlert("a1");
         yield return new Fleet.Server.Alerts.AlertResolvedByHand(alert);
