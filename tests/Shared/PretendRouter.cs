@@ -467,7 +467,7 @@ public sealed class ReconnectingRouter : IAsyncDisposable
     {
         try
         {
-            await Task.Delay(firmware.FlashDelay, _stop.Token);
+            await Task.Delay(firmware.FlashDelay, _stop.Token); // the firmware's time between its answer and the flash: modelled, not waited on
             lock (_gate)
             {
                 _down = true;
@@ -476,7 +476,7 @@ public sealed class ReconnectingRouter : IAsyncDisposable
             firmware.Rebooting();
             _current?.Abort();
             _unanswered.Clear(); // a rebooted router has forgotten the requests it had not answered
-            await Task.Delay(firmware.RebootDelay, _stop.Token);
+            await Task.Delay(firmware.RebootDelay, _stop.Token); // the router's reboot: modelled, not waited on
             _unanswered.Clear();
             if (!firmware.Boot()) return; // PretendUpgrade.Never: it stays down
             lock (_gate)

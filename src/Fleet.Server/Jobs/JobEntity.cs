@@ -20,8 +20,8 @@ namespace Fleet.Server.Jobs;
 /// </summary>
 public sealed class JobEntity : ReceivePersistentActor, IWithTimers
 {
-    private sealed record Resolved(CreateJob Create, IReadOnlyList<JobTarget> Targets, IActorRef ReplyTo);
-    private sealed record ResolveFailed(CreateJob Create, Exception Cause, IActorRef ReplyTo);
+    private sealed record Resolved(CreateJob Create, IReadOnlyList<JobTarget> Targets);
+    private sealed record ResolveFailed(CreateJob Create, Exception Cause);
     private sealed record Submitted(string DeviceId, string CommandId, object Reply);
     private sealed record Presence(IReadOnlyDictionary<string, DirectoryRow> Rows, IReadOnlyCollection<string> LiveNodes);
     private sealed record OnlineNow(IReadOnlySet<string> Online);
@@ -155,9 +155,7 @@ public sealed class JobEntity : ReceivePersistentActor, IWithTimers
         _creators.Add(Sender);
         if (_creating) return; // a retry while its selection is read: answered with the first
         _creating = true;
-        var replyTo = Sender;
-        var spec = c.Spec;
-        Resolve(spec).PipeTo(Self, success: t => new Resolved(c, t, replyTo), failure: e => new ResolveFailed(c, e, replyTo));
+        Resolve(c.Spec).PipeTo(Self, success: t => new Resolved(c, t), failure: e => new ResolveFailed(c, e));
     }
 
     private static bool SameSpec(JobSpec a, JobSpec b) =>
@@ -229,7 +227,7 @@ public sealed class JobEntity : ReceivePersistentActor, IWithTimers
 
     private void OnControl(ControlJob c)
     {
-        if (!_state.Exists)
+        if (!_state.Exists || (c.Kind is not null && c.Kind != _state.Spec!.Kind))
         {
             Sender.Tell(new JobNotFound(_jobId));
             return;
@@ -554,12 +552,8 @@ public sealed class JobEntity : ReceivePersistentActor, IWithTimers
     private void DeviceRefused(string deviceId, string why)
     {
         if (!_state.Devices.TryGetValue(deviceId, out var d) || JobStatus.DeviceFinal(d.Status) || Writing(deviceId)) return;
-        if (d.Status == JobStatus.Verifying)
-        {
-            Save([new JobDeviceChanged(deviceId, JobStatus.Failed, d.CommandId, d.Attempt, "could not verify: " + why, Now)], () => { });
-            return;
-        }
-        Save([new JobDeviceChanged(deviceId, JobStatus.Failed, d.CommandId, d.Attempt, why, Now)], () => { });
+        var error = d.Status == JobStatus.Verifying ? "could not verify: " + why : why;
+        Save([new JobDeviceChanged(deviceId, JobStatus.Failed, d.CommandId, d.Attempt, error, Now)], () => { });
     }
 
     private void OnCommandView(CommandView v)

@@ -15,8 +15,8 @@ public interface IToJob : IFleetSerializable
 public sealed record CreateJob(string JobId, JobSpec Spec) : IToJob;
 public sealed record GetJob(string JobId) : IToJob;
 public sealed record GetJobDevices(string JobId, string? Status, int? Stage, int After, int Limit) : IToJob;
-/// <summary>pause, resume, cancel, abort, approve.</summary>
-public sealed record ControlJob(string JobId, string Action, string By) : IToJob;
+/// <summary>pause, resume, cancel, abort, approve; <paramref name="Kind"/> set: a job of another kind is not found.</summary>
+public sealed record ControlJob(string JobId, string Action, string By, string? Kind = null) : IToJob;
 /// <summary>From the keeper: an unfinished job is started again wherever its shard lives now (after a restart, a node's loss).</summary>
 public sealed record WakeJob(string JobId) : IToJob;
 

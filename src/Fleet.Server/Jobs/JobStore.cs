@@ -1,5 +1,4 @@
 using System.Data.Common;
-using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Fleet.Server.Directory;
@@ -95,6 +94,4 @@ public sealed class JobStore(DirectoryStore store) : IStoreTables
         while (await r.ReadAsync(ct)) ids.Add(r.GetString(0));
         return ids;
     }
-
-    internal static string Stamp(DateTimeOffset t) => t.UtcDateTime.ToString("O", CultureInfo.InvariantCulture);
 }

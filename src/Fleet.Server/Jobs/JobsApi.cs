@@ -50,10 +50,8 @@ public static class JobsApi
 
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(30);
 
-    public sealed record DryRun(bool DryRun_, long Count, IReadOnlyList<string> DeviceIds)
-    {
-        [System.Text.Json.Serialization.JsonPropertyName("dry_run")] public bool DryRun_ { get; init; } = DryRun_;
-    }
+    /// <summary>What a dry run answers: the selection's count and (the first 1,000) ids; nothing is created.</summary>
+    public sealed record DryRunResult(bool DryRun, long Count, IReadOnlyList<string> DeviceIds);
 
     public sealed record JobList(IReadOnlyList<JsonElement> Items, string? NextCursor);
 
@@ -111,7 +109,7 @@ public static class JobsApi
         if (dryRun)
         {
             var targets = await resolver.ResolveAsync(spec.Selection, ct);
-            return TypedResults.Ok(new DryRun(true, targets.Count, targets.Take(1000).Select(t => t.DeviceId).ToList()));
+            return TypedResults.Ok(new DryRunResult(true, targets.Count, targets.Take(1000).Select(t => t.DeviceId).ToList()));
         }
         var key = ctx.Request.Headers["Idempotency-Key"].FirstOrDefault();
         string jobId;
@@ -193,12 +191,15 @@ public static class JobsApi
     /// </summary>
     private static (IControllerRequest?, string?) DecodeCommand(JsonElement command, bool clientPlane)
     {
-        var filled = false;
+        // The codec checks required fields after its fill-in: a kickoff's device_id (and, from the client plane, its
+        // client_ip and gw_id) get stand-ins for the check, taken out again below.
+        bool ipFilled = false, gwFilled = false;
         var decoded = ProtocolCodec.DecodeFromController(JsonSerializer.SerializeToUtf8Bytes(command), m =>
         {
             if (m is not KickoffRequest k) return m;
-            filled = clientPlane && (k.ClientIp is null || k.GwId is null);
-            return k with { DeviceId = "job", ClientIp = k.ClientIp ?? (clientPlane ? "0.0.0.0" : null), GwId = k.GwId ?? (clientPlane ? "job" : null) };
+            ipFilled = clientPlane && k.ClientIp is null;
+            gwFilled = clientPlane && k.GwId is null;
+            return k with { DeviceId = "job", ClientIp = ipFilled ? "0.0.0.0" : k.ClientIp, GwId = gwFilled ? "job" : k.GwId };
         });
         if (decoded.Error is { } e)
             return (null, e.Kind switch
@@ -213,8 +214,7 @@ public static class JobsApi
         if (request is KickoffRequest { DeviceId: not "job" }) return (null, "command.device_id: leave it out, every device gets its own");
         if (FieldRules.CheckRequest(request) is { } invalid) return (null, "command: " + invalid);
         if (request is KickoffRequest kick)
-            request = filled ? kick with { DeviceId = null, ClientIp = kick.ClientIp == "0.0.0.0" ? null : kick.ClientIp, GwId = kick.GwId == "job" ? null : kick.GwId }
-                : kick with { DeviceId = null };
+            request = kick with { DeviceId = null, ClientIp = ipFilled ? null : kick.ClientIp, GwId = gwFilled ? null : kick.GwId };
         return (request, null);
     }
 
@@ -359,9 +359,8 @@ public static class JobsApi
         CancellationToken ct)
     {
         if (!IsJobId(jobId)) return NotFound(jobId, kind);
-        if (kind is not null && await Ask(region, new GetJob(jobId), ct) is JobFound { View.Kind: var k } && k != kind) return NotFound(jobId, kind);
         ctx.AddDetail("job=" + jobId);
-        return await Ask(region, new ControlJob(jobId, action, ctx.Caller().KeyName), ct) switch
+        return await Ask(region, new ControlJob(jobId, action, ctx.Caller().KeyName, kind), ct) switch
         {
             JobFound f => TypedResults.Ok(f.View),
             JobConflict c => Problems.Conflict(c.Problem),

@@ -62,7 +62,7 @@ public sealed record Selection(
             if (all.ValueKind is not (JsonValueKind.True or JsonValueKind.False)) return (null, "selection.all must be true or false");
             sel = sel with { All = all.GetBoolean() };
         }
-        if (sel == new Selection() || sel == new Selection(All: false))
+        if (sel == new Selection())
             return (null, "the selection is empty: name devices (device_ids, tags, gw_id, online, protocol, release, q, client_mac) or say {\"all\": true}");
         return (sel, null);
     }

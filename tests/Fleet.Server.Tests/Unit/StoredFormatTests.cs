@@ -196,7 +196,7 @@ public class StoredFormatTests : Akka.Hosting.TestKit.TestKit
         yield return new CreateJob("j1", Spec);
         yield return new GetJob("j1");
         yield return new GetJobDevices("j1", JobStatus.Failed, 0, 10, 100);
-        yield return new ControlJob("j1", "abort", "ops-key");
+        yield return new ControlJob("j1", "abort", "ops-key", JobSpec.RolloutKind);
         yield return new WakeJob("j1");
         yield return new JobFound(JobV, Replayed: true);
         yield return new JobNotFound("j1");
