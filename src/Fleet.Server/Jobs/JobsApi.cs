@@ -69,6 +69,7 @@ public static class JobsApi
         var (request, requestProblem) = DecodeCommand(commandJson, common.Selection.ClientMac is not null);
         if (request is null) return Problems.BadRequest(requestProblem!);
         if (CommandsApi.Refused(request, allowAnyUrl: false, ctx, options.Value.Security) is { } refused) return refused;
+        if (TooLarge(request) is { } tooLarge) return Problems.BadRequest("command: " + tooLarge);
         var waitOffline = true;
         if (body.TryGetProperty("wait_offline", out var wo))
         {
@@ -97,6 +98,9 @@ public static class JobsApi
         var allowAnyUrl = body.TryGetProperty("allow_any_url", out var any) && any.ValueKind == JsonValueKind.True;
         if (CommandsApi.Refused(new FirmwareUpgradeRequest { Url = rollout.Url }, allowAnyUrl, ctx, options.Value.Security) is { } refused)
             return refused;
+        // What the firmware does with the request, as a single firmware_upgrade command is checked (its URL length).
+        var upgrade = new FirmwareUpgradeRequest { Url = rollout.Url, Force = rollout.Force };
+        if ((FieldRules.CheckRequest(upgrade) ?? TooLarge(upgrade)) is { } unusable) return Problems.BadRequest(unusable);
         var spec = new JobSpec(JobSpec.RolloutKind, common.Name, common.Selection, null, common.Rate, common.Deadline, false, 0,
             ctx.Caller().KeyName, clock.GetUtcNow(), rollout);
         ctx.AddDetail($"release={rollout.Release} url={rollout.Url}");
@@ -176,6 +180,14 @@ public static class JobsApi
             return (new Common(name, selection, rate, now.AddSeconds(deadline), dryRun), null);
         }
     }
+
+    /// <summary>
+    /// Whether the request, as a router would get it (with a job's command id as req_id), is more than a router's reader
+    /// takes: refused once here rather than on every device. A kickoff template's per-router fields are not known yet.
+    /// </summary>
+    private static string? TooLarge(IControllerRequest request) =>
+        request is KickoffRequest { ClientIp: null } or KickoffRequest { GwId: null } ? null
+            : FieldRules.CheckWireSize(FieldRules.Normalize(request, ReqId.Of(JobState.CommandIdFor("job", "device", "step", 0))));
 
     private static (int Value, string? Problem) Int(JsonElement body, string name, int min, int max, int fallback)
     {

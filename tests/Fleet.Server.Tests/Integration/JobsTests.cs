@@ -239,6 +239,18 @@ public sealed class JobsTests(JobsNode fixture) : IClassFixture<JobsNode>
     }
 
     [Fact]
+    public async Task A_rollout_or_job_whose_request_a_router_could_not_use_is_refused_at_creation()
+    {
+        var url = "https://fw.example/" + new string('a', 1100) + ".bin"; // a valid URL, too long for the firmware
+        var (status, body, _) = await _node.Post("/api/v1/rollouts", $$"""{"selection":{"all":true},"url":"{{url}}","release":"1"}""");
+        Assert.True(status == 400, $"{status} {body?.ToJsonString()}");
+        Assert.Contains("url is 1123 characters", (string?)body!["detail"]);
+        (status, body, _) = await _node.Post("/api/v1/jobs", $$"""{"selection":{"all":true},"command":{"type":"firmware_upgrade","url":"{{url}}"} }""");
+        Assert.True(status == 400, $"{status} {body?.ToJsonString()}");
+        Assert.Contains("url is 1123 characters", (string?)body!["detail"]);
+    }
+
+    [Fact]
     public async Task A_rollout_upgrades_in_stages_verifies_the_release_fails_a_bad_image_and_upgrades_an_offline_device_when_it_returns()
     {
         var site = "ro-" + _run;
