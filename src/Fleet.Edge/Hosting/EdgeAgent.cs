@@ -1,4 +1,6 @@
+using System.Diagnostics.CodeAnalysis;
 using Akka.Actor;
+using Akka.Configuration;
 using Fleet.Edge.Config;
 using Fleet.Edge.Firewall;
 using Fleet.Edge.Link;
@@ -40,11 +42,14 @@ public sealed class EdgeAgent : IAsyncDisposable
     }
 
     /// <param name="config">A config <see cref="ConfigLoader"/> accepted.</param>
+    // Akka creates the scheduler from its name in agent.conf: trimming must keep its constructor.
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicConstructors, typeof(TimerScheduler))]
     public static EdgeAgent Start(EdgeConfig config, EdgeOverrides? overrides = null)
     {
         overrides ??= new EdgeOverrides();
-        // Defaults only: nothing to configure for a single local actor system.
-        var system = ActorSystem.Create("fleet-edge", BootstrapSetup.Create());
+        // With a Config, not a BootstrapSetup: Akka then does not read the app.config too (System.Configuration and
+        // System.Xml loaded for nothing: 1.5 MB of RSS).
+        var system = ActorSystem.Create("fleet-edge", AkkaSettings());
         var gateways = config.GatewayList.Select(g => (g.GwId!, g.GwInterface!, g.AuthMode)).ToList();
         IFirewallBackend backend = overrides.Backend ?? (config.Firewall.Backend == "memory"
             ? new MemoryFirewallBackend()
@@ -66,6 +71,10 @@ public sealed class EdgeAgent : IAsyncDisposable
         var link = system.ActorOf(LinkActor.Props(new Uri(config.ControllerUrl!), identity, timings, firewall, router), "link");
         return new EdgeAgent(system, firewall, router, link);
     }
+
+    /// <summary>agent.conf, embedded in the assembly: the few Akka settings that differ from Akka's defaults.</summary>
+    internal static Akka.Configuration.Config AkkaSettings() =>
+        ConfigurationFactory.FromResource("Fleet.Edge.agent.conf", typeof(EdgeAgent).Assembly);
 
     public async ValueTask DisposeAsync() => await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClrExitReason.Instance);
 }
