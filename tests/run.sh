@@ -73,6 +73,16 @@ if ! dotnet build Fleet.sln -c Release -nologo -v q > "$results/build.log" 2>&1;
   exit 1
 fi
 
+# The edge agent as it ships (deploy/openwrt/build.sh: every router target, with its size): the Edge tests run the
+# two that run here (linux-x64 trimmed, linux-x64-aot) as child processes (PublishedAgentTests).
+say "publishing the edge agent"
+if ! deploy/openwrt/build.sh > "$results/edge-build.log" 2>&1; then
+  tail -40 "$results/edge-build.log" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+cat "$root/out/edge/sizes.tsv" >&2
+
 # The dashboard tests save screenshots of its pages under $FLEET_TEST_RESULTS/screenshots.
 export FLEET_TEST_RESULTS="$results"
 status=0

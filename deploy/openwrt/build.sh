@@ -26,6 +26,8 @@ say() { printf '[edge-build] %s\n' "$*" >&2; }
 publish() { # publish <target> <rid> [extra msbuild args…]
   local target=$1 rid=$2; shift 2
   rm -rf "${out:?}/$target"
+  # The AOT compiler's incremental check misses a changed trimming descriptor (Hosting/AkkaRoots.xml): compile afresh.
+  rm -rf "src/Fleet.Edge/obj/Release/net10.0/$rid/native"
   say "$target: dotnet publish -r $rid $*"
   dotnet publish src/Fleet.Edge -c Release -r "$rid" --self-contained -nologo -v q -o "$out/$target" "$@" \
     >"$out/$target.log" 2>&1 || { tail -30 "$out/$target.log" >&2; say "$target: publish failed (log: $out/$target.log)"; return 1; }
@@ -44,14 +46,14 @@ size_line() { # size_line <target>
 }
 
 mkdir -p "$out"
-built=()
+built=(); failed=0
 for target in "${targets[@]}"; do
   case "$target" in
-    linux-musl-x64|linux-arm64|linux-x64) publish "$target" "$target" -p:PublishTrimmed=true && built+=("$target") ;;
-    linux-x64-aot) publish "$target" linux-x64 -p:PublishAot=true && built+=("$target") ;;
+    linux-musl-x64|linux-arm64|linux-x64) publish "$target" "$target" -p:PublishTrimmed=true && built+=("$target") || failed=1 ;;
+    linux-x64-aot) publish "$target" linux-x64 -p:PublishAot=true && built+=("$target") || failed=1 ;;
     linux-arm64-aot)
       if command -v clang >/dev/null 2>&1 && [ -d /usr/aarch64-linux-gnu/lib ]; then
-        publish "$target" linux-arm64 -p:PublishAot=true -p:SysRoot=/usr/aarch64-linux-gnu && built+=("$target")
+        publish "$target" linux-arm64 -p:PublishAot=true -p:SysRoot=/usr/aarch64-linux-gnu && built+=("$target") || failed=1
       else
         say "$target: skipped, no arm64 cross toolchain here (apt: clang lld libc6-dev-arm64-cross, then run again)"
       fi ;;
@@ -61,3 +63,4 @@ done
 
 printf 'target\tbytes\tsize\tfiles\tcompressed\n' >"$out/sizes.tsv"
 for target in "${built[@]}"; do size_line "$target" | tee -a "$out/sizes.tsv"; done
+exit "$failed"

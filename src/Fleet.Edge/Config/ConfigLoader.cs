@@ -106,22 +106,27 @@ public static partial class ConfigLoader
     {
         var key = ex.Path is null or "$" ? null : ex.Path.StartsWith("$.", StringComparison.Ordinal) ? ex.Path[2..] : ex.Path.TrimStart('$');
         var m = ex.Message;
-        // STJ's texts name CLR types; say it in the file's terms instead.
-        var what = m.Contains("could not be mapped", StringComparison.Ordinal) ? "unknown key (misspelt?)"
+        // STJ's texts name CLR types; say it in the file's terms instead. The published agent is built with
+        // UseSystemResourceKeys (smaller): its messages are the resource key and the arguments
+        // ("UnmappedJsonProperty, heartbet_interval_seconds, Fleet.Edge.Config.EdgeConfig"), so both forms are read.
+        var unmapped = UnmappedName().Match(m);
+        var what = unmapped.Success ? "unknown key (misspelt?)"
             : m.Contains("Int32", StringComparison.Ordinal) ? "expected an integer"
             : m.Contains("Boolean", StringComparison.Ordinal) ? "expected true or false"
             : m.Contains("System.String", StringComparison.Ordinal) ? "expected a string"
             : m.Contains("IReadOnlyList", StringComparison.Ordinal) ? "expected an array"
             : m.Contains("Fleet.", StringComparison.Ordinal) ? "expected an object"
-            : $"not valid JSON ({m})";
-        if (what.StartsWith("unknown key", StringComparison.Ordinal))
+            : null;
+        // Otherwise the text itself is broken JSON: say where, in the file's lines (STJ counts from 0).
+        what ??= ex.LineNumber is { } line ? $"not valid JSON (line {line + 1}, position {ex.BytePositionInLine + 1})" : "not valid JSON";
+        if (unmapped.Success)
         {
-            // For an unmapped member STJ's path stops at the parent; the message names the property.
-            var name = UnmappedName().Match(m);
-            if (name.Success) key = key is null ? name.Groups[1].Value : $"{key}.{name.Groups[1].Value}";
+            // The message names the property; STJ's path stops at the parent, or (with resource keys) names it too.
+            var name = unmapped.Groups[1].Success ? unmapped.Groups[1].Value : unmapped.Groups[2].Value;
+            key = key is null ? name : key == name || key.EndsWith("." + name, StringComparison.Ordinal) ? key : $"{key}.{name}";
         }
         return key is null ? $"config file: {what}" : $"{key}: {what}";
     }
 
-    [GeneratedRegex("property '([^']+)'")] private static partial Regex UnmappedName();
+    [GeneratedRegex("property '([^']+)' could not be mapped|^UnmappedJsonProperty, ([^,]+),")] private static partial Regex UnmappedName();
 }

@@ -24,7 +24,7 @@ public sealed record CheckFirewall
 /// mailbox suspended while nft runs, so changes never overlap. On start, and whenever the table
 /// has vanished, the saved state is applied again.
 /// </summary>
-public sealed class FirewallActor : ReceiveActor, IWithTimers
+public sealed class FirewallActor : UntypedActor, IWithTimers
 {
     public const string KickoffFirewallFailed = "Failed to update firewall";
 
@@ -61,23 +61,37 @@ public sealed class FirewallActor : ReceiveActor, IWithTimers
             _log.Error(ex, "Cannot read {0}; starting with no authorised clients", store.FilePath);
         }
 
-        ReceiveAsync<AuthRequest>(r => Change(PortalDecisions.Auth(_state, r, Now), r.Type));
-        ReceiveAsync<TmpPassRequest>(r => Change(PortalDecisions.TmpPass(_state, r, Now), r.Type));
-        ReceiveAsync<ReportReply>(r => Change(PortalDecisions.ReportReply(_state, r), r.Type));
-        ReceiveAsync<KickoffRequest>(async r =>
+    }
+
+    protected override void OnReceive(object message)
+    {
+        // Each change runs to its end (nft, the state file, the answer) before the next message is taken.
+        var sender = Sender;
+        switch (message)
         {
-            var d = PortalDecisions.Kickoff(_state, _deviceId, r);
-            var ok = await Change(d with { Reply = null }, r.Type);
-            var reply = ok ? d.Reply : new KickoffError { ReqId = r.ReqId, Error = KickoffFirewallFailed, ClientIp = r.ClientIp, ClientMac = r.ClientMac };
-            if (reply is not null) Sender.Tell(new SendToController(reply));
-        });
-        ReceiveAsync<ForgetClients>(async r =>
-        {
-            await Change(PortalDecisions.Restart(_state), r.Why);
-            Sender.Tell(ClientsForgotten.Instance);
-        });
-        ReceiveAsync<CheckFirewall>(_ => Check());
-        Receive<GetPortalState>(_ => Sender.Tell(_state));
+            case AuthRequest r: RunTask(() => Change(PortalDecisions.Auth(_state, r, Now), r.Type)); break;
+            case TmpPassRequest r: RunTask(() => Change(PortalDecisions.TmpPass(_state, r, Now), r.Type)); break;
+            case ReportReply r: RunTask(() => Change(PortalDecisions.ReportReply(_state, r), r.Type)); break;
+            case KickoffRequest r:
+                RunTask(async () =>
+                {
+                    var d = PortalDecisions.Kickoff(_state, _deviceId, r);
+                    var ok = await Change(d with { Reply = null }, r.Type);
+                    var reply = ok ? d.Reply : new KickoffError { ReqId = r.ReqId, Error = KickoffFirewallFailed, ClientIp = r.ClientIp, ClientMac = r.ClientMac };
+                    if (reply is not null) sender.Tell(new SendToController(reply));
+                });
+                break;
+            case ForgetClients r:
+                RunTask(async () =>
+                {
+                    await Change(PortalDecisions.Restart(_state), r.Why);
+                    sender.Tell(ClientsForgotten.Instance);
+                });
+                break;
+            case CheckFirewall: RunTask(Check); break;
+            case GetPortalState: sender.Tell(_state); break;
+            default: Unhandled(message); break;
+        }
     }
 
     private DateTimeOffset Now => _time.GetUtcNow();
@@ -137,5 +151,5 @@ public sealed class FirewallActor : ReceiveActor, IWithTimers
 
     public static Props Props(string deviceId, IReadOnlyList<(string GwId, string Interface, int AuthMode)> gateways,
         IFirewallBackend backend, StateStore store, TimeProvider time, TimeSpan checkInterval) =>
-        Akka.Actor.Props.Create(() => new FirewallActor(deviceId, gateways, backend, store, time, checkInterval));
+        Actors.Of(() => new FirewallActor(deviceId, gateways, backend, store, time, checkInterval));
 }

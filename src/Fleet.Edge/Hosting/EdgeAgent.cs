@@ -42,8 +42,9 @@ public sealed class EdgeAgent : IAsyncDisposable
     }
 
     /// <param name="config">A config <see cref="ConfigLoader"/> accepted.</param>
-    // Akka creates the scheduler from its name in agent.conf: trimming must keep its constructor.
+    // Akka creates the scheduler and the serializer from their names in agent.conf: trimming must keep their constructors.
     [DynamicDependency(DynamicallyAccessedMemberTypes.PublicConstructors, typeof(TimerScheduler))]
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicConstructors, typeof(LocalOnlySerializer))]
     public static EdgeAgent Start(EdgeConfig config, EdgeOverrides? overrides = null)
     {
         overrides ??= new EdgeOverrides();

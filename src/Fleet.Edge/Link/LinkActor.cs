@@ -16,7 +16,7 @@ public sealed record DeviceIdentity(string DeviceId, DeviceInfo? DeviceInfo, IRe
 /// Answers come back as <see cref="SendToController"/>. Frames that cannot be decoded are logged and, when
 /// the request can be told from them, answered with the error the firmware would give.
 /// </summary>
-public sealed class LinkActor : ReceiveActor, IWithTimers
+public sealed class LinkActor : UntypedActor, IWithTimers
 {
     /// <summary>Frames are small JSON; anything larger is garbage or an attack, not a request.</summary>
     public const int MaxFrameBytes = 64 * 1024;
@@ -53,7 +53,6 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
         _timings = timings;
         _firewall = firewall;
         _router = router;
-        Disconnected();
     }
 
     protected override void PreStart()
@@ -64,35 +63,50 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
 
     protected override void PostStop() => CloseSocket();
 
-    private void HandledInEveryState()
+    protected override void OnReceive(object message) => Disconnected(message);
+
+    /// <returns>Whether the message was one every state handles the same way.</returns>
+    private bool HandledInEveryState(object message)
     {
-        Receive<AuthModesChanged>(m => _authModes = m.AuthModes);
-        // Late events of a socket already given up.
-        Receive<FrameReceived>(m => m.Generation != _generation, _ => { });
-        Receive<Dropped>(m => m.Generation != _generation, _ => { });
-        Receive<Opened>(m => m.Generation != _generation, m => m.Socket.Dispose());
-        Receive<ConnectFailed>(m => m.Generation != _generation, _ => { });
+        switch (message)
+        {
+            case AuthModesChanged m: _authModes = m.AuthModes; return true;
+            // Late events of a socket already given up.
+            case FrameReceived m when m.Generation != _generation: return true;
+            case Dropped m when m.Generation != _generation: return true;
+            case Opened m when m.Generation != _generation: m.Socket.Dispose(); return true;
+            case ConnectFailed m when m.Generation != _generation: return true;
+            default: return false;
+        }
     }
 
-    private void Disconnected()
+    private void Disconnected(object message)
     {
-        HandledInEveryState();
-        Receive<ConnectNow>(_ => Connect());
-        Receive<Opened>(m => OnOpened(m.Socket));
-        Receive<ConnectFailed>(m => Retry(DropReason.Error, m.Error.GetBaseException().Message));
-        // The answer to a request can outlive the socket it came on; the controller times it out.
-        Receive<SendToController>(m => _log.Warning("Not connected; dropping {0}", m.Frame.Type));
-        Receive<SendHeartbeat>(_ => { });
+        if (HandledInEveryState(message)) return;
+        switch (message)
+        {
+            case ConnectNow: Connect(); break;
+            case Opened m: OnOpened(m.Socket); break;
+            case ConnectFailed m: Retry(DropReason.Error, m.Error.GetBaseException().Message); break;
+            // The answer to a request can outlive the socket it came on; the controller times it out.
+            case SendToController m: _log.Warning("Not connected; dropping {0}", m.Frame.Type); break;
+            case SendHeartbeat: break;
+            default: Unhandled(message); break;
+        }
     }
 
-    private void Connected()
+    private void Connected(object message)
     {
-        HandledInEveryState();
-        ReceiveAsync<SendToController>(m => Send(m.Frame));
-        ReceiveAsync<SendHeartbeat>(_ => Send(Report<HeartbeatMessage>()));
-        Receive<FrameReceived>(m => Dispatch(m.Data));
-        Receive<Dropped>(m => Retry(m.Reason, m.Detail));
-        Receive<ConnectNow>(_ => { });
+        if (HandledInEveryState(message)) return;
+        switch (message)
+        {
+            case SendToController m: RunTask(() => Send(m.Frame)); break;
+            case SendHeartbeat: RunTask(() => Send(Report<HeartbeatMessage>())); break;
+            case FrameReceived m: Dispatch(m.Data); break;
+            case Dropped m: Retry(m.Reason, m.Detail); break;
+            case ConnectNow: break;
+            default: Unhandled(message); break;
+        }
     }
 
     private void Connect()
@@ -232,5 +246,5 @@ public sealed class LinkActor : ReceiveActor, IWithTimers
     }
 
     public static Props Props(Uri url, DeviceIdentity identity, LinkTimings timings, IActorRef firewall, IActorRef router) =>
-        Akka.Actor.Props.Create(() => new LinkActor(url, identity, timings, firewall, router));
+        Actors.Of(() => new LinkActor(url, identity, timings, firewall, router));
 }

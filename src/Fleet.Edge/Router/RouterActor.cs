@@ -20,7 +20,7 @@ public sealed record RouterOptions(
 /// reboot_device and get_sys_info. Executables are started with argument lists only; a URL reaches
 /// sysupgrade only after <see cref="FieldRules.IsFirmwareUrl"/> accepted it.
 /// </summary>
-public sealed class RouterActor : ReceiveActor
+public sealed class RouterActor : UntypedActor
 {
     public const string FirmwareInfoFailed = "Failed to execute command";
     public const string SysupgradeFailed = "Failed to execute sysupgrade command";
@@ -38,21 +38,31 @@ public sealed class RouterActor : ReceiveActor
     {
         _options = options;
         _firewall = firewall;
-        Receive<SimpleRequest>(r => r.Type == RequestKinds.GetFirmwareInfo.Type, r => Reply(FirmwareInfo(r.ReqId)));
-        Receive<SimpleRequest>(r => r.Type == RequestKinds.GetSysInfo.Type, r => Reply(SysInfo(r.ReqId)));
-        ReceiveAsync<SimpleRequest>(r => r.Type == RequestKinds.RebootDevice.Type, async r =>
-        {
-            _log.Warning("Reboot requested by the controller");
-            // Before the reboot: once it runs, the agent may not get to save anything.
-            await Forget("reboot");
-            // Success has no answer: the router goes down (EXTENSIONS.md).
-            if (!await Launch([_options.RebootCommand], []))
-                Reply(FirmwareAnswers.Error(RequestKinds.RebootDevice, r.ReqId, RebootFailed));
-        });
-        ReceiveAsync<FirmwareUpgradeRequest>(async r => Reply(await Upgrade(r)));
     }
 
-    private void Reply(IDeviceFrame m) => Sender.Tell(new SendToController(m));
+    protected override void OnReceive(object message)
+    {
+        var sender = Sender;
+        void Reply(IDeviceFrame m) => sender.Tell(new SendToController(m));
+        switch (message)
+        {
+            case SimpleRequest r when r.Type == RequestKinds.GetFirmwareInfo.Type: Reply(FirmwareInfo(r.ReqId)); break;
+            case SimpleRequest r when r.Type == RequestKinds.GetSysInfo.Type: Reply(SysInfo(r.ReqId)); break;
+            case SimpleRequest r when r.Type == RequestKinds.RebootDevice.Type:
+                RunTask(async () =>
+                {
+                    _log.Warning("Reboot requested by the controller");
+                    // Before the reboot: once it runs, the agent may not get to save anything.
+                    await Forget("reboot");
+                    // Success has no answer: the router goes down (EXTENSIONS.md).
+                    if (!await Launch([_options.RebootCommand], []))
+                        Reply(FirmwareAnswers.Error(RequestKinds.RebootDevice, r.ReqId, RebootFailed));
+                });
+                break;
+            case FirmwareUpgradeRequest r: RunTask(async () => Reply(await Upgrade(r))); break;
+            default: Unhandled(message); break;
+        }
+    }
 
     private IDeviceFrame FirmwareInfo(ReqId? reqId) =>
         RouterInfo.ReadRelease(_options.ReleaseFile) is { } data
@@ -132,5 +142,5 @@ public sealed class RouterActor : ReceiveActor
         }
     }
 
-    public static Props Props(RouterOptions options, IActorRef? firewall = null) => Akka.Actor.Props.Create(() => new RouterActor(options, firewall));
+    public static Props Props(RouterOptions options, IActorRef? firewall = null) => Actors.Of(() => new RouterActor(options, firewall));
 }
