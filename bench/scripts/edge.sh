@@ -32,7 +32,7 @@ if [[ "$FIREWALL" == nftables ]]; then
   ip -n "$NS" link set lo up
   in_ns=(ip netns exec "$NS")
 fi
-edge_cleanup() { cleanup; [[ ${#in_ns[@]} -gt 0 ]] && ip netns del "$NS" 2>/dev/null; rm -rf "$WORK"; }
+edge_cleanup() { cleanup; [[ ${#in_ns[@]} -gt 0 ]] && ip netns del "$NS" 2>/dev/null; [[ "${KEEP:-0}" == 1 ]] && log "logs kept in $WORK" || rm -rf "$WORK"; }
 trap edge_cleanup EXIT
 
 # context switches of each of the agent's threads, one "tid count" line each (each switch is a thread waking up)
