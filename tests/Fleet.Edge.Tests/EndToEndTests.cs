@@ -12,73 +12,15 @@ namespace Fleet.Edge.Tests;
 /// Fleet.Edge against a real Fleet.Server node (a child process on a loopback port, SQLite in a
 /// temp directory), enforcing with nftables in a network namespace.
 /// </summary>
-public sealed class EndToEndTests : IAsyncLifetime
+public sealed class EndToEndTests(FleetServerNode node) : IClassFixture<FleetServerNode>, IDisposable
 {
     private readonly Workspace _ws = new();
-    private readonly StringBuilder _serverLog = new();
-    private Process? _server;
-    private HttpClient _http = null!;
-    private int _port;
 
-    public async ValueTask InitializeAsync()
-    {
-        var config = typeof(EndToEndTests).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Debug";
-        var dll = Path.Combine(ConfigTests.RepoRoot(), "src", "Fleet.Server", "bin", config, "net10.0", "Fleet.Server.dll");
-        if (!File.Exists(dll)) throw new InvalidOperationException($"{dll} is missing: the test project's ProjectReference should have built it");
-        // Run a private copy: a rebuild of Fleet.Server during the test must not change the running node's files.
-        var copy = Path.Combine(_ws.Dir, "server");
-        foreach (var f in Directory.EnumerateFiles(Path.GetDirectoryName(dll)!, "*", SearchOption.AllDirectories))
-        {
-            var target = Path.Combine(copy, Path.GetRelativePath(Path.GetDirectoryName(dll)!, f));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(f, target);
-        }
-        dll = Path.Combine(copy, "Fleet.Server.dll");
-        _port = LinkTests.FreePort();
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true,
-            WorkingDirectory = _ws.Dir,
-        };
-        foreach (var a in new[] { dll, "--urls", $"http://127.0.0.1:{_port}" }) psi.ArgumentList.Add(a);
-        psi.Environment["Fleet__Persistence__ConnectionString"] = $"Data Source={Path.Combine(_ws.Dir, "fleet.db")}";
-        psi.Environment["Fleet__Cluster__Port"] = "0";
-        foreach (var (name, value) in TestKeys.Environment()) psi.Environment[name] = value;
-        _server = Process.Start(psi)!;
-        _server.OutputDataReceived += (_, e) => { lock (_serverLog) _serverLog.AppendLine(e.Data); };
-        _server.ErrorDataReceived += (_, e) => { lock (_serverLog) _serverLog.AppendLine(e.Data); };
-        _server.BeginOutputReadLine();
-        _server.BeginErrorReadLine();
-        _http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_port}"), Timeout = TimeSpan.FromSeconds(20) }.Authorize();
-        try
-        {
-            await Eventually.True(async () =>
-            {
-                if (_server.HasExited) throw new InvalidOperationException($"Fleet.Server exited with {_server.ExitCode}:\n{Log()}");
-                try { return (await _http.GetAsync("/readyz", TestContext.Current.CancellationToken)).StatusCode == HttpStatusCode.OK; }
-                catch (HttpRequestException) { return false; }
-            }, "Fleet.Server /readyz answers 200", TimeSpan.FromSeconds(60));
-        }
-        catch (TimeoutException ex) { throw new TimeoutException(ex.Message + "\n" + Log(), ex); }
-    }
-
-    private string Log() { lock (_serverLog) return _serverLog.ToString(); }
-
-    public async ValueTask DisposeAsync()
-    {
-        _http.Dispose();
-        if (_server is { HasExited: false })
-        {
-            _server.Kill(entireProcessTree: true);
-            await _server.WaitForExitAsync();
-        }
-        _server?.Dispose();
-        _ws.Dispose();
-    }
+    public void Dispose() => _ws.Dispose();
 
     private async Task<JsonElement> Command(string deviceId, string body)
     {
-        var response = await _http.PostAsync($"/api/v1/devices/{deviceId}/commands?wait=5",
+        var response = await node.Http.PostAsync($"/api/v1/devices/{deviceId}/commands?wait=5",
             new StringContent(body, Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken);
         var text = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
         Assert.True(response.StatusCode == HttpStatusCode.OK, $"{response.StatusCode}: {text}");
@@ -89,9 +31,9 @@ public sealed class EndToEndTests : IAsyncLifetime
     public async Task An_operators_kickoff_through_the_admin_api_removes_the_mac_from_the_nft_set_and_succeeds()
     {
         try { await KickoffScenario(); }
-        catch (Exception ex) when (ex is not Xunit.Sdk.XunitException || _server!.HasExited)
+        catch (Exception ex) when (ex is not Xunit.Sdk.XunitException || node.HasExited)
         {
-            throw new InvalidOperationException($"{ex.Message}\n--- Fleet.Server (exited: {_server!.HasExited}) ---\n{Log()}", ex);
+            throw new InvalidOperationException($"{ex.Message}\n--- Fleet.Server (exited: {node.HasExited}) ---\n{node.Log()}", ex);
         }
     }
 
@@ -99,13 +41,13 @@ public sealed class EndToEndTests : IAsyncLifetime
     {
         await using var ns = await NetNs.CreateAsync("e");
         var deviceId = "edge-e2e-" + Guid.NewGuid().ToString("N")[..6];
-        var config = _ws.Config(new Uri($"ws://127.0.0.1:{_port}/ws/wifidogx"), deviceId);
+        var config = _ws.Config(new Uri($"ws://127.0.0.1:{node.Port}/ws/wifidogx"), deviceId);
         config.Firewall.Backend = "nftables";
         await using var agent = EdgeAgent.Start(config, new EdgeOverrides { NftPrefix = ns.Prefix, Timings = LinkTests.Fast });
 
         await Eventually.True(async () =>
         {
-            var r = await _http.GetAsync($"/api/v1/devices/{deviceId}", TestContext.Current.CancellationToken);
+            var r = await node.Http.GetAsync($"/api/v1/devices/{deviceId}", TestContext.Current.CancellationToken);
             return r.IsSuccessStatusCode && (await r.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken)).GetProperty("online").GetBoolean();
         }, "the device online at the controller", TimeSpan.FromSeconds(30));
 
