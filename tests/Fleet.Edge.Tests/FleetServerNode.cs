@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Net;
 using System.Reflection;
 using System.Text;
+using System.Net.Http.Json;
+using System.Text.Json;
 
 namespace Fleet.Edge.Tests;
 
@@ -57,6 +59,47 @@ public sealed class FleetServerNode : IAsyncLifetime
     }
 
     public bool HasExited => _server?.HasExited ?? true;
+
+    /// <summary>An admin API command to a device, waiting up to 5 s for its result.</summary>
+    public async Task<JsonElement> Command(string deviceId, string body)
+    {
+        var response = await Http.PostAsync($"/api/v1/devices/{deviceId}/commands?wait=5",
+            new StringContent(body, Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken);
+        var text = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"{response.StatusCode}: {text}");
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    /// <summary>
+    /// An operator's auth, kickoff, second kickoff and get_firmware_info through this node reach an agent (in-process or
+    /// a published binary) whose firewall is nft in <paramref name="ns"/>. <paramref name="agentExited"/> ends the
+    /// wait early when the agent is a process that died.
+    /// </summary>
+    public async Task KickoffScenario(string deviceId, NetNs ns, Func<bool>? agentExited = null)
+    {
+        await Eventually.True(async () =>
+        {
+            if (agentExited?.Invoke() == true) throw new InvalidOperationException("the agent exited");
+            var r = await Http.GetAsync($"/api/v1/devices/{deviceId}", TestContext.Current.CancellationToken);
+            return r.IsSuccessStatusCode && (await r.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken)).GetProperty("online").GetBoolean();
+        }, "the device online at the controller", TimeSpan.FromSeconds(30));
+
+        var auth = await Command(deviceId, """{"type":"auth","token":"tok","client_ip":"10.231.1.10","client_mac":"aa:bb:cc:dd:ee:01","gw_id":"gw-1","once_auth":false}""");
+        Assert.Equal("delivered", auth.GetProperty("status").GetString());
+        await Eventually.True(async () => (await NftablesTests.ElementsIn(ns)).Contains(("aa:bb:cc:dd:ee:01", null)), "the MAC in the nft set after auth");
+
+        var kick = await Command(deviceId, """{"type":"kickoff","client_ip":"10.231.1.10","client_mac":"aa:bb:cc:dd:ee:01","gw_id":"gw-1"}""");
+        Assert.Equal("succeeded", kick.GetProperty("status").GetString());
+        Assert.Equal("kickoff_response", kick.GetProperty("response").GetProperty("type").GetString());
+        Assert.DoesNotContain(await NftablesTests.ElementsIn(ns), e => e.Mac == "aa:bb:cc:dd:ee:01");
+
+        var again = await Command(deviceId, """{"type":"kickoff","client_ip":"10.231.1.10","client_mac":"aa:bb:cc:dd:ee:01","gw_id":"gw-1"}""");
+        Assert.Equal(("failed", "Client not found"), (again.GetProperty("status").GetString(), again.GetProperty("error").GetString()));
+
+        var info = await Command(deviceId, """{"type":"get_firmware_info"}""");
+        Assert.Equal("succeeded", info.GetProperty("status").GetString());
+        Assert.Equal("ChaWrt", info.GetProperty("response").GetProperty("data").GetProperty("DISTRIB_ID").GetString());
+    }
 
     public string Log() { lock (_log) return _log.ToString(); }
 

@@ -420,15 +420,6 @@ public sealed class PublishedAgentEndToEndTests(FleetServerNode node) : IClassFi
 
     public void Dispose() => _ws.Dispose();
 
-    private async Task<JsonElement> Command(string deviceId, string body)
-    {
-        var response = await node.Http.PostAsync($"/api/v1/devices/{deviceId}/commands?wait=5",
-            new StringContent(body, Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken);
-        var text = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
-        Assert.True(response.StatusCode == HttpStatusCode.OK, $"{response.StatusCode}: {text}");
-        return JsonDocument.Parse(text).RootElement.Clone();
-    }
-
     [Theory]
     [InlineData(PublishedBuild.Trimmed)]
     [InlineData(PublishedBuild.Aot)]
@@ -445,28 +436,7 @@ public sealed class PublishedAgentEndToEndTests(FleetServerNode node) : IClassFi
         await using var agent = await PublishedAgent.StartAsync(target, _ws, config, ns);
         try
         {
-            await Eventually.True(async () =>
-            {
-                if (agent.HasExited) throw new InvalidOperationException($"{target} exited with {agent.ExitCode}");
-                var r = await node.Http.GetAsync($"/api/v1/devices/{deviceId}", TestContext.Current.CancellationToken);
-                return r.IsSuccessStatusCode && (await r.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken)).GetProperty("online").GetBoolean();
-            }, "the device online at the controller", TimeSpan.FromSeconds(30));
-
-            var auth = await Command(deviceId, """{"type":"auth","token":"tok","client_ip":"10.231.1.10","client_mac":"aa:bb:cc:dd:ee:01","gw_id":"gw-1","once_auth":false}""");
-            Assert.Equal("delivered", auth.GetProperty("status").GetString());
-            await Eventually.True(async () => (await NftablesTests.ElementsIn(ns)).Contains(("aa:bb:cc:dd:ee:01", null)), "the MAC in the nft set after auth");
-
-            var kick = await Command(deviceId, """{"type":"kickoff","client_ip":"10.231.1.10","client_mac":"aa:bb:cc:dd:ee:01","gw_id":"gw-1"}""");
-            Assert.Equal("succeeded", kick.GetProperty("status").GetString());
-            Assert.Equal("kickoff_response", kick.GetProperty("response").GetProperty("type").GetString());
-            Assert.DoesNotContain(await NftablesTests.ElementsIn(ns), e => e.Mac == "aa:bb:cc:dd:ee:01");
-
-            var again = await Command(deviceId, """{"type":"kickoff","client_ip":"10.231.1.10","client_mac":"aa:bb:cc:dd:ee:01","gw_id":"gw-1"}""");
-            Assert.Equal(("failed", "Client not found"), (again.GetProperty("status").GetString(), again.GetProperty("error").GetString()));
-
-            var info = await Command(deviceId, """{"type":"get_firmware_info"}""");
-            Assert.Equal("succeeded", info.GetProperty("status").GetString());
-            Assert.Equal("ChaWrt", info.GetProperty("response").GetProperty("data").GetProperty("DISTRIB_ID").GetString());
+            await node.KickoffScenario(deviceId, ns, () => agent.HasExited);
         }
         catch (Exception ex)
         {
