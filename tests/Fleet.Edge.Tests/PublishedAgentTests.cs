@@ -94,6 +94,15 @@ public sealed class PublishedAgentTests : IAsyncLifetime
     private Task MacInTheSet(string what) =>
         Eventually.True(async () => (await Elements()).Contains((Mac, null)), what);
 
+    /// <summary>An auth from the controller: the MAC in the nft set, then the client in clients.json.</summary>
+    private async Task AuthoriseAndSave(Started s)
+    {
+        await s.Device.SendAsync(Auth());
+        await MacInTheSet("the MAC in allow_0 after auth");
+        var saved = Path.Combine(_ws.StateDir, "clients.json");
+        await Eventually.True(() => File.Exists(saved) && File.ReadAllText(saved).Contains(Mac, StringComparison.Ordinal), "the client saved in clients.json");
+    }
+
     [Theory]
     [InlineData(PublishedBuild.Trimmed)]
     [InlineData(PublishedBuild.Aot)]
@@ -137,10 +146,7 @@ public sealed class PublishedAgentTests : IAsyncLifetime
     public Task Auth_adds_the_mac_to_the_gateways_nft_set_and_kickoff_removes_it_answering_kickoff_response(string target) => Run(async () =>
     {
         var s = await Start(target);
-        await s.Device.SendAsync(Auth());
-        await MacInTheSet("the MAC in allow_0 after auth");
-        var saved = Path.Combine(_ws.StateDir, "clients.json");
-        await Eventually.True(() => File.Exists(saved) && File.ReadAllText(saved).Contains(Mac, StringComparison.Ordinal), "the client saved in clients.json");
+        await AuthoriseAndSave(s);
 
         await s.Device.SendAsync($$"""{"type":"kickoff","req_id":9,"client_ip":"10.231.1.10","client_mac":"{{Mac}}","device_id":"router-1","gw_id":"gw-1"}""");
         var r = await s.Device.ExpectAsync("kickoff_response");
@@ -291,10 +297,7 @@ public sealed class PublishedAgentTests : IAsyncLifetime
     public Task Clients_survive_sigterm_and_a_flushed_ruleset_and_are_back_in_nft_after_a_restart(string target) => Run(async () =>
     {
         var s = await Start(target);
-        await s.Device.SendAsync(Auth());
-        await MacInTheSet("the MAC in allow_0 after auth");
-        var saved = Path.Combine(_ws.StateDir, "clients.json");
-        await Eventually.True(() => File.Exists(saved) && File.ReadAllText(saved).Contains(Mac, StringComparison.Ordinal), "the client saved in clients.json");
+        await AuthoriseAndSave(s);
 
         Assert.Equal(0, await s.Agent.TerminateAsync());
         // Fail closed: the table stays after a stop.
